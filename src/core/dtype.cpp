@@ -1,0 +1,73 @@
+#include "core/dtype.h"
+
+namespace nb {
+
+namespace {
+struct DTypeInfo {
+    DType type;
+    const char* name;
+    size_t size;
+};
+constexpr DTypeInfo kDTypes[] = {
+    {DType::f32, "F32", 4}, {DType::f16, "F16", 2}, {DType::bf16, "BF16", 2}, {DType::f64, "F64", 8},
+    {DType::i64, "I64", 8}, {DType::i32, "I32", 4}, {DType::i16, "I16", 2},   {DType::i8, "I8", 1},
+    {DType::u8, "U8", 1},   {DType::boolean, "BOOL", 1},
+};
+}  // namespace
+
+size_t dtype_size(DType t) {
+    for (const auto& d : kDTypes)
+        if (d.type == t) return d.size;
+    return 0;
+}
+
+const char* dtype_name(DType t) {
+    for (const auto& d : kDTypes)
+        if (d.type == t) return d.name;
+    return "?";
+}
+
+std::optional<DType> dtype_from_name(std::string_view s) {
+    for (const auto& d : kDTypes)
+        if (s == d.name) return d.type;
+    return std::nullopt;
+}
+
+template <class T>
+static void convert_int(const void* src, float* dst, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        T v;
+        std::memcpy(&v, static_cast<const char*>(src) + i * sizeof(T), sizeof(T));
+        dst[i] = float(v);
+    }
+}
+
+void convert_to_f32(DType t, const void* src, float* dst, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(src);
+    switch (t) {
+        case DType::f32: std::memcpy(dst, src, n * 4); break;
+        case DType::f16:
+            for (size_t i = 0; i < n; ++i) {
+                uint16_t h;
+                std::memcpy(&h, b + 2 * i, 2);
+                dst[i] = f16_to_f32(h);
+            }
+            break;
+        case DType::bf16:
+            for (size_t i = 0; i < n; ++i) {
+                uint16_t h;
+                std::memcpy(&h, b + 2 * i, 2);
+                dst[i] = bf16_to_f32(h);
+            }
+            break;
+        case DType::f64: convert_int<double>(src, dst, n); break;
+        case DType::i64: convert_int<int64_t>(src, dst, n); break;
+        case DType::i32: convert_int<int32_t>(src, dst, n); break;
+        case DType::i16: convert_int<int16_t>(src, dst, n); break;
+        case DType::i8: convert_int<int8_t>(src, dst, n); break;
+        case DType::u8:
+        case DType::boolean: convert_int<uint8_t>(src, dst, n); break;
+    }
+}
+
+}  // namespace nb

@@ -1,0 +1,75 @@
+#include "core/tensor.h"
+
+#include <cstring>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace nb {
+
+int64_t shape_numel(const Shape& s) {
+    int64_t n = 1;
+    for (auto d : s) n *= d;
+    return n;
+}
+
+std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+static std::shared_ptr<float[]> alloc_floats(int64_t n) {
+    // 64-byte alignment for AVX-512 loads.
+    void* p = ::operator new[](size_t(std::max<int64_t>(n, 1)) * sizeof(float), std::align_val_t(64));
+    return std::shared_ptr<float[]>(static_cast<float*>(p),
+                                    [](float* q) { ::operator delete[](q, std::align_val_t(64)); });
+}
+
+Tensor Tensor::empty(Shape shape) {
+    Tensor t;
+    t.numel_ = shape_numel(shape);
+    t.shape_ = std::move(shape);
+    t.storage_ = alloc_floats(t.numel_);
+    return t;
+}
+
+Tensor::Tensor(Shape shape) : Tensor(empty(std::move(shape))) {
+    std::memset(data(), 0, size_t(numel_) * sizeof(float));
+}
+
+Tensor Tensor::from(Shape shape, std::span<const float> values) {
+    Tensor t = empty(std::move(shape));
+    if (int64_t(values.size()) != t.numel_)
+        throw std::logic_error("Tensor::from: value count does not match shape");
+    std::memcpy(t.data(), values.data(), values.size() * sizeof(float));
+    return t;
+}
+
+Tensor Tensor::full(Shape shape, float v) {
+    Tensor t = empty(std::move(shape));
+    for (auto& x : t.span()) x = v;
+    return t;
+}
+
+Tensor Tensor::reshape(Shape s) const {
+    if (shape_numel(s) != numel_)
+        throw std::logic_error(fmt::format("reshape {} -> {}: element count differs", shape_str(shape_), shape_str(s)));
+    Tensor t = *this;
+    t.shape_ = std::move(s);
+    return t;
+}
+
+Tensor Tensor::slice0(int64_t i0, int64_t i1) const {
+    int64_t inner = shape_.empty() || shape_[0] == 0 ? 0 : numel_ / shape_[0];
+    Tensor t = *this;
+    t.offset_ = offset_ + i0 * inner;
+    t.shape_[0] = i1 - i0;
+    t.numel_ = (i1 - i0) * inner;
+    return t;
+}
+
+Tensor Tensor::clone() const {
+    Tensor t = empty(shape_);
+    std::memcpy(t.data(), data(), size_t(numel_) * sizeof(float));
+    return t;
+}
+
+}  // namespace nb

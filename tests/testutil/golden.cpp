@@ -1,0 +1,65 @@
+#include "testutil/golden.h"
+
+#include <cmath>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+
+namespace nb::test {
+
+std::string shared_path(const std::string& rel) { return std::string(NB_SHARED_DIR) + "/" + rel; }
+std::string data_path(const std::string& rel) { return std::string(NB_TEST_DATA_DIR) + "/" + rel; }
+
+const SafeTensors& golden(const std::string& rel) {
+    static std::map<std::string, std::unique_ptr<SafeTensors>> cache;
+    auto& slot = cache[rel];
+    if (!slot) {
+        auto st = SafeTensors::open(shared_path(rel));
+        if (!st) throw std::runtime_error("cannot open golden file: " + st.error().message);
+        slot = std::make_unique<SafeTensors>(std::move(*st));
+    }
+    return *slot;
+}
+
+Tensor golden_tensor(const std::string& rel, const std::string& name) {
+    auto t = golden(rel).load_f32(name);
+    if (!t) throw std::runtime_error(t.error().message);
+    return *t;
+}
+
+static ::testing::AssertionResult compare(const Tensor& got, const Tensor& ref, double rel, double abs) {
+    if (got.numel() != ref.numel())
+        return ::testing::AssertionFailure()
+               << "shape mismatch: got " << shape_str(got.shape()) << " ref " << shape_str(ref.shape());
+    double maxref = 0, maxdiff = 0;
+    int64_t at = 0;
+    bool nan = false;
+    for (int64_t i = 0; i < ref.numel(); ++i) {
+        double r = ref.data()[i], g = got.data()[i];
+        maxref = std::max(maxref, std::fabs(r));
+        double d = std::fabs(r - g);
+        if (std::isnan(g) != std::isnan(r)) nan = true;
+        if (d > maxdiff) maxdiff = d, at = i;
+    }
+    double bound = rel * maxref + abs;
+    if (!nan && maxdiff <= bound)
+        return ::testing::AssertionSuccess() << fmt::format("max|diff| {:.3g} (bound {:.3g})", maxdiff, bound);
+    std::string first;
+    for (int64_t i = 0; i < std::min<int64_t>(6, ref.numel()); ++i)
+        first += fmt::format(" ({:.6g} vs {:.6g})", got.data()[i], ref.data()[i]);
+    return ::testing::AssertionFailure() << fmt::format(
+               "max|diff| {:.4g} at index {} (got {:.7g}, ref {:.7g}) > bound {:.3g} (rel {} x max|ref| {:.4g} + abs "
+               "{}){}; first values:{}",
+               maxdiff, at, got.data()[at], ref.data()[at], bound, rel, maxref, abs, nan ? "; NaN mismatch" : "",
+               first);
+}
+
+::testing::AssertionResult close_rel(const Tensor& got, const Tensor& ref, double rel, double abs) {
+    return compare(got, ref, rel, abs);
+}
+::testing::AssertionResult close_abs(const Tensor& got, const Tensor& ref, double abs) {
+    return compare(got, ref, 0.0, abs);
+}
+
+}  // namespace nb::test

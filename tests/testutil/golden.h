@@ -1,0 +1,25 @@
+// Test helpers: golden data from ../shared and tolerance comparisons that explain failures.
+#pragma once
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "core/tensor.h"
+#include "io/safetensors.h"
+
+namespace nb::test {
+
+std::string shared_path(const std::string& rel);  // NB_SHARED_DIR + "/" + rel
+std::string data_path(const std::string& rel);    // tests/data/rel
+
+// Opens a golden .safetensors file; fails the test (fatal) when missing.
+const SafeTensors& golden(const std::string& rel);
+Tensor golden_tensor(const std::string& rel, const std::string& name);
+
+// max|a-b| <= rel * max|ref| + abs (scale-relative, as golden/README.md defines "rel").
+::testing::AssertionResult close_rel(const Tensor& got, const Tensor& ref, double rel, double abs = 0.0);
+// max|a-b| <= abs elementwise.
+::testing::AssertionResult close_abs(const Tensor& got, const Tensor& ref, double abs);
+
+}  // namespace nb::test
