@@ -1,12 +1,25 @@
 // nanobanana: one binary, subcommands (generate, upscale, edit, serve, info, bench, tokenize).
 #include <cstdio>
+#include <vector>
 
-#include <CLI/CLI.hpp>
+#include "commands.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"nanobanana: local Stable Diffusion image generation"};
     app.set_version_flag("--version", std::string("nanobanana ") + NB_VERSION);
     app.require_subcommand(1);
+    // One line per subcommand (see commands.h).
+    const nb::cli::CommandRegistrar registrars[] = {
+        nb::cli::register_tokenize,
+    };
+    std::vector<std::pair<CLI::App*, nb::cli::CommandRunner>> commands;
+    for (auto reg : registrars) {
+        size_t before = app.get_subcommands({}).size();
+        auto run = reg(app);
+        commands.emplace_back(app.get_subcommands({})[before], std::move(run));
+    }
     CLI11_PARSE(app, argc, argv);
-    return 0;
+    for (auto& [sub, run] : commands)
+        if (sub->parsed()) return run();
+    return 2;
 }
