@@ -1,0 +1,30 @@
+#include "backend/cpu/dnnl_context.h"
+
+#include <omp.h>
+
+#include "backend/ops.h"
+
+namespace nb::cpu {
+
+dnnl::engine& dnnl_engine() {
+    static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+    return eng;
+}
+
+dnnl::stream& dnnl_stream() {
+    static dnnl::stream s(dnnl_engine());
+    return s;
+}
+
+}  // namespace nb::cpu
+
+namespace nb::ops {
+
+void set_num_threads(int n) {
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads(n);  // oneDNN's OpenMP runtime follows the same setting
+}
+
+int num_threads() { return omp_get_max_threads(); }
+
+}  // namespace nb::ops

@@ -1,0 +1,47 @@
+// Tensor-level operators the models are written in. Fast CPU implementations (oneDNN for convolution and
+// matmul, own vectorised kernels for the rest); each has a scalar reference in ops/ref.h that the tests use
+// as the oracle. All tensors fp32, contiguous, NCHW / [batch, tokens, channels].
+#pragma once
+
+#include "core/tensor.h"
+
+namespace nb::ops {
+
+struct Pad2d {
+    int t = 0, l = 0, b = 0, r = 0;
+    static Pad2d same(int p) { return {p, p, p, p}; }
+};
+
+// x [N, C, H, W], w [O, C, KH, KW], b [O] or undefined -> [N, O, Ho, Wo].
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad);
+// x [..., K], w [N, K], b [N] or undefined -> [..., N].
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+// x [N, C, ...] -> same shape; optional fused SiLU.
+Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu = false);
+// x [..., D] -> same shape.
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
+// q [B, Tq, H*Dh], k, v [B, Tk, H*Dh] -> [B, Tq, H*Dh]. Never materialises all heads' score matrices.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal = false);
+// x [M..., 2F] -> [M..., F]: first half * gelu(second half).
+Tensor geglu(const Tensor& x);
+
+// In-place elementwise.
+void silu_(Tensor& x);
+void quick_gelu_(Tensor& x);  // x * sigmoid(1.702 x), CLIP
+void gelu_(Tensor& x);        // exact erf GELU
+void add_(Tensor& x, const Tensor& y);               // same shape
+void scale_(Tensor& x, float s);
+// x [N, C, H, W] += v[N, C] broadcast over H, W.
+void add_channel_bias_(Tensor& x, const Tensor& v);
+
+// Layout helpers.
+Tensor upsample_nearest2x(const Tensor& x);                   // [N, C, H, W] -> [N, C, 2H, 2W]
+Tensor concat_channels(const Tensor& a, const Tensor& b);     // [N, Ca, H, W] ++ [N, Cb, H, W]
+Tensor nchw_to_nhwc(const Tensor& x);                         // [N, C, H, W] -> [N, H*W, C]
+Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w);   // [N, H*W, C] -> [N, C, H, W]
+
+// Threads used by the kernels (OpenMP + oneDNN). 0 = all cores.
+void set_num_threads(int n);
+int num_threads();
+
+}  // namespace nb::ops

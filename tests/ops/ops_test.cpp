@@ -1,0 +1,139 @@
+// Every fast kernel against its scalar reference (ops/ref.h), on SD-like and odd shapes.
+#include <cmath>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "backend/cpu/vec_math.h"
+#include "backend/ops.h"
+#include "ops/ref.h"
+#include "testutil/golden.h"
+
+namespace nb {
+namespace {
+
+Tensor randn(Shape s, uint32_t seed, float scale = 1.f, float shift = 0.f) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> d(0.f, 1.f);
+    Tensor t = Tensor::empty(std::move(s));
+    for (auto& v : t.span()) v = d(g) * scale + shift;
+    return t;
+}
+
+struct ConvCase {
+    int64_t n, c, h, w, o, k;
+    int stride;
+    ops::Pad2d pad;
+};
+
+class ConvTest : public ::testing::TestWithParam<ConvCase> {};
+
+TEST_P(ConvTest, MatchesReference) {
+    const auto p = GetParam();
+    Tensor x = randn({p.n, p.c, p.h, p.w}, 1), w = randn({p.o, p.c, p.k, p.k}, 2, 0.1f), b = randn({p.o}, 3);
+    Tensor y = ops::conv2d(x, w, b, p.stride, p.pad);
+    ops::ref::Conv2dShape s{p.n, p.c, p.h, p.w, p.o, p.k, p.k, p.stride, p.pad.t, p.pad.l, p.pad.b, p.pad.r};
+    Tensor r = Tensor::empty({p.n, p.o, s.out_h(), s.out_w()});
+    ops::ref::conv2d(s, x.data(), w.data(), b.data(), r.data());
+    ASSERT_EQ(y.shape(), r.shape());
+    EXPECT_TRUE(test::close_rel(y, r, 1e-5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, ConvTest,
+                         ::testing::Values(ConvCase{2, 320, 16, 16, 320, 3, 1, ops::Pad2d::same(1)},  // SD level 0
+                                           ConvCase{1, 4, 64, 64, 320, 3, 1, ops::Pad2d::same(1)},    // conv_in
+                                           ConvCase{2, 640, 8, 8, 320, 1, 1, {}},                   // skip 1x1
+                                           ConvCase{1, 320, 16, 16, 320, 3, 2, ops::Pad2d::same(1)},  // downsample
+                                           ConvCase{1, 32, 15, 17, 16, 3, 2, {0, 0, 1, 1}},  // VAE asym. pad
+                                           ConvCase{3, 7, 9, 5, 5, 3, 1, ops::Pad2d::same(1)}));
+
+TEST(Ops, LinearMatchesReference) {
+    for (auto [m, n, k] : {std::tuple{154, 320, 768}, {77, 7, 13}, {1, 1280, 320}}) {
+        Tensor x = randn({m, k}, 4), w = randn({n, k}, 5, 0.05f), b = randn({n}, 6);
+        Tensor y = ops::linear(x, w, b);
+        Tensor r = Tensor::empty({m, n});
+        ops::ref::linear(x.data(), w.data(), b.data(), r.data(), m, n, k);
+        EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << m << "x" << n << "x" << k;
+    }
+}
+
+TEST(Ops, GroupNormMatchesReference) {
+    for (bool silu : {false, true})
+        for (auto [n, c, h, w] : {std::tuple{2, 320, 32, 32}, {1, 64, 7, 5}, {2, 96, 1, 1}}) {
+            Tensor x = randn({n, c, h, w}, 7, 3.f, 1.5f), g = randn({c}, 8, 0.1f, 1.f), b = randn({c}, 9, 0.1f);
+            Tensor y = ops::group_norm(x, 32, g, b, 1e-5f, silu);
+            Tensor r = Tensor::empty(x.shape());
+            ops::ref::group_norm(x.data(), g.data(), b.data(), r.data(), n, c, h * w, 32, 1e-5f, silu);
+            EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << c << " silu " << silu;
+        }
+}
+
+TEST(Ops, LayerNormMatchesReference) {
+    for (auto [m, d] : {std::pair{4096, 320}, {77, 768}, {3, 5}}) {
+        Tensor x = randn({m, d}, 10, 2.f, -1.f), g = randn({d}, 11, 0.1f, 1.f), b = randn({d}, 12, 0.1f);
+        Tensor y = ops::layer_norm(x, g, b, 1e-5f);
+        Tensor r = Tensor::empty(x.shape());
+        ops::ref::layer_norm(x.data(), g.data(), b.data(), r.data(), m, d, 1e-5f);
+        EXPECT_TRUE(test::close_rel(y, r, 1e-5));
+    }
+}
+
+struct AttnCase {
+    int64_t b, tq, tk, heads, dh;
+    bool causal;
+};
+
+class AttentionTest : public ::testing::TestWithParam<AttnCase> {};
+
+TEST_P(AttentionTest, MatchesReference) {
+    const auto p = GetParam();
+    Tensor q = randn({p.b, p.tq, p.heads * p.dh}, 13), k = randn({p.b, p.tk, p.heads * p.dh}, 14),
+           v = randn({p.b, p.tk, p.heads * p.dh}, 15);
+    Tensor o = ops::attention(q, k, v, int(p.heads), p.causal);
+    Tensor r = Tensor::empty(q.shape());
+    ops::ref::attention(q.data(), k.data(), v.data(), r.data(), p.b, p.tq, p.tk, p.heads, p.dh,
+                        1.f / std::sqrt(float(p.dh)), p.causal);
+    EXPECT_TRUE(test::close_rel(o, r, 1e-5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
+                         ::testing::Values(AttnCase{2, 1024, 1024, 8, 40, false},  // SD self-attn (256x256)
+                                           AttnCase{2, 1024, 77, 8, 40, false},    // cross-attn
+                                           AttnCase{2, 77, 77, 12, 64, true},      // CLIP causal
+                                           AttnCase{1, 130, 131, 3, 7, false},     // odd, > one query block
+                                           AttnCase{1, 5, 5, 1, 1, true}));
+
+TEST(Ops, GegluMatchesReference) {
+    Tensor x = randn({2, 77, 2 * 96}, 16, 2.f);
+    Tensor y = ops::geglu(x);
+    Tensor r = Tensor::empty({2, 77, 96});
+    ops::ref::geglu(x.data(), r.data(), 2 * 77, 96);
+    EXPECT_TRUE(test::close_rel(y, r, 1e-6));
+}
+
+TEST(Ops, FastExpAccuracyAndSpecialValues) {
+    double worst = 0;
+    for (float x = -87.f; x < 88.f; x += 0.0137f)
+        worst = std::max(worst, std::fabs(cpu::fast_exp(x) / std::exp(double(x)) - 1.0));
+    EXPECT_LT(worst, 5e-7);
+    EXPECT_EQ(cpu::fast_exp(0.f), 1.f);
+    EXPECT_GT(cpu::fast_exp(-1e30f), -1e-30f);  // clamps, no NaN
+    EXPECT_LT(cpu::fast_exp(-1e30f), 1e-37f);
+    EXPECT_TRUE(std::isfinite(cpu::fast_exp(1e30f)));
+    EXPECT_LT(cpu::fast_sigmoid(-1e30f), 1e-37f);  // exp clamps at e^88: tiny, not exactly 0
+    EXPECT_EQ(cpu::fast_sigmoid(1e30f), 1.f);
+}
+
+TEST(Ops, LayoutHelpersRoundTrip) {
+    Tensor x = randn({2, 5, 3, 4}, 17);
+    Tensor back = ops::nhwc_to_nchw(ops::nchw_to_nhwc(x), 3, 4);
+    EXPECT_TRUE(test::close_abs(back, x, 0));
+    Tensor up = ops::upsample_nearest2x(x);
+    EXPECT_EQ(up.data()[((1 * 5 + 2) * 6 + 5) * 8 + 7], x.data()[((1 * 5 + 2) * 3 + 2) * 4 + 3]);
+    Tensor cat = ops::concat_channels(x, up.slice0(0, 2).reshape({2, 20, 3, 4}));
+    EXPECT_EQ(cat.dim(1), 25);
+    EXPECT_EQ(cat.data()[(1 * 25 + 4) * 12 + 11], x.data()[(1 * 5 + 4) * 12 + 11]);
+}
+
+}  // namespace
+}  // namespace nb
