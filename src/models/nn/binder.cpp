@@ -1,0 +1,83 @@
+#include "models/nn/binder.h"
+
+namespace nb::nn {
+
+Binder::Binder(TensorLookup lookup, std::string prefix)
+    : lookup_(std::move(lookup)),
+      prefix_(std::move(prefix)),
+      error_(std::make_shared<std::optional<Error>>()),
+      used_(std::make_shared<std::set<std::string>>()) {}
+
+Binder Binder::scope(std::string_view name) const {
+    Binder b = *this;
+    b.prefix_ = prefix_ + std::string(name) + ".";
+    return b;
+}
+
+const TensorEntry* Binder::entry(std::string_view name) const { return lookup_(key(name)); }
+bool Binder::has(std::string_view name) const { return entry(name) != nullptr; }
+
+Tensor Binder::tensor(std::string_view name, const Shape& shape) {
+    if (!ok()) return {};
+    const std::string k = key(name);
+    const TensorEntry* e = lookup_(k);
+    if (!e) {
+        *error_ = Error{Errc::missing, fmt::format("missing tensor '{}' (expected shape {})", k, shape_str(shape))};
+        return {};
+    }
+    // A 1x1 conv [out, in, 1, 1] may be bound where a Linear [out, in] is expected (and vice versa for the
+    // 4-D request): SD 1.x stores proj_in/proj_out and VAE attention as 1x1 convs, SD 2.x as Linear.
+    auto squeeze = [](const Shape& s) { return s.size() == 4 && s[2] == 1 && s[3] == 1 ? Shape{s[0], s[1]} : s; };
+    if (e->shape != shape && squeeze(e->shape) != squeeze(shape)) {
+        *error_ = Error{Errc::shape, fmt::format("tensor '{}' has wrong shape: got {}, expected {}", k,
+                                                 shape_str(e->shape), shape_str(shape))};
+        return {};
+    }
+    auto t = entry_to_f32(*e);
+    if (!t) {
+        *error_ = t.error();
+        return {};
+    }
+    used_->insert(k);
+    return t->reshape(shape);
+}
+
+void Binder::linear(Linear& m, std::string_view name, int64_t in, int64_t out, bool bias) {
+    std::string n(name);
+    m.weight = tensor(n + ".weight", {out, in});
+    if (bias) m.bias = tensor(n + ".bias", {out});
+}
+
+void Binder::linear_or_1x1(Linear& m, std::string_view name, int64_t in, int64_t out) {
+    linear(m, name, in, out, true);  // tensor() accepts [out, in, 1, 1] for a 2-D request of equal size
+}
+
+void Binder::conv2d(Conv2d& m, std::string_view name, int64_t in, int64_t out, int k, int stride, int pad) {
+    std::string n(name);
+    m.weight = tensor(n + ".weight", {out, in, k, k});
+    m.bias = tensor(n + ".bias", {out});
+    m.stride = stride;
+    m.pad = ops::Pad2d::same(pad < 0 ? k / 2 : pad);
+}
+
+void Binder::group_norm(GroupNorm& m, std::string_view name, int64_t c, float eps, int groups) {
+    std::string n(name);
+    m.weight = tensor(n + ".weight", {c});
+    m.bias = tensor(n + ".bias", {c});
+    m.eps = eps;
+    m.groups = groups;
+}
+
+void Binder::layer_norm(LayerNorm& m, std::string_view name, int64_t d, float eps) {
+    std::string n(name);
+    m.weight = tensor(n + ".weight", {d});
+    m.bias = tensor(n + ".bias", {d});
+    m.eps = eps;
+}
+
+Result<void> Binder::status() const {
+    if (error_->has_value()) return std::unexpected(**error_);
+    return {};
+}
+
+}  // namespace nb::nn

@@ -1,0 +1,51 @@
+// Binds checkpoint tensors to model structs: one call per tensor, shape-checked, with a prefix stack so a
+// model's key table reads like the original module tree (STYLE.md #8). Errors name the key and both shapes;
+// the binder records which keys were used so callers can report unused tensors.
+#pragma once
+
+#include <functional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "models/nn/layers.h"
+
+namespace nb::nn {
+
+// Looks a tensor up by its full (LDM) name; nullptr when absent.
+using TensorLookup = std::function<const TensorEntry*(std::string_view)>;
+
+class Binder {
+public:
+    explicit Binder(TensorLookup lookup, std::string prefix = "");
+
+    // Nested scope: b.scope("input_blocks.1.0") appends "input_blocks.1.0." to the prefix.
+    Binder scope(std::string_view name) const;
+    bool has(std::string_view name) const;  // tensor "<prefix><name>" exists
+    const TensorEntry* entry(std::string_view name) const;
+    std::string key(std::string_view name) const { return prefix_ + std::string(name); }
+
+    // Loads "<prefix><name>" as fp32 with the exact expected shape. First error wins; later calls are no-ops.
+    Tensor tensor(std::string_view name, const Shape& shape);
+    void linear(Linear& m, std::string_view name, int64_t in, int64_t out, bool bias = true);
+    void conv2d(Conv2d& m, std::string_view name, int64_t in, int64_t out, int k, int stride = 1, int pad = -1);
+    // A [out, in] Linear stored either as Linear or as 1x1 conv [out, in, 1, 1] (both occur in SD files).
+    void linear_or_1x1(Linear& m, std::string_view name, int64_t in, int64_t out);
+    void group_norm(GroupNorm& m, std::string_view name, int64_t c, float eps, int groups = 32);
+    void layer_norm(LayerNorm& m, std::string_view name, int64_t d, float eps = 1e-5f);
+
+    bool ok() const { return !error_->has_value(); }
+    Result<void> status() const;
+    const std::set<std::string>& used() const { return *used_; }
+
+private:
+    TensorLookup lookup_;
+    std::string prefix_;
+    std::shared_ptr<std::optional<Error>> error_;
+    std::shared_ptr<std::set<std::string>> used_;
+};
+
+}  // namespace nb::nn
