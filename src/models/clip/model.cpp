@@ -1,0 +1,62 @@
+#include "models/clip/model.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace nb::clip {
+
+Tensor CLIPTextEncoder::embed(const std::vector<int>& ids, int64_t batch) const {
+    const int64_t t = cfg_.positions, d = cfg_.hidden;
+    Tensor x = Tensor::empty({batch, t, d});
+    for (int64_t i = 0; i < batch * t; ++i) {
+        // Out-of-range ids cannot come from our tokenizer; clamp defensively rather than read out of bounds.
+        const int64_t id = std::clamp<int64_t>(ids[size_t(i)], 0, cfg_.vocab - 1);
+        const float* te = token_embedding_.data() + id * d;
+        const float* pe = position_embedding_.data() + (i % t) * d;
+        float* o = x.data() + i * d;
+        for (int64_t c = 0; c < d; ++c) o[c] = te[c] + pe[c];
+    }
+    return x;
+}
+
+// x [B, T, D] -> [B, T, D]: x + attn(ln1 x) then + mlp(ln2 x), causal self-attention.
+Tensor CLIPTextEncoder::layer_forward(const EncoderLayer& l, const Tensor& x) const {
+    Tensor h = l.ln1.forward(x);
+    Tensor a = ops::attention(l.q.forward(h), l.k.forward(h), l.v.forward(h), int(cfg_.heads), /*causal=*/true);
+    Tensor y = l.out.forward(a);
+    ops::add_(y, x);
+    Tensor m = l.fc1.forward(l.ln2.forward(y));
+    if (cfg_.act == Activation::quick_gelu)
+        ops::quick_gelu_(m);
+    else
+        ops::gelu_(m);
+    Tensor out = l.fc2.forward(m);
+    ops::add_(out, y);
+    return out;
+}
+
+std::vector<Tensor> CLIPTextEncoder::hidden_states(const std::vector<int>& ids, int64_t batch, int n_layers) const {
+    std::vector<Tensor> hs{embed(ids, batch)};
+    for (int i = 0; i < n_layers; ++i) hs.push_back(layer_forward(layers_[size_t(i)], hs.back()));
+    return hs;
+}
+
+TextEncoderOutput CLIPTextEncoder::encode(const std::vector<int>& ids, int64_t batch, int clip_skip) const {
+    const int n_layers = int(cfg_.layers);
+    const int run = std::clamp(n_layers - std::max(clip_skip, 1) + 1, 1, n_layers);
+    Tensor x = embed(ids, batch);
+    for (int i = 0; i < run; ++i) x = layer_forward(layers_[size_t(i)], x);
+    TextEncoderOutput out;
+    out.hidden = final_ln_.forward(x);
+    // Pooled output comes from the last layer; only computed when no layers are skipped (SD 1.x never uses it).
+    const int64_t t = cfg_.positions, d = cfg_.hidden;
+    out.pooled = Tensor::empty({batch, d});
+    for (int64_t bi = 0; bi < batch; ++bi) {
+        auto row = ids.begin() + bi * t;
+        const int64_t at = std::max_element(row, row + t) - row;  // first occurrence of the largest id (EOS)
+        std::memcpy(out.pooled.data() + bi * d, out.hidden.data() + (bi * t + at) * d, size_t(d) * sizeof(float));
+    }
+    return out;
+}
+
+}  // namespace nb::clip

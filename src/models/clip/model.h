@@ -1,0 +1,49 @@
+// CLIP text encoder as openai/CLIP's text transformer (pre-LN blocks, causal mask, quick-GELU).
+#pragma once
+
+#include <vector>
+
+#include "models/clip/config.h"
+#include "models/nn/binder.h"
+
+namespace nb::clip {
+
+struct EncoderLayer {
+    nn::LayerNorm ln1, ln2;
+    nn::Linear q, k, v, out;  // self-attention
+    nn::Linear fc1, fc2;      // MLP
+};
+
+struct TextEncoderOutput {
+    Tensor hidden;  // [B, T, D] final_layer_norm(output of layer L - clip_skip + 1)
+    Tensor pooled;  // [B, D] last_hidden_state at the first EOS (argmax id), as HF pooler_output
+};
+
+class CLIPTextEncoder {
+public:
+    // `b` is scoped at the text model (keys "embeddings.token_embedding.weight", "encoder.layers.0...").
+    static Result<CLIPTextEncoder> load(nn::Binder b, const CLIPConfig& cfg);
+
+    // ids: B rows of `positions` token ids. clip_skip as A1111: 1 = last layer, N>1 = output of layer L-N+1;
+    // the final LayerNorm is applied in both cases.
+    TextEncoderOutput encode(const std::vector<int>& ids, int64_t batch, int clip_skip = 1) const;
+    const CLIPConfig& config() const { return cfg_; }
+
+    // Exposed for golden tests: hidden_states[k] (0 = embeddings, k = output of layer k), no final LN.
+    std::vector<Tensor> hidden_states(const std::vector<int>& ids, int64_t batch, int n_layers) const;
+
+    // Mutable weights, for LoRA merging.
+    std::vector<EncoderLayer>& layers() { return layers_; }
+
+private:
+    Tensor embed(const std::vector<int>& ids, int64_t batch) const;  // -> [B, T, D]
+    Tensor layer_forward(const EncoderLayer& l, const Tensor& x) const;
+
+    CLIPConfig cfg_;
+    Tensor token_embedding_;     // [vocab, D]
+    Tensor position_embedding_;  // [positions, D]
+    std::vector<EncoderLayer> layers_;
+    nn::LayerNorm final_ln_;
+};
+
+}  // namespace nb::clip
