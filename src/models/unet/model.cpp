@@ -1,0 +1,119 @@
+#include "models/unet/model.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace nb::unet {
+
+Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) const {
+    Tensor h = conv1.forward(norm1.forward(x, /*silu=*/true));
+    Tensor e = emb.defined() ? emb_proj.forward(emb) : Tensor();  // emb: SiLU already applied by the caller
+    if (e.defined()) ops::add_channel_bias_(h, e);
+    h = conv2.forward(norm2.forward(h, /*silu=*/true));  // dropout is identity at inference
+    if (skip)
+        ops::add_(h, skip->forward(x));
+    else
+        ops::add_(h, x);
+    return h;
+}
+
+Tensor Attention::forward(const Tensor& x, const Tensor& ctx) const {
+    Tensor o = ops::attention(q.forward(x), k.forward(ctx), v.forward(ctx), int(heads));
+    return out.forward(o);
+}
+
+Tensor TransformerBlock::forward(Tensor x, const Tensor& ctx) const {
+    Tensor h = norm1.forward(x);
+    ops::add_(x, attn1.forward(h, h));
+    ops::add_(x, attn2.forward(norm2.forward(x), ctx));
+    Tensor f = ff_out.forward(ops::geglu(ff_in.forward(norm3.forward(x))));
+    ops::add_(x, f);
+    return x;
+}
+
+Tensor SpatialTransformer::forward(const Tensor& x, const Tensor& ctx) const {
+    const int64_t h = x.dim(2), w = x.dim(3);
+    Tensor t = proj_in.forward(ops::nchw_to_nhwc(norm.forward(x)));  // [N, HW, C]
+    for (const auto& b : blocks) t = b.forward(std::move(t), ctx);
+    Tensor y = ops::nhwc_to_nchw(proj_out.forward(t), h, w);
+    ops::add_(y, x);
+    return y;
+}
+
+Tensor UNet::timestep_embedding(const std::vector<float>& t, int64_t dim) {
+    // Float32 throughout, in ldm's operation order: freqs = exp(-ln(10000) * arange(half) / half).
+    const int64_t half = dim / 2;
+    Tensor e(Shape{int64_t(t.size()), dim});
+    const float neg_log = -float(std::log(10000.0));
+    for (size_t i = 0; i < t.size(); ++i)
+        for (int64_t j = 0; j < half; ++j) {
+            const float f = std::exp(neg_log * float(j) / float(half));
+            const float a = t[i] * f;
+            e.data()[int64_t(i) * dim + j] = std::cos(a);
+            e.data()[int64_t(i) * dim + half + j] = std::sin(a);
+        }
+    return e;
+}
+
+Tensor UNet::run_block(const Block& blk, Tensor h, const Tensor& emb, const Tensor& ctx) const {
+    for (const auto& layer : blk) {
+        if (auto* r = std::get_if<ResBlock>(&layer))
+            h = r->forward(h, emb);
+        else if (auto* s = std::get_if<SpatialTransformer>(&layer))
+            h = s->forward(h, ctx);
+        else if (auto* d = std::get_if<Downsample>(&layer))
+            h = d->op.forward(h);
+        else if (auto* u = std::get_if<Upsample>(&layer))
+            h = u->conv.forward(ops::upsample_nearest2x(h));
+    }
+    return h;
+}
+
+Tensor UNet::forward(const Tensor& x, const std::vector<float>& t, const Tensor& ctx) const {
+    // emb [N, 4*mc] = time_embed(timestep_embedding(t)); every ResBlock starts its emb path with SiLU.
+    Tensor emb = time_embed_2.forward([&] {
+        Tensor e = time_embed_1.forward(timestep_embedding(t, cfg_.model_channels));
+        ops::silu_(e);
+        return e;
+    }());
+    ops::silu_(emb);
+    std::vector<Tensor> skips;
+    Tensor h = conv_in_.forward(x);
+    skips.push_back(h);
+    for (const auto& blk : input_blocks_) {
+        h = run_block(blk, std::move(h), emb, ctx);
+        skips.push_back(h);
+    }
+    h = run_block(middle_, std::move(h), emb, ctx);
+    for (const auto& blk : output_blocks_) {
+        h = ops::concat_channels(h, skips.back());
+        skips.pop_back();
+        h = run_block(blk, std::move(h), emb, ctx);
+    }
+    return out_conv_.forward(out_norm_.forward(h, /*silu=*/true));
+}
+
+std::string UNetConfig::family() const {
+    const bool sd1_shape = channel_mult == std::vector<int64_t>{1, 2, 4, 4} && model_channels == 320;
+    const bool full = sd1_shape && has_middle && res_blocks == std::vector<int>{2, 2, 2, 2};
+    std::string base = linear_proj || context_dim == 1024 ? "SD 2.x" : "SD 1.x";
+    if (sd1_shape && !full) base = "compact " + base;
+    if (!sd1_shape) base += "-like (" + std::to_string(model_channels) + " base channels)";
+    if (in_channels == 9) base += " inpainting";
+    return base;
+}
+
+std::string UNetConfig::summary() const {
+    std::vector<int> att;
+    for (bool a : attention) att.push_back(a ? 1 : 0);
+    return fmt::format(
+        "in {} out {}, model_channels {}, channel_mult {}, res_blocks {}, attention {}, middle {}{}, context {}, "
+        "depth {}, proj {}",
+        in_channels, out_channels, model_channels, fmt::join(channel_mult, ","), fmt::join(res_blocks, ","),
+        fmt::join(att, ","), has_middle ? "yes" : "no", has_middle && middle_attention ? "+attn" : "", context_dim,
+        transformer_depth, linear_proj ? "linear" : "1x1 conv");
+}
+
+}  // namespace nb::unet
