@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-$root/build}
 packages=(build-essential cmake pkg-config libdnnl-dev libpng-dev zlib1g-dev libfmt-dev libcli11-dev
-          nlohmann-json3-dev libcpp-httplib-dev libgtest-dev)
+          nlohmann-json3-dev libcpp-httplib-dev libgtest-dev libssl-dev)
 
 missing=()
 for p in "${packages[@]}"; do
