@@ -196,6 +196,7 @@ TEST(WeightStore, ErrorsNameThePath) {
     ASSERT_FALSE(missing);
     EXPECT_NE(missing.error().message.find("/nonexistent/model.safetensors"), std::string::npos);
     fs::path empty = fs::path(::testing::TempDir()) / "not_diffusers";
+    fs::remove_all(empty);
     fs::create_directories(empty);
     auto e = WeightStore::open(empty.string());
     ASSERT_FALSE(e);
