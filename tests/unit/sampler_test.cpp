@@ -1,0 +1,208 @@
+// Every case of golden/sampler/sampler_cases.json (README section 6) on the toy denoiser
+// D(x, sigma) = x / (1 + sigma^2), Philox seed 42 noise: finals / trajectories abs 2e-5, noises + their
+// (sigma, sigma_next) arguments, DDIM tables and steps, cancellation.
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "sampling/sampler.h"
+#include "testutil/golden.h"
+
+namespace nb::sampling {
+namespace {
+
+const char* kFile = "golden/sampler/sampler.safetensors";
+
+Tensor toy_denoise(const Tensor& x, float sigma) {
+    Tensor out = Tensor::empty(x.shape());
+    const double k = 1.0 / (1.0 + double(sigma) * sigma);
+    for (int64_t i = 0; i < x.numel(); ++i) out.data()[i] = float(x.data()[i] * k);
+    return out;
+}
+
+// Records what the sampler asked for; draws come from one Philox(42) stream after the initial draw.
+struct RecordingNoise final : NoiseSource {
+    ImageNoise inner = ImageNoise::from_seeds(RngKind::philox, {42}, {4, 8, 8});
+    std::vector<Tensor> draws;
+    std::vector<float> args;  // sigma, sigma_next pairs
+    Tensor sample(double s, double s_next) override {
+        draws.push_back(inner.draw());
+        args.push_back(float(s));
+        args.push_back(float(s_next));
+        return draws.back();
+    }
+};
+
+Tensor stack(const std::vector<Tensor>& ts) {
+    if (ts.empty()) return Tensor({0});
+    Shape s = ts[0].shape();
+    s[0] = int64_t(ts.size());
+    Tensor out = Tensor::empty(s);
+    for (size_t i = 0; i < ts.size(); ++i)
+        std::copy(ts[i].data(), ts[i].data() + ts[i].numel(), out.data() + int64_t(i) * ts[i].numel());
+    return out;
+}
+
+const std::map<std::string, SamplerFn>& golden_samplers() {
+    static const std::map<std::string, SamplerFn> m = {
+        {"euler", sample_euler},         {"euler_a", sample_euler_ancestral}, {"heun", sample_heun},
+        {"dpm_2", sample_dpm_2},         {"dpm_2_a", sample_dpm_2_ancestral}, {"dpmpp_2m", sample_dpmpp_2m},
+        {"dpmpp_2m_sde", sample_dpmpp_2m_sde}, {"dpmpp_sde", sample_dpmpp_sde}, {"lcm", sample_lcm},
+        {"dpmpp_2s_a", sample_dpmpp_2s_ancestral}, {"lms", sample_lms}, {"dpmpp_3m_sde", sample_dpmpp_3m_sde}};
+    return m;
+}
+
+std::vector<float> case_sigmas(const std::string& schedule, int n) {
+    static const DiscreteSchedule sd = DiscreteSchedule::sd_default();
+    const std::string discard = "_a1111discard";
+    if (schedule.ends_with(discard))
+        return get_sigmas_discard_penultimate(sd, parse_scheduler(schedule.substr(0, schedule.size() - discard.size())).value(), n);
+    return get_sigmas(sd, parse_scheduler(schedule).value(), n);
+}
+
+void run_case(const nlohmann::json& c) {
+    const std::string key = c["key"];
+    SCOPED_TRACE(key);
+    const auto p1 = key.find('.'), p2 = key.rfind('.');
+    const std::string name = key.substr(0, p1), schedule = key.substr(p1 + 1, p2 - p1 - 1);
+    const int n = std::stoi(key.substr(p2 + 1));
+    const SamplerFn fn = golden_samplers().at(name);
+    const std::vector<float> sigmas = case_sigmas(schedule, n);
+
+    RecordingNoise noise;
+    Tensor init = noise.inner.draw();
+    ASSERT_TRUE(test::close_abs(init, test::golden_tensor(kFile, "initial_noise"), 1e-6));
+    Tensor x = Tensor::empty(init.shape());
+    for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = init.data()[i] * sigmas[0];
+    std::vector<Tensor> traj_x, traj_d;
+    auto cb = [&](int step, int total, const Tensor& xs, const Tensor& d) {
+        EXPECT_EQ(step, int(traj_x.size()));
+        EXPECT_EQ(total, n);
+        traj_x.push_back(xs.clone());
+        traj_d.push_back(d.clone());
+        return true;
+    };
+    auto out = fn(toy_denoise, x, sigmas, noise, cb);
+    ASSERT_TRUE(out) << out.error().message;
+    EXPECT_TRUE(test::close_abs(*out, test::golden_tensor(kFile, key + ".final"), 2e-5));
+    EXPECT_EQ(int(noise.draws.size()), c["noise_draws"].get<int>());
+    EXPECT_EQ(int(traj_x.size()), c.value("model_calls", n));
+    if (!noise.draws.empty()) {
+        EXPECT_TRUE(test::close_abs(stack(noise.draws), test::golden_tensor(kFile, key + ".noises"), 1e-6));
+    }
+    if (test::golden(kFile).find(key + ".noise_args")) {
+        Tensor args = Tensor::from({int64_t(noise.args.size() / 2), 2}, noise.args);
+        EXPECT_TRUE(test::close_rel(args, test::golden_tensor(kFile, key + ".noise_args"), 1e-6));
+    }
+    if (test::golden(kFile).find(key + ".traj_x")) {
+        EXPECT_TRUE(test::close_abs(stack(traj_x), test::golden_tensor(kFile, key + ".traj_x"), 2e-5));
+        EXPECT_TRUE(test::close_abs(stack(traj_d), test::golden_tensor(kFile, key + ".traj_denoised"), 2e-5));
+    }
+}
+
+nlohmann::json load_cases() {
+    std::ifstream f(test::shared_path("golden/sampler/sampler_cases.json"));
+    return nlohmann::json::parse(f);
+}
+
+TEST(Sampler, EveryKDiffusionCase) {
+    int ran = 0;
+    const nlohmann::json cases = load_cases();  // named: GCC 12 does not extend temporaries in range-for
+    for (const auto& c : cases["cases"]) {
+        if (std::string(c["key"]).starts_with("ddim.")) continue;
+        run_case(c);
+        ++ran;
+    }
+    EXPECT_EQ(ran, 114);
+}
+
+TEST(Sampler, Ddim) {
+    const DiscreteSchedule sd = DiscreteSchedule::sd_default();
+    int ran = 0;
+    const nlohmann::json cases = load_cases();  // named: GCC 12 does not extend temporaries in range-for
+    for (const auto& c : cases["cases"]) {
+        const std::string key = c["key"];
+        if (!key.starts_with("ddim.")) continue;
+        SCOPED_TRACE(key);
+        const double eta = key.starts_with("ddim.eta1") ? 1.0 : 0.0;
+        const int steps = std::stoi(key.substr(key.rfind('.') + 1));
+        DdimPlan plan = make_ddim_plan(sd, steps, eta);
+        std::vector<float> ts(plan.timesteps.begin(), plan.timesteps.end());
+        EXPECT_TRUE(test::close_abs(Tensor::from({int64_t(ts.size())}, ts), test::golden_tensor(kFile, key + ".timesteps"), 0));
+        auto vec = [](const std::vector<float>& v) { return Tensor::from({int64_t(v.size())}, v); };
+        EXPECT_TRUE(test::close_rel(vec(plan.alphas), test::golden_tensor(kFile, key + ".alphas"), 1e-6));
+        EXPECT_TRUE(test::close_rel(vec(plan.alphas_prev), test::golden_tensor(kFile, key + ".alphas_prev"), 1e-6));
+        EXPECT_TRUE(test::close_rel(vec(plan.sigmas), test::golden_tensor(kFile, key + ".sigmas"), 1e-6, 1e-12));
+
+        RecordingNoise noise;
+        Tensor x_T = noise.inner.draw();  // VP space, not scaled
+        std::vector<Tensor> x_inter, pred;
+        auto cb = [&](int, int, const Tensor& x, const Tensor& p) {
+            x_inter.push_back(x.clone());
+            pred.push_back(p.clone());
+            return true;
+        };
+        auto out = sample_ddim(toy_denoise, x_T, plan, noise, cb);
+        ASSERT_TRUE(out) << out.error().message;
+        EXPECT_TRUE(test::close_abs(*out, test::golden_tensor(kFile, key + ".final"), 2e-5));
+        EXPECT_TRUE(test::close_abs(stack(x_inter), test::golden_tensor(kFile, key + ".x_inter"), 2e-5));
+        EXPECT_TRUE(test::close_abs(stack(pred), test::golden_tensor(kFile, key + ".pred_x0"), 2e-5));
+        EXPECT_EQ(int(noise.draws.size()), c["noise_draws"].get<int>());
+        if (eta > 0) {
+            EXPECT_TRUE(test::close_abs(stack(noise.draws), test::golden_tensor(kFile, key + ".noises"), 1e-6));
+        }
+        ++ran;
+    }
+    EXPECT_EQ(ran, 3);
+}
+
+TEST(Sampler, ToyDdimEpsEqualsVpModel) {
+    // eps from the k-space toy denoiser equals the VP toy model sqrt(1 - ac[t]) x_t at sigma = sigmas_table[t].
+    const DiscreteSchedule sd = DiscreteSchedule::sd_default();
+    for (int t : {1, 301, 901}) {
+        const double sigma = sd.sigmas()[size_t(t)], x_vp = 0.75;
+        const double x_k = x_vp * std::sqrt(1 + sigma * sigma);
+        const double eps = (x_k - x_k / (1 + sigma * sigma)) / sigma;
+        EXPECT_NEAR(eps, std::sqrt(1.0 - sd.alphas_cumprod()[size_t(t)]) * x_vp, 1e-6) << t;
+    }
+}
+
+TEST(Sampler, LmsCoefficientsAreExactIntegrals) {
+    // Order 1: the single basis polynomial is 1, so the integral is the step length.
+    const std::vector<float> s = {10.0f, 5.0f, 2.0f, 1.0f, 0.5f, 0.0f};
+    EXPECT_NEAR(linear_multistep_coeff(1, s, 0, 0), -5.0, 1e-12);
+    // The basis sums to 1: coefficients add up to the step length for any order.
+    for (int order = 2; order <= 4; ++order) {
+        const int i = 4;
+        double sum = 0;
+        for (int j = 0; j < order; ++j) sum += linear_multistep_coeff(order, s, i, j);
+        EXPECT_NEAR(sum, s[i + 1] - s[i], 1e-12) << order;
+    }
+}
+
+TEST(Sampler, CallbackFalseCancels) {
+    const std::vector<float> sigmas = get_sigmas(DiscreteSchedule::sd_default(), Scheduler::karras, 6);
+    for (auto& [name, fn] : golden_samplers()) {
+        SCOPED_TRACE(name);
+        ImageNoise noise = ImageNoise::from_seeds(RngKind::philox, {1}, {4, 8, 8});
+        Tensor x = noise.draw();
+        int calls = 0;
+        auto cb = [&](int step, int, const Tensor&, const Tensor&) { ++calls; return step < 2; };
+        auto out = fn(toy_denoise, x, sigmas, noise, cb);
+        ASSERT_FALSE(out);
+        EXPECT_EQ(out.error().code, Errc::cancelled);
+        EXPECT_EQ(calls, 3);
+    }
+    ImageNoise noise = ImageNoise::from_seeds(RngKind::philox, {1}, {4, 8, 8});
+    auto out = sample_ddim(toy_denoise, noise.draw(), make_ddim_plan(DiscreteSchedule::sd_default(), 5, 0.0), noise,
+                           [](int, int, const Tensor&, const Tensor&) { return false; });
+    ASSERT_FALSE(out);
+    EXPECT_EQ(out.error().code, Errc::cancelled);
+}
+
+}  // namespace
+}  // namespace nb::sampling
