@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "sampling/registry.h"
 #include "sampling/sampler.h"
 #include "testutil/golden.h"
 
@@ -202,6 +203,61 @@ TEST(Sampler, CallbackFalseCancels) {
                            [](int, int, const Tensor&, const Tensor&) { return false; });
     ASSERT_FALSE(out);
     EXPECT_EQ(out.error().code, Errc::cancelled);
+}
+
+TEST(SamplerRegistry, NamesLabelsAndAliases) {
+    const std::pair<const char*, SamplerKind> cases[] = {
+        {"euler", SamplerKind::euler},           {"euler_a", SamplerKind::euler_a},
+        {"Euler a", SamplerKind::euler_a},       {"heun", SamplerKind::heun},
+        {"dpm2", SamplerKind::dpm2},             {"dpm2_a", SamplerKind::dpm2_a},
+        {"DPM2 a", SamplerKind::dpm2_a},         {"dpm++2s_a", SamplerKind::dpmpp_2s_a},
+        {"dpm++2m", SamplerKind::dpmpp_2m},      {"DPM++ 2M", SamplerKind::dpmpp_2m},
+        {"dpm++2m_sde", SamplerKind::dpmpp_2m_sde}, {"DPM++ 2M SDE", SamplerKind::dpmpp_2m_sde},
+        {"dpm++_sde", SamplerKind::dpmpp_sde},   {"DPM++ SDE", SamplerKind::dpmpp_sde},
+        {"dpm++3m_sde", SamplerKind::dpmpp_3m_sde}, {"lms", SamplerKind::lms},
+        {"LCM", SamplerKind::lcm},               {"ddim", SamplerKind::ddim},
+        {"k_dpmpp_2m", SamplerKind::dpmpp_2m},   {"euler_ancestral", SamplerKind::euler_a},
+        {"dpmpp_2s_ancestral", SamplerKind::dpmpp_2s_a}};
+    for (auto [name, kind] : cases) {
+        auto c = find_sampler(name);
+        ASSERT_TRUE(c) << name << ": " << c.error().message;
+        EXPECT_EQ(c->sampler->kind, kind) << name;
+        EXPECT_FALSE(c->scheduler) << name;
+    }
+    auto legacy = find_sampler("DPM++ 2M Karras");
+    ASSERT_TRUE(legacy);
+    EXPECT_EQ(legacy->sampler->kind, SamplerKind::dpmpp_2m);
+    EXPECT_EQ(resolve_scheduler(*legacy), Scheduler::karras);
+    EXPECT_EQ(resolve_scheduler(*legacy, Scheduler::exponential), Scheduler::exponential);
+    EXPECT_EQ(find_sampler("dpm++ 3m sde exponential")->scheduler, Scheduler::exponential);
+    auto bad = find_sampler("plms");
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, Errc::invalid_argument);
+    EXPECT_NE(bad.error().message.find("dpm++2m_sde"), std::string::npos);
+    EXPECT_FALSE(find_sampler("karras"));
+}
+
+TEST(SamplerRegistry, AutomaticDefaultsAndMetadata) {
+    auto sched = [](const char* name) { return resolve_scheduler(find_sampler(name).value()); };
+    EXPECT_EQ(sched("euler_a"), Scheduler::normal);
+    EXPECT_EQ(sched("dpm++2m"), Scheduler::karras);
+    EXPECT_EQ(sched("dpm++_sde"), Scheduler::karras);
+    EXPECT_EQ(sched("dpm++2m_sde"), Scheduler::exponential);
+    EXPECT_EQ(sched("dpm2"), Scheduler::karras);
+    EXPECT_EQ(sched("lcm"), Scheduler::lcm);
+    MetadataLabels m = metadata_labels(*find_sampler("dpm++2m")->sampler, Scheduler::karras);
+    EXPECT_EQ(m.sampler, "DPM++ 2M");
+    EXPECT_EQ(m.schedule_type, "Karras");
+    for (const auto& info : all_samplers()) EXPECT_EQ(find_sampler(info.label)->sampler, &info) << info.label;
+}
+
+TEST(SamplerRegistry, Dpm2DiscardsPenultimateSigma) {
+    const DiscreteSchedule sd = DiscreteSchedule::sd_default();
+    const SamplerInfo& dpm2 = *find_sampler("dpm2")->sampler;
+    std::vector<float> s = sampler_sigmas(dpm2, sd, Scheduler::karras, 10);
+    EXPECT_TRUE(test::close_rel(Tensor::from({11}, s), test::golden_tensor(kFile, "sigmas.karras_a1111discard.10"), 1e-6));
+    std::vector<float> plain = sampler_sigmas(*find_sampler("dpm++2m")->sampler, sd, Scheduler::karras, 10);
+    EXPECT_TRUE(test::close_rel(Tensor::from({11}, plain), test::golden_tensor(kFile, "sigmas.karras.10"), 1e-6));
 }
 
 }  // namespace
