@@ -1,16 +1,52 @@
-// `nanobanana tokenize [--vocab PATH] TEXT`: placeholder until the tokenizer lands (src/text).
+// `nanobanana tokenize [--vocab PATH] TEXT`: prints the CLIP ids with BOS/EOS as a one-line JSON array,
+// then `tokens: N` (N without BOS/EOS). Errors: one line `nanobanana: <message>` on stderr, exit 1.
+// Uses src/text directly: include/nanobanana/ has no tokenizer entry point yet (see the text layer's
+// report); once it has one, this file should go through it.
+#include <cstdio>
+#include <memory>
+#include <string>
+
 #include "commands.h"
+#include "text/clip_tokenizer.h"
 
 namespace nb::cli {
 
+namespace {
+
+struct TokenizeArgs {
+    std::string text;
+    std::string vocab;
+};
+
+int run_tokenize(const TokenizeArgs& args) {
+    auto path = nb::text::find_vocab(args.vocab, "");
+    if (!path) {
+        std::fprintf(stderr, "nanobanana: %s\n", path.error().message.c_str());
+        return 1;
+    }
+    auto tok = nb::text::ClipTokenizer::load(*path);
+    if (!tok) {
+        std::fprintf(stderr, "nanobanana: %s\n", tok.error().message.c_str());
+        return 1;
+    }
+    const std::vector<int> ids = tok->encode_with_special(args.text);
+    std::string line = "[";
+    for (std::size_t i = 0; i < ids.size(); ++i) line += (i ? ", " : "") + std::to_string(ids[i]);
+    line += "]";
+    std::printf("%s\ntokens: %zu\n", line.c_str(), ids.size() - 2);
+    return 0;
+}
+
+}  // namespace
+
 CommandRunner register_tokenize(CLI::App& app) {
     auto* sub = app.add_subcommand("tokenize", "Print the CLIP token ids of a text as JSON");
-    auto text = std::make_shared<std::string>();
-    sub->add_option("text", *text, "Text to tokenize")->required();
-    return [text] {
-        std::fprintf(stderr, "nanobanana: tokenize: not implemented yet\n");
-        return 1;
-    };
+    auto args = std::make_shared<TokenizeArgs>();
+    sub->add_option("text", args->text, "Text to tokenize")->required();
+    sub->add_option("--vocab", args->vocab,
+                    "CLIP vocabulary: bpe_simple_vocab_16e6.txt.gz, vocab.json/merges.txt or their folder "
+                    "(default: NB_VOCAB, then the data dirs)");
+    return [args] { return run_tokenize(*args); };
 }
 
 }  // namespace nb::cli
