@@ -1,0 +1,73 @@
+// nanobanana public API: load a checkpoint once, generate many images. The CLI and the server use only
+// this header (and error.h / image.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nanobanana/error.h"
+#include "nanobanana/image.h"
+
+namespace nb {
+
+struct LoadOptions {
+    std::string model_path;  // .safetensors single file, diffusers folder, or torch zip .ckpt
+    std::string vocab_path;  // CLIP vocabulary; empty = search (NB_VOCAB, beside the model, data dirs)
+    int threads = 0;         // 0 = all cores
+};
+
+struct GenerateParams {
+    std::string prompt, negative_prompt;
+    int steps = 20;
+    float cfg_scale = 7.f;
+    int64_t seed = -1;                // -1 = random (the chosen seed is reported per image)
+    std::string sampler = "euler_a";  // CLI names or A1111 labels
+    std::string scheduler;            // "" = A1111 "Automatic" for the sampler
+    int width = 512, height = 512;    // multiples of 8
+    int clip_skip = 1;                // A1111: 1 = last layer; <= 0 means 1
+    int batch_count = 1;              // images with seeds seed, seed+1, ...
+    std::string rng = "cuda";         // "cuda" (A1111 GPU/Philox, default) or "cpu" (torch CPU)
+};
+
+struct Progress {
+    int image = 0, n_images = 1;
+    int step = 0, total = 0;  // sampling steps of the current image
+    std::string phase;        // "encode", "sample", "decode"
+};
+// Return false to cancel; generate() then returns Errc::cancelled.
+using ProgressFn = std::function<bool(const Progress&)>;
+
+struct GeneratedImage {
+    Image image;
+    int64_t seed = 0;
+    std::string parameters;       // A1111 infotext for the PNG "parameters" chunk
+    std::vector<float> latent;    // final sampler output [4, H/8, W/8] (for debugging / tests)
+};
+
+class Engine {
+public:
+    static Result<std::unique_ptr<Engine>> load(const LoadOptions& opt);
+    ~Engine();
+
+    Result<std::vector<GeneratedImage>> generate(const GenerateParams& p, const ProgressFn& progress = {});
+    // Architecture and component summary, for `nanobanana info`.
+    std::string describe() const;
+    const std::string& model_name() const;
+
+private:
+    Engine();
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// PNG with an A1111 "parameters" text chunk, written atomically.
+Result<void> save_png(const std::string& path, const Image& image, const std::string& parameters);
+// The "parameters" chunk of a PNG ("" when absent).
+Result<std::string> read_png_parameters(const std::string& path);
+// Fills `p` from A1111 infotext (prompt, negative prompt, steps, sampler, schedule, CFG, seed, size, clip skip).
+Result<void> params_from_infotext(const std::string& infotext, GenerateParams& p);
+
+}  // namespace nb

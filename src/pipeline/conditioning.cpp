@@ -1,0 +1,45 @@
+#include "pipeline/conditioning.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "text/chunking.h"
+
+namespace nb::pipeline {
+
+void apply_emphasis(Tensor& z, const std::vector<float>& multipliers) {
+    const int64_t chunks = z.dim(0), t = z.dim(1), d = z.dim(2);
+    for (int64_t c = 0; c < chunks; ++c) {
+        float* zc = z.data() + c * t * d;
+        double before = 0, after = 0;
+        for (int64_t i = 0; i < t * d; ++i) before += zc[i];
+        for (int64_t i = 0; i < t; ++i) {
+            const float mult = multipliers[size_t(c * t + i)];
+            for (int64_t j = 0; j < d; ++j) zc[i * d + j] *= mult;
+        }
+        for (int64_t i = 0; i < t * d; ++i) after += zc[i];
+        // mean(z) / mean(z') = sum(z) / sum(z'); A1111 divides by zero here when sum(z') == 0.
+        if (after == 0.0 || !std::isfinite(after) || !std::isfinite(before)) continue;
+        const float ratio = float(float(before / double(t * d)) / float(after / double(t * d)));
+        for (int64_t i = 0; i < t * d; ++i) zc[i] *= ratio;
+    }
+}
+
+EncodedPrompt encode_prompt(const SDModel& m, std::string_view prompt, int clip_skip) {
+    text::PromptChunks pc = text::tokenize_weighted(m.tokenizer, prompt);
+    const int64_t n = int64_t(pc.chunks.size()), t = text::PromptChunk::kLength;
+    std::vector<int> ids;
+    std::vector<float> mult;
+    for (const auto& c : pc.chunks) {
+        ids.insert(ids.end(), c.tokens.begin(), c.tokens.end());
+        mult.insert(mult.end(), c.multipliers.begin(), c.multipliers.end());
+    }
+    Tensor z = m.clip.encode(ids, n, clip_skip).hidden;  // [chunks, 77, D]; chunks are independent rows
+    apply_emphasis(z, mult);
+    EncodedPrompt out;
+    out.context = z.reshape({1, n * t, z.dim(2)});  // chunks concatenated along the token axis
+    out.token_count = pc.token_count;
+    return out;
+}
+
+}  // namespace nb::pipeline

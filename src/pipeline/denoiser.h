@@ -1,0 +1,40 @@
+// The model as the samplers see it: k-diffusion's CompVisDenoiser / CompVisVDenoiser around the UNet, and
+// A1111's CFGDenoiser (cond and uncond in one UNet batch, prompt editing by call count).
+#pragma once
+
+#include <vector>
+
+#include "core/tensor.h"
+#include "models/unet/model.h"
+#include "pipeline/sd_model.h"
+#include "sampling/sampler.h"
+#include "sampling/schedule.h"
+
+namespace nb::pipeline {
+
+// x [N, 4, h, w] in k-diffusion space, one sigma per item, ctx [N, T, D], c_concat [N, 5, h, w] or undefined
+// (inpainting UNets) -> denoised [N, 4, h, w].
+//   eps: c_in = 1/sqrt(s^2+1), denoised = x - s * eps(x c_in, t(s))
+//   v:   denoised = v(x c_in, t(s)) * (-s/sqrt(s^2+1)) + x / (s^2+1)
+Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedule, Prediction pred, const Tensor& x,
+               const std::vector<float>& sigmas, const Tensor& ctx, const Tensor& c_concat = {});
+
+// One prompt-editing schedule: (last model call index it applies to, context [1, T, D]).
+struct CondSchedule {
+    std::vector<std::pair<int, Tensor>> entries;
+    const Tensor& at(int call) const;  // first entry whose end >= call (A1111 reconstruct_cond_batch)
+};
+
+struct CFGOptions {
+    float cfg_scale = 7.f;
+    Tensor c_concat;  // [1, 5, h, w] for inpainting UNets
+};
+
+// A1111 CFGDenoiser for one image: denoised = d_u + (d_c - d_u) * cfg_scale. cond and uncond share one UNet
+// batch [x, x] with contexts [cond, uncond] when their token counts agree (else two calls); cfg_scale 1
+// skips the uncond pass (the result is d_c either way). Prompt editing advances per model call, as A1111's
+// CFGDenoiser.step does.
+sampling::Denoiser make_cfg_denoiser(const SDModel& m, const CondSchedule& cond, const CondSchedule& uncond,
+                                     CFGOptions opt);
+
+}  // namespace nb::pipeline

@@ -1,0 +1,27 @@
+#include "sampling/registry.h"
+#include "pipeline/txt2img.h"
+
+namespace nb::pipeline {
+
+Result<ResolvedSampler> choose_sampler(const SDModel& m, const std::string& sampler, const std::string& scheduler,
+                                       int steps) {
+    NB_TRY(found, sampling::find_sampler(sampler));
+    std::optional<sampling::Scheduler> requested;
+    if (!scheduler.empty() && scheduler != "automatic" && scheduler != "Automatic") {
+        NB_TRY(s, sampling::parse_scheduler(scheduler));
+        requested = s;
+    }
+    const sampling::Scheduler sched = sampling::resolve_scheduler(found, requested);
+    const auto labels = sampling::metadata_labels(*found.sampler, sched);
+    ResolvedSampler r;
+    r.fn = found.sampler->fn;
+    r.label = labels.sampler;
+    r.schedule_label = labels.schedule_type;
+    if (found.sampler->kind == sampling::SamplerKind::ddim)
+        r.ddim = sampling::make_ddim_plan(m.schedule, steps, /*eta=*/0.0);
+    else
+        r.sigmas = sampling::sampler_sigmas(*found.sampler, m.schedule, sched, steps);
+    return r;
+}
+
+}  // namespace nb::pipeline

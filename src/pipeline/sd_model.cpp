@@ -1,0 +1,62 @@
+#include "pipeline/sd_model.h"
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+namespace nb::pipeline {
+
+namespace {
+
+// Attention head counts are not visible in tensor shapes; checkpoints written with their config (ldm
+// `unet_config`, HF `clip_config`/text_encoder config.json) carry them in metadata. Absent: conventions.
+int64_t json_int(const std::map<std::string, std::string>& meta, const char* key, const char* field) {
+    auto it = meta.find(key);
+    if (it == meta.end()) return -1;
+    auto j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains(field) || !j[field].is_number_integer()) return -1;
+    return j[field].get<int64_t>();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const std::string& vocab) {
+    auto m = std::make_unique<SDModel>();
+    m->path = path;
+    m->name = std::filesystem::path(path).stem().string();
+    NB_TRY(store, WeightStore::open(path));
+    m->store = std::make_shared<WeightStore>(std::move(store));
+    const WeightStore& ws = *m->store;
+    nn::TensorLookup lookup = [&ws](std::string_view k) { return ws.find(k); };
+
+    NB_TRY(vocab_path, text::find_vocab(vocab.empty() ? ws.tokenizer_dir() : vocab, path));
+    NB_TRY(tok, text::ClipTokenizer::load(vocab_path));
+    m->tokenizer = std::move(tok);
+
+    const auto& meta = ws.metadata();
+    nn::Binder clip_b(lookup, kClipPrefix);
+    NB_TRY(clip_cfg, clip::CLIPConfig::detect(clip_b, json_int(meta, "clip_config", "num_attention_heads")));
+    NB_TRY(clip_m, clip::CLIPTextEncoder::load(clip_b, clip_cfg));
+    m->clip = std::move(clip_m);
+
+    nn::Binder unet_b(lookup, kUNetPrefix);
+    unet::HeadsHint heads{json_int(meta, "unet_config", "num_heads"),
+                          json_int(meta, "unet_config", "num_head_channels")};
+    NB_TRY(unet_cfg, unet::UNetConfig::detect(unet_b, heads));
+    NB_TRY(unet_m, unet::UNet::load(unet_b, unet_cfg));
+    m->unet = std::move(unet_m);
+
+    NB_TRY(vae_cfg, vae::VAEConfig::detect(lookup));
+    NB_TRY(vae_m, vae::VAE::load(lookup, vae_cfg));
+    m->vae = std::move(vae_m);
+
+    // A checkpoint may carry its own schedule buffer (ldm register_schedule writes alphas_cumprod).
+    if (const TensorEntry* ac = ws.find("alphas_cumprod"); ac && ac->shape.size() == 1 && ac->shape[0] >= 2) {
+        NB_TRY(t, ws.load_f32("alphas_cumprod"));
+        m->schedule = sampling::DiscreteSchedule::from_alphas_cumprod({t.span().begin(), t.span().end()});
+    }
+    if (auto it = meta.find("parameterization"); it != meta.end() && it->second == "v") m->prediction = Prediction::v;
+    return m;
+}
+
+}  // namespace nb::pipeline

@@ -1,0 +1,39 @@
+// A loaded Stable Diffusion checkpoint: text encoder + tokenizer, UNet, VAE and the noise schedule.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "io/weight_store.h"
+#include "models/clip/model.h"
+#include "models/unet/model.h"
+#include "models/vae/model.h"
+#include "sampling/schedule.h"
+#include "text/clip_tokenizer.h"
+
+namespace nb::pipeline {
+
+enum class Prediction { eps, v };
+
+struct SDModel {
+    std::string path;
+    std::string name;  // file stem, as A1111's "Model:" field
+    std::shared_ptr<WeightStore> store;
+    text::ClipTokenizer tokenizer;
+    clip::CLIPTextEncoder clip;
+    unet::UNet unet;
+    vae::VAE vae;
+    sampling::DiscreteSchedule schedule = sampling::DiscreteSchedule::sd_default();
+    Prediction prediction = Prediction::eps;
+
+    // `vocab`: explicit tokenizer path (--vocab) or empty to search (text::find_vocab).
+    static Result<std::unique_ptr<SDModel>> load(const std::string& path, const std::string& vocab);
+
+    // Unique tensor prefixes of the components in the LDM single-file layout.
+    static constexpr const char* kClipPrefix = "cond_stage_model.transformer.text_model.";
+    static constexpr const char* kUNetPrefix = "model.diffusion_model.";
+    static constexpr const char* kVAEPrefix = "first_stage_model.";
+};
+
+}  // namespace nb::pipeline

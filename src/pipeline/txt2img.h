@@ -1,0 +1,44 @@
+// txt2img as A1111 runs it: per image i, seed + i; initial latent = first draw of a fresh generator
+// (Philox or torch-CPU) times sigmas[0]; sampler noise continues that generator; CFG denoiser; VAE decode.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "nanobanana/engine.h"
+#include "pipeline/sd_model.h"
+#include "sampling/rng.h"
+#include "sampling/sampler.h"
+
+namespace nb::pipeline {
+
+// A sampler resolved from user-facing names, with its sigma list for the requested steps.
+struct ResolvedSampler {
+    sampling::SamplerFn fn = nullptr;  // k-diffusion sampler, or null for DDIM
+    std::string label;                 // A1111 "Sampler:" value, e.g. "DPM++ 2M"
+    std::string schedule_label;        // A1111 "Schedule type:" value, e.g. "Karras"
+    std::vector<float> sigmas;         // [steps + 1] (k-diffusion samplers)
+    sampling::DdimPlan ddim;           // DDIM only
+};
+Result<ResolvedSampler> choose_sampler(const SDModel& m, const std::string& sampler, const std::string& scheduler,
+                                     int steps);
+
+struct Txt2ImgOutput {
+    Tensor latent;  // [1, 4, h, w] final sampler output
+    Tensor image;   // [1, 3, H, W] decoded, ~[-1, 1]
+    int64_t seed = 0;
+};
+
+struct Txt2ImgRequest {
+    GenerateParams params;      // prompt text must already be free of <lora:...> tags
+    int64_t seed = 0;           // resolved (non-negative) seed of the first image
+};
+
+// `on_step(image, step, total)` returns false to cancel.
+using StepFn = std::function<bool(int image, int step, int total)>;
+
+Result<std::vector<Txt2ImgOutput>> txt2img(const SDModel& m, const Txt2ImgRequest& req, const StepFn& on_step);
+
+}  // namespace nb::pipeline

@@ -1,0 +1,136 @@
+// txt2img against the A1111 + k-diffusion reference run on the tiny checkpoint (golden/README.md section 7),
+// the A1111 conditioning cases (section 3) and the k-diffusion denoiser wrappers (section 4).
+#include <cmath>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "image/image.h"
+#include "pipeline/conditioning.h"
+#include "pipeline/denoiser.h"
+#include "pipeline/txt2img.h"
+#include "testutil/golden.h"
+
+namespace nb {
+namespace {
+
+constexpr const char* kIO = "golden/pipeline/pipeline_io.safetensors";
+constexpr const char* kPrompt = "a photo of a (red:1.3) cat sitting on a wooden table, highly detailed";
+
+const pipeline::SDModel& tiny() {
+    static auto m = [] {
+        auto r = pipeline::SDModel::load(test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors"),
+                                         test::shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz"));
+        if (!r) throw std::runtime_error(r.error().message);
+        return std::move(*r);
+    }();
+    return *m;
+}
+
+Tensor g(const std::string& name) { return test::golden_tensor(kIO, name); }
+
+TEST(Pipeline, ConditioningMatchesA1111) {
+    const auto& m = tiny();
+    EXPECT_TRUE(test::close_rel(pipeline::encode_prompt(m, kPrompt, 1).context, g("cond"), 1e-5, 1e-5));
+    EXPECT_TRUE(test::close_rel(pipeline::encode_prompt(m, "", 1).context, g("uncond"), 1e-5, 1e-5));
+}
+
+TEST(Pipeline, A1111ConditioningCases) {
+    const auto& m = tiny();
+    std::ifstream f(test::shared_path("golden/clip/a1111_conditioning.json"));
+    auto j = nlohmann::json::parse(f);
+    for (const auto& c : j["cases"]) {
+        const std::string name = c["name"];
+        auto enc = pipeline::encode_prompt(m, c["prompt"].get<std::string>(), c["clip_skip"].get<int>());
+        Tensor ref = test::golden_tensor("golden/clip/a1111_conditioning.safetensors", name + ".cond");
+        EXPECT_TRUE(test::close_rel(enc.context, ref, 1e-5, 1e-5)) << name;
+        EXPECT_EQ(enc.token_count, c["token_count"].get<int>()) << name;
+    }
+}
+
+TEST(Pipeline, DenoiserWrappersMatchKDiffusion) {
+    struct V {
+        const char *weights, *io;
+        pipeline::Prediction pred;
+        unet::HeadsHint heads;
+    };
+    for (const V& v : {V{"golden/pipeline/sd_tiny_fp16.safetensors", "golden/unet/unet_sd1_io.safetensors",
+                         pipeline::Prediction::eps, {2, -1}},
+                       V{"golden/unet/unet_sd2_v.safetensors", "golden/unet/unet_sd2_v_io.safetensors",
+                         pipeline::Prediction::v, {-1, 16}},
+                       V{"golden/unet/unet_sd1_inpaint.safetensors", "golden/unet/unet_sd1_inpaint_io.safetensors",
+                         pipeline::Prediction::eps, {2, -1}}}) {
+        const SafeTensors& st = test::golden(v.weights);
+        nn::Binder b([&st](std::string_view k) { return st.find(k); }, "model.diffusion_model.");
+        auto u = unet::UNet::load(b, *unet::UNetConfig::detect(b, v.heads));
+        ASSERT_TRUE(u) << u.error().message;
+        auto io = [&](const char* n) { return test::golden_tensor(v.io, n); };
+        Tensor sig = io("den_sigma");
+        std::vector<float> sigmas(sig.span().begin(), sig.span().end());
+        const bool inpaint = u->config().in_channels == 9;
+        Tensor d = pipeline::denoise(*u, sampling::DiscreteSchedule::sd_default(), v.pred, io("den_x"), sigmas,
+                                     io("context"), inpaint ? io("den_c_concat") : Tensor());
+        EXPECT_TRUE(test::close_rel(d, io("den_out"), 1e-4)) << v.io;
+        for (size_t i = 0; i < sigmas.size(); ++i)
+            EXPECT_NEAR(sampling::DiscreteSchedule::sd_default().sigma_to_t(sigmas[i]), io("den_t").data()[i], 1e-3);
+    }
+}
+
+// Runs the sampler step by step through the same pieces txt2img uses, comparing each step.
+void check_trajectory(const std::string& run, const std::string& sampler, const std::string& scheduler) {
+    const auto& m = tiny();
+    auto choice = pipeline::choose_sampler(m, sampler, scheduler, 8);
+    ASSERT_TRUE(choice) << choice.error().message;
+    EXPECT_TRUE(test::close_rel(Tensor::from({9}, choice->sigmas), g(run + ".sigmas"), 1e-6));
+    pipeline::CondSchedule cond{{{8, pipeline::encode_prompt(m, kPrompt, 1).context}}};
+    pipeline::CondSchedule uncond{{{8, pipeline::encode_prompt(m, "", 1).context}}};
+    auto den = pipeline::make_cfg_denoiser(m, cond, uncond, {7.f, {}});
+    auto noise = sampling::ImageNoise::from_seeds(sampling::RngKind::philox, {42}, {4, 16, 16});
+    Tensor x = noise.draw();
+    EXPECT_TRUE(test::close_abs(x, g(run + ".initial_noise"), 1e-6));
+    ops::scale_(x, choice->sigmas[0]);
+    Tensor tx = g(run + ".traj_x"), td = g(run + ".traj_denoised");
+    auto cb = [&](int step, int, const Tensor& xs, const Tensor& den_s) {
+        EXPECT_TRUE(test::close_rel(xs, tx.slice0(step, step + 1).reshape({1, 4, 16, 16}), 1e-4)) << run << " x " << step;
+        EXPECT_TRUE(test::close_rel(den_s, td.slice0(step, step + 1).reshape({1, 4, 16, 16}), 1e-4))
+            << run << " denoised " << step;
+        return true;
+    };
+    auto latent = choice->fn(den, x, choice->sigmas, noise, cb);
+    ASSERT_TRUE(latent);
+    EXPECT_TRUE(test::close_rel(*latent, g(run + ".latent"), 1e-4));
+}
+
+TEST(Pipeline, EulerAncestralTrajectory) { check_trajectory("euler_a", "euler_a", ""); }
+TEST(Pipeline, DpmPP2MKarrasTrajectory) { check_trajectory("dpmpp_2m_karras", "DPM++ 2M", "karras"); }
+
+TEST(Pipeline, Txt2ImgEndToEnd) {
+    for (auto [run, sampler] : {std::pair{"euler_a", "Euler a"}, {"dpmpp_2m_karras", "DPM++ 2M Karras"}}) {
+        pipeline::Txt2ImgRequest req;
+        req.params.prompt = kPrompt;
+        req.params.steps = 8;
+        req.params.width = req.params.height = 128;
+        req.params.sampler = sampler;
+        req.seed = 42;
+        auto out = pipeline::txt2img(tiny(), req, {});
+        ASSERT_TRUE(out) << out.error().message;
+        ASSERT_EQ(out->size(), 1u);
+        const auto& o = (*out)[0];
+        EXPECT_TRUE(test::close_rel(o.latent, g(std::string(run) + ".latent"), 1e-4)) << run;
+        EXPECT_TRUE(test::close_rel(o.image, g(std::string(run) + ".decoded"), 1e-4)) << run;
+        Image img = image_from_tensor(o.image, 0);
+        Tensor ref = g(std::string(run) + ".image_u8");
+        int off_by_one = 0, worse = 0;
+        for (size_t i = 0; i < img.pixels.size(); ++i) {
+            int d = std::abs(int(img.pixels[i]) - int(ref.data()[i]));
+            off_by_one += d == 1;
+            worse += d > 1;
+        }
+        EXPECT_EQ(worse, 0) << run;
+        EXPECT_LE(off_by_one, int(img.pixels.size() / 200)) << run;  // <= 0.5 % of values
+    }
+}
+
+}  // namespace
+}  // namespace nb
