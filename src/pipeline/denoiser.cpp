@@ -24,7 +24,7 @@ Tensor stack0(const std::vector<Tensor>& parts) {
 }  // namespace
 
 Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedule, Prediction pred, const Tensor& x,
-               const std::vector<float>& sigmas, const Tensor& ctx, const Tensor& c_concat) {
+               const std::vector<float>& sigmas, const Tensor& ctx, const Tensor& c_concat, TimestepMode mode) {
     const int64_t n = x.dim(0), per = x.numel() / n;
     Tensor x_in = Tensor::empty(x.shape());
     std::vector<float> t(static_cast<size_t>(n));
@@ -32,7 +32,9 @@ Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedul
         const float s = sigmas[size_t(i)];
         const float c_in = 1.f / std::sqrt(s * s + 1.f);
         for (int64_t j = 0; j < per; ++j) x_in.data()[i * per + j] = x.data()[i * per + j] * c_in;
-        t[size_t(i)] = float(schedule.sigma_to_t(s));
+        double ti = mode == TimestepMode::lcm ? schedule.lcm_sigma_to_t(s) : schedule.sigma_to_t(s);
+        if (mode == TimestepMode::integer) ti = std::round(ti);
+        t[size_t(i)] = float(ti);
     }
     Tensor out = unet.forward(c_concat.defined() ? ops::concat_channels(x_in, c_concat) : x_in, t, ctx);
     Tensor d = Tensor::empty(x.shape());
@@ -66,7 +68,8 @@ sampling::Denoiser make_cfg_denoiser(const SDModel& m, const CondSchedule& cond,
         auto run = [&](const Tensor& xs, const Tensor& ctx, int64_t n) {
             Tensor cc = opt.c_concat.defined() ? (n == 1 ? opt.c_concat : stack0({opt.c_concat, opt.c_concat}))
                                                : Tensor();
-            return denoise(m.unet, m.schedule, m.prediction, xs, std::vector<float>(size_t(n), sigma), ctx, cc);
+            return denoise(m.unet, m.schedule, m.prediction, xs, std::vector<float>(size_t(n), sigma), ctx, cc,
+                           opt.timesteps);
         };
         if (opt.cfg_scale == 1.f) return run(x, c, 1);
         const Tensor& u = uncond.at(call);

@@ -16,8 +16,16 @@ namespace nb::pipeline {
 // (inpainting UNets) -> denoised [N, 4, h, w].
 //   eps: c_in = 1/sqrt(s^2+1), denoised = x - s * eps(x c_in, t(s))
 //   v:   denoised = v(x c_in, t(s)) * (-s/sqrt(s^2+1)) + x / (s^2+1)
+// How a sigma becomes the UNet's timestep.
+enum class TimestepMode {
+    continuous,  // k-diffusion CompVisDenoiser.sigma_to_t (fractional t)
+    lcm,         // A1111 LCMCompVisDenoiser: quantised to the 50 LCM timesteps
+    integer,     // DDIM: sigmas come from the table, t is snapped back to the integer it came from
+};
+
 Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedule, Prediction pred, const Tensor& x,
-               const std::vector<float>& sigmas, const Tensor& ctx, const Tensor& c_concat = {});
+               const std::vector<float>& sigmas, const Tensor& ctx, const Tensor& c_concat = {},
+               TimestepMode mode = TimestepMode::continuous);
 
 // One prompt-editing schedule: (last model call index it applies to, context [1, T, D]).
 struct CondSchedule {
@@ -28,6 +36,7 @@ struct CondSchedule {
 struct CFGOptions {
     float cfg_scale = 7.f;
     Tensor c_concat;  // [1, 5, h, w] for inpainting UNets
+    TimestepMode timesteps = TimestepMode::continuous;
 };
 
 // A1111 CFGDenoiser for one image: denoised = d_u + (d_c - d_u) * cfg_scale. cond and uncond share one UNet

@@ -17,6 +17,8 @@ Result<ResolvedSampler> choose_sampler(const SDModel& m, const std::string& samp
     r.fn = found.sampler->fn;
     r.label = labels.sampler;
     r.schedule_label = labels.schedule_type;
+    if (found.sampler->kind == sampling::SamplerKind::lcm) r.timesteps = TimestepMode::lcm;
+    if (found.sampler->kind == sampling::SamplerKind::ddim) r.timesteps = TimestepMode::integer;
     if (found.sampler->kind == sampling::SamplerKind::ddim)
         r.ddim = sampling::make_ddim_plan(m.schedule, steps, /*eta=*/0.0);
     else

@@ -43,7 +43,7 @@ Result<std::vector<Txt2ImgOutput>> txt2img(const SDModel& m, const Txt2ImgReques
     CondSchedule cond = encode_schedule(m, p.prompt, p.steps, clip_skip);
     CondSchedule uncond = encode_schedule(m, p.negative_prompt, p.steps, clip_skip);
     const int64_t h = p.height / 8, w = p.width / 8;
-    CFGOptions cfg{p.cfg_scale, {}};
+    CFGOptions cfg{p.cfg_scale, {}, choice.timesteps};
     if (m.unet.config().in_channels == 9) cfg.c_concat = txt2img_inpaint_conditioning(m, h, w);
 
     std::vector<Txt2ImgOutput> out;

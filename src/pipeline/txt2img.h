@@ -8,6 +8,7 @@
 
 #include "core/tensor.h"
 #include "nanobanana/engine.h"
+#include "pipeline/denoiser.h"
 #include "pipeline/sd_model.h"
 #include "sampling/rng.h"
 #include "sampling/sampler.h"
@@ -21,6 +22,7 @@ struct ResolvedSampler {
     std::string schedule_label;        // A1111 "Schedule type:" value, e.g. "Karras"
     std::vector<float> sigmas;         // [steps + 1] (k-diffusion samplers)
     sampling::DdimPlan ddim;           // DDIM only
+    TimestepMode timesteps = TimestepMode::continuous;
 };
 Result<ResolvedSampler> choose_sampler(const SDModel& m, const std::string& sampler, const std::string& scheduler,
                                      int steps);
