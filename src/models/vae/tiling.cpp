@@ -8,6 +8,7 @@
 
 #include "backend/ops.h"
 #include "models/vae/model.h"
+#include "models/vae/tiling.h"
 
 namespace nb::vae {
 
@@ -53,9 +54,9 @@ Tensor crop(const Tensor& x, int64_t y0, int64_t x0, int64_t h, int64_t w) {
     return out;
 }
 
-// Runs fn on tiles of x [N, C, H, W] and blends the outputs [N, out_c, h*num/den, w*num/den] into one
-// [N, out_c, H*num/den, W*num/den] tensor.
-Tensor run_tiled(const Tensor& x, int64_t tile, int64_t overlap, int64_t num, int64_t den, int64_t out_c,
+}  // namespace
+
+Tensor tiled_map(const Tensor& x, int64_t tile, int64_t overlap, int64_t num, int64_t den, int64_t out_c,
                  const std::function<Tensor(const Tensor&)>& fn) {
     const int64_t batch = x.dim(0), hh = x.dim(2), ww = x.dim(3);
     const int64_t oh = hh * num / den, ow = ww * num / den;
@@ -85,12 +86,10 @@ Tensor run_tiled(const Tensor& x, int64_t tile, int64_t overlap, int64_t num, in
     return acc;
 }
 
-}  // namespace
-
 // tile >= 1 and 0 <= overlap < tile are enforced by clamping (a caller's odd request still decodes).
 Tensor VAE::decode_tiled(const Tensor& z_scaled, int tile, int overlap) const {
     const int64_t t = std::max(tile, 1), o = std::clamp<int64_t>(overlap, 0, t - 1);
-    return run_tiled(z_scaled, t, o, cfg_.downscale(), 1, cfg_.out_ch,
+    return tiled_map(z_scaled, t, o, cfg_.downscale(), 1, cfg_.out_ch,
                      [this](const Tensor& z) { return decode(z); });
 }
 
@@ -99,7 +98,7 @@ Tensor VAE::encode_moments_tiled(const Tensor& x, int tile_px, int overlap_px) c
     const int64_t f = cfg_.downscale();
     const int64_t t = std::max<int64_t>(tile_px / f * f, f);
     const int64_t o = std::clamp<int64_t>(overlap_px / f * f, 0, t - f);
-    return run_tiled(x, t, o, 1, f, 2 * cfg_.embed_dim, [this](const Tensor& p) { return encode_moments(p); });
+    return tiled_map(x, t, o, 1, f, 2 * cfg_.embed_dim, [this](const Tensor& p) { return encode_moments(p); });
 }
 
 bool VAE::would_tile(int64_t latent_h, int64_t latent_w, const TileOptions& opt) const {
