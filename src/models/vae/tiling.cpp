@@ -58,6 +58,8 @@ Tensor crop(const Tensor& x, int64_t y0, int64_t x0, int64_t h, int64_t w) {
 
 Tensor tiled_map(const Tensor& x, int64_t tile, int64_t overlap, int64_t num, int64_t den, int64_t out_c,
                  const std::function<Tensor(const Tensor&)>& fn) {
+    tile = std::max(tile, den);  // guards the stride below: a bad request is tiled coarsely, never loops
+    overlap = std::clamp<int64_t>(overlap, 0, tile - den);
     const int64_t batch = x.dim(0), hh = x.dim(2), ww = x.dim(3);
     const int64_t oh = hh * num / den, ow = ww * num / den;
     const int64_t th = std::min(tile, hh), tw = std::min(tile, ww);
