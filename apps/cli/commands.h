@@ -12,5 +12,7 @@ using CommandRunner = std::function<int()>;
 using CommandRegistrar = CommandRunner (*)(CLI::App& app);
 
 CommandRunner register_tokenize(CLI::App& app);
+CommandRunner register_generate(CLI::App& app);
+CommandRunner register_info(CLI::App& app);
 
 }  // namespace nb::cli

@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     // One line per subcommand (see commands.h).
     const nb::cli::CommandRegistrar registrars[] = {
+        nb::cli::register_generate,
+        nb::cli::register_info,
         nb::cli::register_tokenize,
     };
     std::vector<std::pair<CLI::App*, nb::cli::CommandRunner>> commands;

@@ -63,6 +63,9 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// `info`: format, dtype mix, components, architecture, parameter counts and unused tensors of a checkpoint.
+Result<std::string> describe_checkpoint(const std::string& path);
+
 // PNG with an A1111 "parameters" text chunk, written atomically.
 Result<void> save_png(const std::string& path, const Image& image, const std::string& parameters);
 // The "parameters" chunk of a PNG ("" when absent).

@@ -2,6 +2,14 @@
 
 namespace nb::nn {
 
+namespace {
+thread_local int g_dry_run = 0;
+}
+
+Binder::DryRun::DryRun() { ++g_dry_run; }
+Binder::DryRun::~DryRun() { --g_dry_run; }
+bool Binder::dry_run() { return g_dry_run > 0; }
+
 Binder::Binder(TensorLookup lookup, std::string prefix)
     : lookup_(std::move(lookup)),
       prefix_(std::move(prefix)),
@@ -33,12 +41,13 @@ Tensor Binder::tensor(std::string_view name, const Shape& shape) {
                                                  shape_str(e->shape), shape_str(shape))};
         return {};
     }
+    used_->insert(k);
+    if (dry_run()) return {};
     auto t = entry_to_f32(*e);
     if (!t) {
         *error_ = t.error();
         return {};
     }
-    used_->insert(k);
     return t->reshape(shape);
 }
 

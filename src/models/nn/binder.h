@@ -20,6 +20,16 @@ using TensorLookup = std::function<const TensorEntry*(std::string_view)>;
 
 class Binder {
 public:
+    // While alive on this thread, tensor() checks names and shapes but converts nothing and returns
+    // undefined tensors: `info` inspects a checkpoint through the real load code without its memory cost.
+    struct DryRun {
+        DryRun();
+        ~DryRun();
+        DryRun(const DryRun&) = delete;
+        DryRun& operator=(const DryRun&) = delete;
+    };
+    static bool dry_run();
+
     explicit Binder(TensorLookup lookup, std::string prefix = "");
 
     // Nested scope: b.scope("input_blocks.1.0") appends "input_blocks.1.0." to the prefix.

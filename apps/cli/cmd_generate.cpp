@@ -1,0 +1,142 @@
+// `nanobanana generate`: txt2img with stable-diffusion.cpp's flag names and A1111's behaviour.
+#include <sys/resource.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "commands.h"
+#include "progress.h"
+
+namespace nb::cli {
+
+namespace {
+
+struct GenerateArgs {
+    LoadOptions load;
+    GenerateParams p;
+    std::string output = "output.png";
+    std::string aspect;
+    int base = 512;
+    bool grid = false;
+    std::string params_from;
+    std::string lora_dir;
+    bool verbose = false;
+};
+
+// "out.png" -> out.png, out_1.png, ...; a name containing %d gets the index formatted in.
+std::string output_name(const std::string& pattern, int i) {
+    if (pattern.find("%d") != std::string::npos || pattern.find("%0") != std::string::npos) {
+        std::vector<char> buf(pattern.size() + 32);
+        std::snprintf(buf.data(), buf.size(), pattern.c_str(), i);
+        return buf.data();
+    }
+    if (i == 0) return pattern;
+    std::filesystem::path p(pattern);
+    return (p.parent_path() / (p.stem().string() + "_" + std::to_string(i) + p.extension().string())).string();
+}
+
+// --aspect W:H with the longer side = base, both rounded to multiples of 8.
+bool apply_aspect(const std::string& aspect, int base, GenerateParams& p) {
+    int a = 0, b = 0;
+    if (std::sscanf(aspect.c_str(), "%d:%d", &a, &b) != 2 || a <= 0 || b <= 0) return false;
+    const double longer = std::max(a, b);
+    auto r8 = [](double v) { return std::max(8, int(std::lround(v / 8.0)) * 8); };
+    p.width = r8(base * a / longer);
+    p.height = r8(base * b / longer);
+    return true;
+}
+
+Image contact_sheet(const std::vector<GeneratedImage>& imgs) {
+    const int n = int(imgs.size()), cols = int(std::ceil(std::sqrt(double(n)))), rows = (n + cols - 1) / cols;
+    const int w = imgs[0].image.width, h = imgs[0].image.height;
+    Image g{w * cols, h * rows, 3, std::vector<uint8_t>(size_t(w * cols) * size_t(h * rows) * 3, 0)};
+    for (int i = 0; i < n; ++i)
+        for (int y = 0; y < h; ++y)
+            std::copy_n(imgs[size_t(i)].image.at(0, y), size_t(w) * 3, g.at((i % cols) * w, (i / cols) * h + y));
+    return g;
+}
+
+int run_generate(GenerateArgs& a) {
+    auto fail = [](const Error& e) {
+        std::fprintf(stderr, "nanobanana: %s\n", e.message.c_str());
+        return e.code == Errc::cancelled ? 130 : 1;
+    };
+    if (!a.params_from.empty()) {
+        auto text = read_png_parameters(a.params_from);
+        if (!text) return fail(text.error());
+        if (text->empty()) return fail({Errc::missing, a.params_from + ": no A1111 'parameters' text chunk"});
+        if (auto r = params_from_infotext(*text, a.p); !r) return fail(r.error());
+    }
+    if (!a.aspect.empty() && !apply_aspect(a.aspect, a.base, a.p))
+        return fail({Errc::invalid_argument, "--aspect must look like 16:9 (got '" + a.aspect + "')"});
+    if (a.p.width % 8 || a.p.height % 8 || a.p.width <= 0 || a.p.height <= 0)
+        return fail({Errc::invalid_argument,
+                     "--width/--height must be positive multiples of 8 (got " + std::to_string(a.p.width) + "x" +
+                         std::to_string(a.p.height) + ")"});
+    if (a.load.model_path.empty()) return fail({Errc::invalid_argument, "no model given: pass -m/--model PATH"});
+    install_interrupt_handler();
+    std::fprintf(stderr, "loading %s\n", a.load.model_path.c_str());
+    auto engine = Engine::load(a.load);
+    if (!engine) return fail(engine.error());
+    ProgressBar bar;
+    auto images = (*engine)->generate(a.p, [&](const Progress& pr) { return bar.update(pr); });
+    if (!images) return fail(images.error());
+    for (size_t i = 0; i < images->size(); ++i) {
+        const auto& g = (*images)[i];
+        const std::string path = output_name(a.output, int(i));
+        if (auto r = save_png(path, g.image, g.parameters); !r) return fail(r.error());
+        std::fprintf(stderr, "saved %s (seed %lld)\n", path.c_str(), (long long)g.seed);
+    }
+    if (a.grid && images->size() > 1) {
+        std::filesystem::path p(a.output);
+        const std::string path = (p.parent_path() / (p.stem().string() + "_grid.png")).string();
+        if (auto r = save_png(path, contact_sheet(*images), (*images)[0].parameters); !r) return fail(r.error());
+        std::fprintf(stderr, "saved %s\n", path.c_str());
+    }
+    bar.finish();
+    if (a.verbose) {
+        rusage ru{};
+        getrusage(RUSAGE_SELF, &ru);
+        std::fprintf(stderr, "peak RSS: %.1f MB\n", double(ru.ru_maxrss) / 1024.0);
+    }
+    return 0;
+}
+
+}  // namespace
+
+CommandRunner register_generate(CLI::App& app) {
+    auto a = std::make_shared<GenerateArgs>();
+    auto* s = app.add_subcommand("generate", "Generate images from a prompt (txt2img)");
+    s->add_option("-m,--model", a->load.model_path, "Checkpoint: .safetensors file or diffusers folder");
+    s->add_option("--vocab", a->load.vocab_path, "CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz or vocab.json folder)");
+    s->add_option("-p,--prompt", a->p.prompt, "Prompt (A1111 syntax)");
+    s->add_option("-n,--negative-prompt", a->p.negative_prompt, "Negative prompt");
+    s->add_option("--steps", a->p.steps, "Sampling steps")->capture_default_str()->check(CLI::Range(1, 1000));
+    s->add_option("--cfg-scale", a->p.cfg_scale, "Classifier-free guidance scale")->capture_default_str();
+    s->add_option("-s,--seed", a->p.seed, "Seed (-1 = random)")->capture_default_str();
+    s->add_option("--sampling-method", a->p.sampler,
+                  "euler, euler_a, heun, dpm2, dpm2_a, dpm++2s_a, dpm++2m, dpm++2m_sde, dpm++_sde, dpm++3m_sde, lms, "
+                  "lcm, ddim, or an A1111 name such as \"DPM++ 2M Karras\"")
+        ->capture_default_str();
+    s->add_option("--scheduler", a->p.scheduler, "discrete, karras, exponential, sgm_uniform (default: per sampler)");
+    s->add_option("-W,--width", a->p.width, "Width in pixels (multiple of 8)")->capture_default_str();
+    s->add_option("-H,--height", a->p.height, "Height in pixels (multiple of 8)")->capture_default_str();
+    s->add_option("--aspect", a->aspect, "Aspect preset 1:1, 16:9, 9:16, 4:3, 3:4 ... (longer side = --base)");
+    s->add_option("--base", a->base, "Longer side for --aspect")->capture_default_str();
+    s->add_option("--clip-skip", a->p.clip_skip, "A1111 clip skip (1 = last layer)")->capture_default_str();
+    s->add_option("-b,--batch-count", a->p.batch_count, "Images to generate (seeds seed, seed+1, ...)")
+        ->capture_default_str();
+    s->add_option("--rng", a->p.rng, "Noise source: cuda (A1111 GPU/Philox) or cpu (torch CPU)")->capture_default_str();
+    s->add_option("-o,--output", a->output, "Output PNG (out.png, out_1.png, ...; or a %d pattern)")
+        ->capture_default_str();
+    s->add_flag("--grid", a->grid, "Also write a contact sheet of all images (<output>_grid.png)");
+    s->add_option("--params-from", a->params_from, "Take prompt and settings from an A1111 PNG's parameters");
+    s->add_option("--lora-model-dir", a->lora_dir, "Folder searched for <lora:name:weight> files");
+    s->add_option("-t,--threads", a->load.threads, "Threads (0 = all cores)")->capture_default_str();
+    s->add_flag("-v,--verbose", a->verbose, "Report peak memory at the end");
+    return [a] { return run_generate(*a); };
+}
+
+}  // namespace nb::cli

@@ -1,0 +1,30 @@
+// `nanobanana info FILE`: a checkpoint's layout, or the A1111 parameters stored in a PNG.
+#include <cstdio>
+#include <memory>
+
+#include "commands.h"
+#include "nanobanana/engine.h"
+
+namespace nb::cli {
+
+CommandRunner register_info(CLI::App& app) {
+    auto path = std::make_shared<std::string>();
+    auto* s = app.add_subcommand("info", "Describe a checkpoint, or print the generation parameters of a PNG");
+    s->add_option("file", *path, "Model (.safetensors, diffusers folder, .ckpt) or PNG image")->required();
+    return [path] {
+        const bool png = path->size() > 4 && path->substr(path->size() - 4) == ".png";
+        auto text = png ? read_png_parameters(*path) : describe_checkpoint(*path);
+        if (!text) {
+            std::fprintf(stderr, "nanobanana: %s\n", text.error().message.c_str());
+            return 1;
+        }
+        if (png && text->empty()) {
+            std::fprintf(stderr, "nanobanana: %s: no A1111 'parameters' text chunk\n", path->c_str());
+            return 1;
+        }
+        std::printf("%s\n", text->c_str());
+        return 0;
+    };
+}
+
+}  // namespace nb::cli

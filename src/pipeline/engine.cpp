@@ -1,0 +1,143 @@
+// include/nanobanana/engine.h: the public face of the pipeline layer.
+#include "nanobanana/engine.h"
+
+#include <random>
+
+#include <fmt/format.h>
+
+#include "backend/ops.h"
+#include "image/image.h"
+#include "io/hash.h"
+#include "pipeline/infotext.h"
+#include "pipeline/txt2img.h"
+#include "text/prompt.h"
+
+#ifndef NB_VERSION
+#define NB_VERSION "0.1.0"
+#endif
+
+namespace nb {
+
+struct Engine::Impl {
+    std::unique_ptr<pipeline::SDModel> model;
+    std::string hash10;  // A1111 "Model hash", computed on first use
+};
+
+Engine::Engine() : impl_(std::make_unique<Impl>()) {}
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::load(const LoadOptions& opt) {
+    ops::set_num_threads(opt.threads);
+    NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path));
+    std::unique_ptr<Engine> e(new Engine());
+    e->impl_->model = std::move(model);
+    return e;
+}
+
+const std::string& Engine::model_name() const { return impl_->model->name; }
+
+std::string Engine::describe() const {
+    const auto& m = *impl_->model;
+    const auto& u = m.unet.config();
+    const auto& c = m.clip.config();
+    return fmt::format("architecture: {}\nunet: {}\ntext encoder: CLIP, {} layers, width {}, {} heads\nprediction: {}",
+                       u.family(), u.summary(), c.layers, c.hidden, c.heads,
+                       m.prediction == pipeline::Prediction::v ? "v" : "eps");
+}
+
+namespace {
+
+std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSampler& s, int64_t seed,
+                         const std::string& model, const std::string& hash) {
+    pipeline::Infotext it;
+    it.prompt = p.prompt;
+    it.negative_prompt = p.negative_prompt;
+    it.set("Steps", std::to_string(p.steps));
+    it.set("Sampler", s.label);
+    if (!s.schedule_label.empty()) it.set("Schedule type", s.schedule_label);
+    it.set("CFG scale", pipeline::format_number(p.cfg_scale));
+    it.set("Seed", std::to_string(seed));
+    it.set("Size", fmt::format("{}x{}", p.width, p.height));
+    if (!hash.empty()) it.set("Model hash", hash);
+    it.set("Model", model);
+    if (p.clip_skip > 1) it.set("Clip skip", std::to_string(p.clip_skip));
+    if (p.rng == "cpu" || p.rng == "CPU") it.set("RNG", "CPU");
+    it.set("Version", std::string("nanobanana ") + NB_VERSION);
+    return it.format();
+}
+
+}  // namespace
+
+Result<std::vector<GeneratedImage>> Engine::generate(const GenerateParams& params, const ProgressFn& progress) {
+    const auto& m = *impl_->model;
+    GenerateParams p = params;
+    NB_TRY(lora, text::extract_lora_tags(p.prompt));
+    if (!lora.loras.empty())
+        return make_error(Errc::unsupported, "prompt uses <lora:{}>, but LoRA support is not implemented yet",
+                          lora.loras[0].name);
+    if (p.batch_count < 1 || p.batch_count > 1000)
+        return make_error(Errc::invalid_argument, "batch count must be 1..1000 (got {})", p.batch_count);
+    if (p.seed < 0) p.seed = int64_t(std::random_device{}() % 4294967294u);  // A1111: randrange(4294967294)
+    if (impl_->hash10.empty() && m.store->format() != "diffusers")
+        if (auto h = sha256_file(m.path)) impl_->hash10 = h->substr(0, 10);
+    NB_TRY(choice, pipeline::choose_sampler(m, p.sampler, p.scheduler, p.steps));
+
+    pipeline::Txt2ImgRequest req{p, p.seed};
+    req.params.prompt = lora.prompt;
+    auto on_step = [&](int image, int step, int total) {
+        return !progress || progress(Progress{image, p.batch_count, step + 1, total, "sample"});
+    };
+    NB_TRY(outs, pipeline::txt2img(m, req, on_step));
+    std::vector<GeneratedImage> result;
+    for (auto& o : outs) {
+        GeneratedImage g;
+        g.image = image_from_tensor(o.image, 0);
+        g.seed = o.seed;
+        g.parameters = infotext_for(p, choice, o.seed, m.name, impl_->hash10);
+        g.latent.assign(o.latent.span().begin(), o.latent.span().end());
+        result.push_back(std::move(g));
+    }
+    return result;
+}
+
+Result<void> save_png(const std::string& path, const Image& image, const std::string& parameters) {
+    return write_png(path, image, {{"parameters", parameters}});
+}
+
+Result<std::string> read_png_parameters(const std::string& path) {
+    NB_TRY(text, read_png_text(path));
+    auto it = text.find("parameters");
+    return it == text.end() ? std::string() : it->second;
+}
+
+Result<void> params_from_infotext(const std::string& infotext, GenerateParams& p) {
+    const auto it = pipeline::Infotext::parse(infotext);
+    p.prompt = it.prompt;
+    p.negative_prompt = it.negative_prompt;
+    auto num = [&](const char* key, auto& dst) -> Result<void> {
+        const std::string v = it.get(key);
+        if (v.empty()) return {};
+        try {
+            if constexpr (std::is_same_v<std::decay_t<decltype(dst)>, float>)
+                dst = std::stof(v);
+            else
+                dst = std::decay_t<decltype(dst)>(std::stoll(v));
+        } catch (const std::exception&) {
+            return make_error(Errc::invalid_argument, "infotext field '{}' is not a number: '{}'", key, v);
+        }
+        return {};
+    };
+    for (auto r : {num("Steps", p.steps), num("CFG scale", p.cfg_scale), num("Seed", p.seed),
+                   num("Clip skip", p.clip_skip)})
+        if (!r) return r;
+    if (auto s = it.get("Sampler"); !s.empty()) p.sampler = s;
+    if (auto s = it.get("Schedule type"); !s.empty()) p.scheduler = s;
+    if (auto s = it.get("Size"); !s.empty()) {
+        if (std::sscanf(s.c_str(), "%dx%d", &p.width, &p.height) != 2)
+            return make_error(Errc::invalid_argument, "infotext field 'Size' is not WxH: '{}'", s);
+    }
+    if (it.get("RNG") == "CPU") p.rng = "cpu";
+    return {};
+}
+
+}  // namespace nb
