@@ -1,7 +1,6 @@
 #include "io/torch_zip.h"
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 #include <unordered_map>
 
@@ -52,23 +51,6 @@ Result<CentralDir> find_central_dir(const MappedFile& f) {
     return cd;
 }
 
-// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), checked on inflated members only: stored members
-// are mmapped views and checking them would read multi-GB checkpoints at open.
-uint32_t crc32(const uint8_t* p, size_t n) {
-    static const auto table = [] {
-        std::array<uint32_t, 256> t{};
-        for (uint32_t i = 0; i < 256; ++i) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            t[i] = c;
-        }
-        return t;
-    }();
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
-
 Result<std::shared_ptr<std::vector<uint8_t>>> inflate_member(const std::string& path, const std::string& name,
                                                             const uint8_t* src, size_t csize, size_t usize,
                                                             uint32_t crc) {
@@ -77,7 +59,7 @@ Result<std::shared_ptr<std::vector<uint8_t>>> inflate_member(const std::string& 
                           path, name, usize, csize);
     auto out = inflate_raw({src, csize}, usize);
     if (!out) return make_error(Errc::format, "{}: zip member '{}': {}", path, name, out.error().message);
-    if (crc32(out->data(), out->size()) != crc)
+    if (zip_crc32(out->data(), out->size()) != crc)
         return make_error(Errc::format, "{}: zip member '{}' fails its CRC-32 check", path, name);
     return std::make_shared<std::vector<uint8_t>>(std::move(*out));
 }

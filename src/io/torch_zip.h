@@ -28,6 +28,7 @@ struct ZipMember {
 
 // Raw DEFLATE (RFC 1951) decoder; the output must be exactly `out_size` bytes (torch_zip_inflate.cpp).
 Result<std::vector<uint8_t>> inflate_raw(std::span<const uint8_t> in, size_t out_size);
+uint32_t zip_crc32(const uint8_t* p, size_t n);
 
 // Parses the central directory (zip64 included) and resolves every member's data.
 // Stored (method 0) members are views; deflated (method 8) members are inflated into `owned`.

@@ -1,4 +1,4 @@
-// Raw DEFLATE decoder (RFC 1951) for deflated zip members of re-zipped .pth files.
+// Raw DEFLATE decoder (RFC 1951) and CRC-32 for deflated zip members of re-zipped .pth files.
 // Why our own: nb_io does not link zlib (src/CMakeLists.txt), and torch.save itself never deflates, so
 // this only serves small re-packed checkpoints; a plain canonical-Huffman decoder is fast enough.
 #include <array>
@@ -154,6 +154,23 @@ struct Inflater {
 };
 
 }  // namespace
+
+// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), checked on inflated members only: stored members
+// are mmapped views and checking them would read multi-GB checkpoints at open.
+uint32_t zip_crc32(const uint8_t* p, size_t n) {
+    static const auto table = [] {
+        std::array<uint32_t, 256> t{};
+        for (uint32_t i = 0; i < 256; ++i) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            t[i] = c;
+        }
+        return t;
+    }();
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
 
 Result<std::vector<uint8_t>> inflate_raw(std::span<const uint8_t> in, size_t out_size) {
     std::vector<uint8_t> out(out_size);
