@@ -40,6 +40,10 @@ Tensor concat_channels(const Tensor& a, const Tensor& b);     // [N, Ca, H, W] +
 Tensor nchw_to_nhwc(const Tensor& x);                         // [N, C, H, W] -> [N, H*W, C]
 Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w);   // [N, H*W, C] -> [N, C, H, W]
 
+// Kernels may cache weights in a kernel-specific layout keyed by their buffer; after changing a weight's
+// values in place (LoRA merge / restore) call this so the next use re-reads them.
+void weights_changed(const Tensor& w);
+
 // Threads used by the kernels (OpenMP + oneDNN). 0 = all cores.
 void set_num_threads(int n);
 int num_threads();

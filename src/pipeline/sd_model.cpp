@@ -38,6 +38,7 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     NB_TRY(clip_cfg, clip::CLIPConfig::detect(clip_b, json_int(meta, "clip_config", "num_attention_heads")));
     NB_TRY(clip_m, clip::CLIPTextEncoder::load(clip_b, clip_cfg));
     m->clip = std::move(clip_m);
+    m->weights.insert(clip_b.bound().begin(), clip_b.bound().end());
 
     nn::Binder unet_b(lookup, kUNetPrefix);
     unet::HeadsHint heads{json_int(meta, "unet_config", "num_heads"),
@@ -45,6 +46,7 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     NB_TRY(unet_cfg, unet::UNetConfig::detect(unet_b, heads));
     NB_TRY(unet_m, unet::UNet::load(unet_b, unet_cfg));
     m->unet = std::move(unet_m);
+    m->weights.insert(unet_b.bound().begin(), unet_b.bound().end());
 
     NB_TRY(vae_cfg, vae::VAEConfig::detect(lookup));
     NB_TRY(vae_m, vae::VAE::load(lookup, vae_cfg));

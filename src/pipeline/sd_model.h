@@ -1,6 +1,7 @@
 // A loaded Stable Diffusion checkpoint: text encoder + tokenizer, UNet, VAE and the noise schedule.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,8 @@ struct SDModel {
     vae::VAE vae;
     sampling::DiscreteSchedule schedule = sampling::DiscreteSchedule::sd_default();
     Prediction prediction = Prediction::eps;
+    // CLIP and UNet weights by LDM key (shared storage with the modules): what LoRA merges into.
+    std::map<std::string, Tensor> weights;
 
     // `vocab`: explicit tokenizer path (--vocab) or empty to search (text::find_vocab).
     static Result<std::unique_ptr<SDModel>> load(const std::string& path, const std::string& vocab);

@@ -137,3 +137,20 @@ TEST(Ops, LayoutHelpersRoundTrip) {
 
 }  // namespace
 }  // namespace nb
+
+namespace nb {
+namespace {
+
+TEST(Ops, ConvSeesWeightsChangedInPlace) {
+    Tensor x = Tensor::full({1, 8, 6, 6}, 1.f), w = Tensor::full({16, 8, 3, 3}, 0.5f), b(Shape{16});
+    Tensor y1 = ops::conv2d(x, w, b, 1, ops::Pad2d::same(1));
+    for (auto& v : w.span()) v = 1.f;
+    ops::weights_changed(w);
+    Tensor y2 = ops::conv2d(x, w, b, 1, ops::Pad2d::same(1));
+    const int64_t centre = (0 * 16 + 3) * 36 + 2 * 6 + 2;
+    EXPECT_FLOAT_EQ(y1.data()[centre], 0.5f * 72);
+    EXPECT_FLOAT_EQ(y2.data()[centre], 72.f);
+}
+
+}  // namespace
+}  // namespace nb

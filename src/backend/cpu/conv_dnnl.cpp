@@ -63,6 +63,12 @@ ConvPlan& plan_for(const ConvKey& k) {
 
 }  // namespace
 
+void weights_changed(const Tensor& w) {
+    std::lock_guard lock(g_mu);
+    for (auto it = g_weights.begin(); it != g_weights.end();)
+        it = it->first.ptr == w.data() ? g_weights.erase(it) : std::next(it);
+}
+
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad) {
     ConvKey k{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3),
               stride,   pad.t,    pad.l,    pad.b,    pad.r,    b.defined()};

@@ -14,7 +14,8 @@ Binder::Binder(TensorLookup lookup, std::string prefix)
     : lookup_(std::move(lookup)),
       prefix_(std::move(prefix)),
       error_(std::make_shared<std::optional<Error>>()),
-      used_(std::make_shared<std::set<std::string>>()) {}
+      used_(std::make_shared<std::set<std::string>>()),
+      bound_(std::make_shared<std::map<std::string, Tensor>>()) {}
 
 Binder Binder::scope(std::string_view name) const {
     Binder b = *this;
@@ -48,7 +49,9 @@ Tensor Binder::tensor(std::string_view name, const Shape& shape) {
         *error_ = t.error();
         return {};
     }
-    return t->reshape(shape);
+    Tensor out = t->reshape(shape);
+    (*bound_)[k] = out;
+    return out;
 }
 
 void Binder::linear(Linear& m, std::string_view name, int64_t in, int64_t out, bool bias) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -50,12 +51,16 @@ public:
     bool ok() const { return !error_->has_value(); }
     Result<void> status() const;
     const std::set<std::string>& used() const { return *used_; }
+    // Every tensor bound so far, by full key. Tensors share storage with the model, so editing one in place
+    // edits the model (LoRA merging); call ops::weights_changed() afterwards.
+    const std::map<std::string, Tensor>& bound() const { return *bound_; }
 
 private:
     TensorLookup lookup_;
     std::string prefix_;
     std::shared_ptr<std::optional<Error>> error_;
     std::shared_ptr<std::set<std::string>> used_;
+    std::shared_ptr<std::map<std::string, Tensor>> bound_;
 };
 
 }  // namespace nb::nn
