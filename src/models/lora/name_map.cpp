@@ -1,0 +1,145 @@
+#include "models/lora/name_map.h"
+
+#include <algorithm>
+#include <regex>
+#include <vector>
+
+namespace nb::lora {
+
+namespace {
+
+// A1111 convert_diffusers_name_to_compvis, restated as (pattern, template) rows; first full match wins.
+// Template placeholders: {$N} = capture N; {res:$N} = capture N through kResnetSuffix; any other {...} is a
+// sum of terms K, $N or K*$N (capture N read as an integer). A1111's conditionals ("1 if attentions else 0",
+// "2 if i > 0 else 1") are split into separate rows. The 3 = num_res_blocks + 1 of SD1/SD2, hard-coded in A1111.
+struct Rule {
+    const char* pattern;
+    const char* tmpl;
+};
+constexpr Rule kRules[] = {
+    {R"(lora_unet_conv_in(.*))", "diffusion_model_input_blocks_0_0{$1}"},
+    {R"(lora_unet_conv_out(.*))", "diffusion_model_out_2{$1}"},
+    {R"(lora_unet_time_embedding_linear_(\d+)(.*))", "diffusion_model_time_embed_{2*$1-2}{$2}"},
+    {R"(lora_unet_down_blocks_(\d+)_attentions_(\d+)_(.+))", "diffusion_model_input_blocks_{1+3*$1+$2}_1_{$3}"},
+    {R"(lora_unet_down_blocks_(\d+)_resnets_(\d+)_(.+))", "diffusion_model_input_blocks_{1+3*$1+$2}_0_{res:$3}"},
+    {R"(lora_unet_mid_block_attentions_(\d+)_(.+))", "diffusion_model_middle_block_1_{$2}"},
+    {R"(lora_unet_mid_block_resnets_(\d+)_(.+))", "diffusion_model_middle_block_{2*$1}_{res:$2}"},
+    {R"(lora_unet_up_blocks_(\d+)_attentions_(\d+)_(.+))", "diffusion_model_output_blocks_{3*$1+$2}_1_{$3}"},
+    {R"(lora_unet_up_blocks_(\d+)_resnets_(\d+)_(.+))", "diffusion_model_output_blocks_{3*$1+$2}_0_{res:$3}"},
+    {R"(lora_unet_down_blocks_(\d+)_downsamplers_0_conv)", "diffusion_model_input_blocks_{3+3*$1}_0_op"},
+    {R"(lora_unet_up_blocks_0_upsamplers_0_conv)", "diffusion_model_output_blocks_2_1_conv"},
+    {R"(lora_unet_up_blocks_(\d+)_upsamplers_0_conv)", "diffusion_model_output_blocks_{2+3*$1}_2_conv"},
+    {R"(lora_te_text_model_encoder_layers_(\d+)_(.+))", "transformer_text_model_encoder_layers_{$1}_{$2}"},
+};
+
+// A1111 suffix_conversion["resnets"]: diffusers ResnetBlock2D child -> ldm ResBlock child.
+constexpr std::pair<const char*, const char*> kResnetSuffix[] = {
+    {"conv1", "in_layers_2"},   {"conv2", "out_layers_3"},        {"norm1", "in_layers_0"},
+    {"norm2", "out_layers_0"},  {"time_emb_proj", "emb_layers_1"}, {"conv_shortcut", "skip_connection"},
+};
+
+// Diffusers/PEFT module-path prefixes -> kohya prefixes.
+constexpr std::pair<const char*, const char*> kDiffusersPrefix[] = {
+    {"unet.", "lora_unet_"},
+    {"text_encoder.", "lora_te_"},
+};
+
+int capture_index(std::string_view s) { return s.size() >= 2 && s[0] == '$' ? std::stoi(std::string(s.substr(1))) : -1; }
+
+// Sum of terms "K", "$N", "K*$N" separated by '+' / '-'.
+long long eval_sum(std::string_view expr, const std::smatch& m) {
+    long long total = 0;
+    size_t i = 0;
+    while (i < expr.size()) {
+        int sign = 1;
+        if (expr[i] == '+' || expr[i] == '-') sign = expr[i++] == '-' ? -1 : 1;
+        const size_t end = expr.find_first_of("+-", i);
+        const std::string_view term = expr.substr(i, end == std::string_view::npos ? expr.size() - i : end - i);
+        const size_t star = term.find('*');
+        long long v = 1;
+        for (std::string_view f : {term.substr(0, star), star == std::string_view::npos ? std::string_view() : term.substr(star + 1)}) {
+            if (f.empty()) continue;
+            const int c = capture_index(f);
+            v *= c >= 0 ? std::stoll(m[size_t(c)].str()) : std::stoll(std::string(f));
+        }
+        total += sign * v;
+        i = end == std::string_view::npos ? expr.size() : end;
+    }
+    return total;
+}
+
+std::string expand(std::string_view tmpl, const std::smatch& m) {
+    std::string out;
+    for (size_t i = 0; i < tmpl.size();) {
+        if (tmpl[i] != '{') {
+            out += tmpl[i++];
+            continue;
+        }
+        const size_t close = tmpl.find('}', i);
+        const std::string_view ph = tmpl.substr(i + 1, close - i - 1);
+        i = close + 1;
+        if (int c = capture_index(ph); c >= 0 && ph.find_first_of("+-*") == std::string_view::npos) {
+            out += m[size_t(c)].str();
+        } else if (ph.starts_with("res:")) {
+            std::string s = m[size_t(capture_index(ph.substr(4)))].str();
+            for (auto [from, to] : kResnetSuffix)
+                if (s == from) s = to;
+            out += s;
+        } else {
+            out += std::to_string(eval_sum(ph, m));
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::optional<std::string> diffusers_to_kohya(std::string_view module) {
+    if (module.starts_with("base_model.model.")) module.remove_prefix(17);
+    for (auto [from, to] : kDiffusersPrefix) {
+        if (!module.starts_with(from)) continue;
+        std::string s = std::string(to) + std::string(module.substr(std::string_view(from).size()));
+        std::replace(s.begin() + std::string_view(to).size(), s.end(), '.', '_');
+        return s;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> kohya_to_compvis(std::string_view kohya) {
+    static const std::vector<std::regex> compiled = [] {
+        std::vector<std::regex> v;
+        for (const auto& r : kRules) v.emplace_back(r.pattern);
+        return v;
+    }();
+    const std::string s(kohya);
+    std::smatch m;
+    for (size_t i = 0; i < compiled.size(); ++i)
+        if (std::regex_match(s, m, compiled[i])) return expand(kRules[i].tmpl, m);
+    return std::nullopt;
+}
+
+TargetIndex::TargetIndex(const std::map<std::string, Tensor>& weights) {
+    // LDM key prefix -> the part A1111's module names drop (sd_model.model / cond_stage_model.wrapped roots).
+    constexpr std::string_view kRoots[] = {"model.", "cond_stage_model."};
+    constexpr std::string_view kSuffix = ".weight";
+    for (const auto& [key, t] : weights) {
+        if (!key.ends_with(kSuffix)) continue;
+        for (std::string_view root : kRoots) {
+            if (!key.starts_with(root)) continue;
+            std::string name = key.substr(root.size(), key.size() - root.size() - kSuffix.size());
+            std::replace(name.begin(), name.end(), '.', '_');
+            by_module_.emplace(std::move(name), key);
+            break;
+        }
+    }
+}
+
+std::optional<std::string> TargetIndex::find(std::string_view kohya) const {
+    auto compvis = kohya_to_compvis(kohya);
+    if (!compvis) return std::nullopt;
+    auto it = by_module_.find(*compvis);
+    if (it == by_module_.end()) return std::nullopt;
+    return it->second;
+}
+
+}  // namespace nb::lora

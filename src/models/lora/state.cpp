@@ -1,0 +1,102 @@
+// LoraState: merge a LoRA set into the weights with a per-tensor backup (see lora.h).
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "backend/ops.h"
+#include "models/lora/lora.h"
+
+namespace nb::lora {
+
+namespace {
+
+constexpr size_t kWarnNames = 5;  // unmatched module names listed in a warning
+
+bool is_text_encoder_key(const std::string& key) { return key.starts_with("cond_stage_model."); }
+
+std::string unmatched_warning(const LoraFile& f, const std::vector<std::string>& names, const char* what) {
+    std::string list;
+    for (size_t i = 0; i < std::min(names.size(), kWarnNames); ++i) list += (i ? ", " : "") + names[i];
+    if (names.size() > kWarnNames) list += ", ...";
+    return fmt::format("LoRA '{}': {} {} ignored: {}", f.name, names.size(), what, list);
+}
+
+}  // namespace
+
+void LoraState::restore(std::map<std::string, Tensor>& weights) {
+    for (auto& [key, base] : backup_) {
+        auto it = weights.find(key);
+        if (it == weights.end()) continue;  // weights map replaced; nothing to restore into
+        std::memcpy(it->second.data(), base.data(), size_t(base.numel()) * sizeof(float));
+        ops::weights_changed(it->second);
+    }
+    backup_.clear();
+    applied_.clear();
+    warnings_.clear();
+}
+
+Result<std::vector<std::string>> LoraState::merge(std::map<std::string, Tensor>& weights, const LoraUse& use,
+                                                  const TargetIndex& index) {
+    const LoraFile& f = *use.file;
+    // Resolve and shape-check every module first, so a file that does not fit changes nothing.
+    struct Target {
+        const LoraModule* m;
+        std::string key;
+        float mult;
+    };
+    std::vector<Target> targets;
+    std::vector<std::string> unmatched;
+    for (const auto& m : f.modules) {
+        auto key = index.find(m.name);
+        if (!key) {
+            unmatched.push_back(m.name);
+            continue;
+        }
+        const float mult = is_text_encoder_key(*key) ? use.te_weight : use.unet_weight;
+        if (mult == 0.f) continue;  // weight 0 is a no-op (A1111 would add exact zeros)
+        if (auto r = check_fit(m, weights.at(*key).shape(), fmt::format("{}: weight '{}'", f.path, *key)); !r)
+            return std::unexpected(r.error());
+        targets.push_back({&m, *key, mult});
+    }
+    if (targets.empty() && unmatched.size() == f.modules.size())
+        return make_error(Errc::shape, "{}: no LoRA module matches this model (wrong base architecture?), first: '{}'",
+                          f.path, unmatched[0]);
+    for (const auto& t : targets) {
+        Tensor& w = weights.at(t.key);
+        NB_TRY(delta, module_delta(*t.m, w.shape(), t.mult, f.path));
+        if (!backup_.contains(t.key)) backup_.emplace(t.key, w.clone());
+        float* dst = w.data();
+        const float* src = delta.data();
+        for (int64_t i = 0; i < w.numel(); ++i) dst[i] += src[i];
+        ops::weights_changed(w);
+    }
+    std::vector<std::string> warnings;
+    if (!unmatched.empty()) warnings.push_back(unmatched_warning(f, unmatched, "modules match no model weight and are"));
+    if (!f.unrecognised_keys.empty())
+        warnings.push_back(unmatched_warning(f, f.unrecognised_keys, "tensors are not LoRA tensors and are"));
+    return warnings;
+}
+
+Result<std::vector<std::string>> LoraState::apply(std::map<std::string, Tensor>& weights,
+                                                  const std::vector<LoraUse>& set) {
+    std::vector<std::tuple<std::string, float, float>> wanted;
+    for (const auto& u : set) wanted.emplace_back(u.file->path, u.te_weight, u.unet_weight);
+    if (wanted == applied_) return warnings_;
+    restore(weights);
+    const TargetIndex index(weights);
+    std::vector<std::string> warnings;
+    for (const auto& u : set) {
+        auto w = merge(weights, u, index);
+        if (!w) {
+            restore(weights);
+            return std::unexpected(w.error());
+        }
+        warnings.insert(warnings.end(), w->begin(), w->end());
+    }
+    applied_ = std::move(wanted);
+    warnings_ = warnings;
+    return warnings;
+}
+
+}  // namespace nb::lora
