@@ -14,5 +14,6 @@ using CommandRegistrar = CommandRunner (*)(CLI::App& app);
 CommandRunner register_tokenize(CLI::App& app);
 CommandRunner register_generate(CLI::App& app);
 CommandRunner register_info(CLI::App& app);
+CommandRunner register_bench(CLI::App& app);
 
 }  // namespace nb::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
     const nb::cli::CommandRegistrar registrars[] = {
         nb::cli::register_generate,
         nb::cli::register_info,
+        nb::cli::register_bench,
         nb::cli::register_tokenize,
     };
     std::vector<std::pair<CLI::App*, nb::cli::CommandRunner>> commands;

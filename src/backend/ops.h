@@ -44,6 +44,10 @@ Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w);   // [N, H*W, C] -> 
 // values in place (LoRA merge / restore) call this so the next use re-reads them.
 void weights_changed(const Tensor& w);
 
+// Multiply-accumulates done by conv2d / linear / attention since the last reset (for `bench` GFLOP/s).
+int64_t mac_count();
+void reset_mac_count();
+
 // Threads used by the kernels (OpenMP + oneDNN). 0 = all cores.
 void set_num_threads(int n);
 int num_threads();

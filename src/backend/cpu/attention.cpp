@@ -9,6 +9,7 @@
 #include <dnnl.hpp>
 
 #include "backend/cpu/vec_math.h"
+#include "backend/cpu/dnnl_context.h"
 #include "backend/ops.h"
 
 namespace nb::ops {
@@ -45,6 +46,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
     Tensor o = Tensor::empty(q.shape());
     const int64_t nqb = (tq + kBlockQ - 1) / kBlockQ;
     const int64_t tasks = b * heads * nqb;
+    count_macs(2 * b * heads * tq * tk * dh);
     const float *qd = q.data(), *kd = k.data(), *vd = v.data();
     float* od = o.data();
 #pragma omp parallel

@@ -80,6 +80,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     ConvPlan& p = plan_for(k);
     int64_t ho = (k.h + k.pt + k.pb - k.kh) / k.stride + 1, wo = (k.w + k.pl + k.pr - k.kw) / k.stride + 1;
     Tensor y = Tensor::empty({k.n, k.o, ho, wo});
+    count_macs(k.n * k.o * ho * wo * k.c * k.kh * k.kw);
 
     dnnl::memory::desc user_src({k.n, k.c, k.h, k.w}, dt::f32, tag::nchw);
     dnnl::memory::desc user_dst({k.n, k.o, ho, wo}, dt::f32, tag::nchw);

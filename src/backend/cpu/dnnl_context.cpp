@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <atomic>
+
 #include "backend/ops.h"
 
 namespace nb::cpu {
@@ -19,6 +21,13 @@ dnnl::stream& dnnl_stream() {
 }  // namespace nb::cpu
 
 namespace nb::ops {
+
+namespace {
+std::atomic<int64_t> g_macs{0};
+}
+void count_macs(int64_t n) { g_macs.fetch_add(n, std::memory_order_relaxed); }
+int64_t mac_count() { return g_macs.load(); }
+void reset_mac_count() { g_macs = 0; }
 
 void set_num_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();

@@ -1,6 +1,7 @@
 // Linear layers through oneDNN's sgemm (row-major, C = A B^T with B in torch's [out, in] layout).
 #include <dnnl.hpp>
 
+#include "backend/cpu/dnnl_context.h"
 #include "backend/ops.h"
 
 namespace nb::ops {
@@ -21,6 +22,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
             for (int64_t j = 0; j < n; ++j) yd[i * n + j] = bd[j];
         beta = 1.f;
     }
+    count_macs(m * n * k);
     dnnl_sgemm('N', 'T', m, n, k, 1.f, x.data(), k, w.data(), k, beta, y.data(), n);
     return y;
 }

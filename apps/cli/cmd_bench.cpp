@@ -1,0 +1,48 @@
+// `nanobanana bench`: per-component medians, achieved GFLOP/s, peak RSS and thread count (--json for machines).
+#include <cstdio>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "nanobanana/engine.h"
+
+namespace nb::cli {
+
+CommandRunner register_bench(CLI::App& app) {
+    auto o = std::make_shared<BenchOptions>();
+    auto json = std::make_shared<bool>(false);
+    auto* s = app.add_subcommand("bench", "Time text encode, UNet steps and VAE decode on a model");
+    s->add_option("-m,--model", o->model_path, "Checkpoint (default: a random-weight SD 1.5-layout checkpoint)");
+    s->add_option("--vocab", o->vocab_path, "CLIP vocabulary");
+    s->add_option("-W,--width", o->width, "Width")->capture_default_str();
+    s->add_option("-H,--height", o->height, "Height")->capture_default_str();
+    s->add_option("--steps", o->steps, "UNet CFG steps to time (median reported)")->capture_default_str();
+    s->add_option("-t,--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
+    s->add_flag("--json", *json, "Print the report as JSON");
+    return [o, json] {
+        auto r = run_benchmark(*o, [&](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); });
+        if (!r) {
+            std::fprintf(stderr, "nanobanana: %s\n", r.error().message.c_str());
+            return 1;
+        }
+        if (*json) {
+            nlohmann::json j = {{"model", r->model}, {"threads", r->threads}, {"width", r->width},
+                                {"height", r->height}, {"load_s", r->load_s}, {"peak_rss_mb", r->peak_rss_mb}};
+            for (const auto& p : r->parts)
+                j["parts"].push_back({{"name", p.name}, {"median_s", p.median_s}, {"runs", p.runs}, {"gflop", p.gflop},
+                                      {"gflops", p.median_s > 0 ? p.gflop / p.median_s : 0}});
+            std::printf("%s\n", j.dump(2).c_str());
+            return 0;
+        }
+        std::printf("model: %s\nsize: %dx%d, threads: %d\nload: %.2f s\n", r->model.c_str(), r->width, r->height,
+                    r->threads, r->load_s);
+        for (const auto& p : r->parts)
+            std::printf("%-32s %8.3f s  (median of %d)  %8.1f GFLOP  %7.1f GFLOP/s\n", p.name.c_str(), p.median_s,
+                        p.runs, p.gflop, p.median_s > 0 ? p.gflop / p.median_s : 0);
+        std::printf("peak RSS: %.0f MB\n", r->peak_rss_mb);
+        return 0;
+    };
+}
+
+}  // namespace nb::cli

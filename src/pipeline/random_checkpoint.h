@@ -1,0 +1,29 @@
+// A random-weight checkpoint with exactly the SD 1.5 single-file layout (LDM names, fp16), for `bench`
+// and load tests without downloading weights; plus a byte-level stand-in CLIP vocabulary beside it.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+namespace nb::pipeline {
+
+struct TensorSpec {
+    std::string name;
+    Shape shape;
+};
+
+// The SD 1.5 inventory: UNet (686), VAE (248), CLIP ViT-L/14 text tower (196, without position_ids).
+std::vector<TensorSpec> sd15_inventory();
+
+// Streams the file tensor by tensor (small memory): weights N(0,1)/sqrt(fan_in), 1-D weights 1, biases 0,
+// as fp16. Writes <stem>.vocab.json / <stem>.merges.txt beside it. Atomic (temp + rename).
+Result<void> write_random_sd15(const std::string& path, uint64_t seed);
+
+// $XDG_CACHE_HOME/nanobanana/random-sd15-fp16.safetensors (or ~/.cache/...), written on first use.
+Result<std::string> ensure_random_sd15(const std::function<void(const std::string&)>& log);
+
+}  // namespace nb::pipeline
