@@ -23,6 +23,8 @@ struct GenerateArgs {
     std::string params_from;
     std::string lora_dir;
     bool verbose = false;
+    std::string upscale_model;  // generate then upscale (cmd_upscale.cpp)
+    UpscaleParams upscale{2.0};
 };
 
 // "out.png" -> out.png, out_1.png, ...; a name containing %d gets the index formatted in.
@@ -76,6 +78,12 @@ int run_generate(GenerateArgs& a) {
                      "--width/--height must be positive multiples of 8 (got " + std::to_string(a.p.width) + "x" +
                          std::to_string(a.p.height) + ")"});
     if (a.load.model_path.empty()) return fail({Errc::invalid_argument, "no model given: pass -m/--model PATH"});
+    std::unique_ptr<Upscaler> upscaler;  // loaded first so a bad upscaler fails before sampling
+    if (!a.upscale_model.empty()) {
+        auto u = Upscaler::load(a.upscale_model, a.load.threads);
+        if (!u) return fail(u.error());
+        upscaler = std::move(*u);
+    }
     install_interrupt_handler();
     std::fprintf(stderr, "loading %s\n", a.load.model_path.c_str());
     auto engine = Engine::load(a.load);
@@ -86,7 +94,7 @@ int run_generate(GenerateArgs& a) {
     for (size_t i = 0; i < images->size(); ++i) {
         const auto& g = (*images)[i];
         const std::string path = output_name(a.output, int(i));
-        if (auto r = save_png(path, g.image, g.parameters); !r) return fail(r.error());
+        if (auto r = save_generated(path, g.image, g.parameters, upscaler.get(), a.upscale); !r) return fail(r.error());
         std::fprintf(stderr, "saved %s (seed %lld)\n", path.c_str(), (long long)g.seed);
     }
     if (a.grid && images->size() > 1) {
@@ -135,6 +143,8 @@ CommandRunner register_generate(CLI::App& app) {
     s->add_option("--params-from", a->params_from, "Take prompt and settings from an A1111 PNG's parameters");
     s->add_option("--lora-model-dir", a->lora_dir, "Folder searched for <lora:name:weight> files");
     s->add_option("-t,--threads", a->load.threads, "Threads (0 = all cores)")->capture_default_str();
+    s->add_option("--upscale-model", a->upscale_model, "Upscale each image with this Real-ESRGAN model");
+    s->add_option("--upscale-scale", a->upscale.scale, "Factor for --upscale-model (1..8)")->capture_default_str();
     s->add_flag("-v,--verbose", a->verbose, "Report peak memory at the end");
     return [a] { return run_generate(*a); };
 }

@@ -5,6 +5,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "nanobanana/engine.h"
+
 namespace nb::cli {
 
 // Adds the subcommand to `app` and returns the function to run when it was chosen (returns the exit code).
@@ -14,6 +16,11 @@ using CommandRegistrar = CommandRunner (*)(CLI::App& app);
 CommandRunner register_tokenize(CLI::App& app);
 CommandRunner register_generate(CLI::App& app);
 CommandRunner register_info(CLI::App& app);
+CommandRunner register_upscale(CLI::App& app);
+
+// cmd_upscale.cpp: writes a generated image, first upscaled with `up` when not null (generate --upscale-model).
+Result<void> save_generated(const std::string& path, const Image& img, const std::string& parameters,
+                            const Upscaler* up, const UpscaleParams& p);
 CommandRunner register_bench(CLI::App& app);
 
 }  // namespace nb::cli

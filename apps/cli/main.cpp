@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
         nb::cli::register_info,
         nb::cli::register_bench,
         nb::cli::register_tokenize,
+        nb::cli::register_upscale,
     };
     std::vector<std::pair<CLI::App*, nb::cli::CommandRunner>> commands;
     for (auto reg : registrars) {

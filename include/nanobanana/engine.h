@@ -96,6 +96,46 @@ Result<Image> load_png(const std::string& path);
 Result<void> save_upscaled_png(const std::string& path, const Image& image, const std::string& parameters,
                                const std::string& postprocessing);
 
+// ---- AI upscaling (Real-ESRGAN family: SRVGGNetCompact, RRDBNet), src/pipeline/upscale_api.cpp ----
+struct UpscaleParams {
+    double scale = 0;                    // target factor 1..8; 0 = the model's own factor
+    int width = 0, height = 0;           // explicit target size (overrides scale when both set)
+    int tile = 192, tile_overlap = 32;   // input pixels; tile <= 0 runs the whole image at once
+};
+
+class Upscaler {
+public:
+    // .pth (torch zip, params_ema/params) or .safetensors; architecture and factor read from the tensors.
+    static Result<std::unique_ptr<Upscaler>> load(const std::string& model_path, int threads = 0);
+    ~Upscaler();
+    const std::string& name() const;  // file name without extension, as A1111 lists upscalers
+    int native_scale() const;
+    std::string describe() const;     // "SRVGGNetCompact x4 (num_feat 64, num_conv 16)"
+    // RGB(A) -> target size; alpha is resized. Progress: image/n_images = pass, step/total = tile, phase "upscale".
+    Result<Image> upscale(const Image& in, const UpscaleParams& p, const ProgressFn& progress = {}) const;
+    // A1111 extras info: "Postprocess upscaler: <name>, Postprocess upscale by: <s>" (or "upscale to: WxH").
+    std::string postprocess_info(const UpscaleParams& p) const;
+
+private:
+    Upscaler();
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Any PNG as 8-bit RGB or RGBA.
+Result<Image> load_png(const std::string& path);
+// Upscaled PNG, written atomically: `parameters` (when not empty) with `postprocessing` appended to its settings
+// line, and A1111's separate "postprocessing" chunk.
+Result<void> save_upscaled_png(const std::string& path, const Image& image, const std::string& parameters,
+                               const std::string& postprocessing);
+
+// `info`: format, dtype mix, components, architecture, parameter counts and unused tensors of a checkpoint.
+Result<std::string> describe_checkpoint(const std::string& path);
+// A .safetensors file holding LoRA tensors (kohya or diffusers/PEFT names)?
+bool is_lora_file(const std::string& path);
+// `info` for a LoRA: modules (unet / text encoder, linear / conv), ranks, alphas, addnet hash, ss_* metadata.
+Result<std::string> describe_lora(const std::string& path);
+
 // `info`: format, dtype mix, components, architecture, parameter counts and unused tensors of a checkpoint.
 Result<std::string> describe_checkpoint(const std::string& path);
 

@@ -1,0 +1,95 @@
+// include/nanobanana/engine.h, upscaling part: Upscaler over esrgan::Model and pipeline/upscale.h.
+#include <cmath>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "backend/ops.h"
+#include "image/image.h"
+#include "nanobanana/engine.h"
+#include "pipeline/infotext.h"
+#include "pipeline/upscale.h"
+
+namespace nb {
+
+struct Upscaler::Impl {
+    esrgan::Model model;
+    std::string name;
+};
+
+Upscaler::Upscaler() : impl_(std::make_unique<Impl>()) {}
+Upscaler::~Upscaler() = default;
+
+Result<std::unique_ptr<Upscaler>> Upscaler::load(const std::string& model_path, int threads) {
+    ops::set_num_threads(threads);
+    NB_TRY(model, esrgan::Model::load(model_path));
+    std::unique_ptr<Upscaler> u(new Upscaler());
+    u->impl_->model = std::move(model);
+    u->impl_->name = std::filesystem::path(model_path).stem().string();
+    return u;
+}
+
+const std::string& Upscaler::name() const { return impl_->name; }
+int Upscaler::native_scale() const { return impl_->model.config().scale; }
+std::string Upscaler::describe() const { return impl_->model.config().summary(); }
+
+namespace {
+
+constexpr double kMaxScale = 8.0;
+
+// Target size of a request: explicit WxH, else round(side * scale) with scale 0 = the model's factor.
+Result<std::pair<int, int>> target_size(const Image& in, const UpscaleParams& p, int native) {
+    if (p.width > 0 || p.height > 0) {
+        if (p.width <= 0 || p.height <= 0)
+            return make_error(Errc::invalid_argument, "upscale target size needs both width and height (got {}x{})",
+                              p.width, p.height);
+        if (p.width > in.width * kMaxScale || p.height > in.height * kMaxScale)
+            return make_error(Errc::invalid_argument, "upscale target {}x{} is more than 8x the input {}x{}", p.width,
+                              p.height, in.width, in.height);
+        return std::pair{p.width, p.height};
+    }
+    const double s = p.scale == 0 ? native : p.scale;
+    if (!(s >= 1.0 && s <= kMaxScale))
+        return make_error(Errc::invalid_argument, "upscale factor must be between 1 and 8 (got {})", s);
+    return std::pair{int(std::lround(in.width * s)), int(std::lround(in.height * s))};
+}
+
+}  // namespace
+
+Result<Image> Upscaler::upscale(const Image& in, const UpscaleParams& p, const ProgressFn& progress) const {
+    NB_TRY(size, target_size(in, p, native_scale()));
+    if (p.tile > 0 && p.tile_overlap * 2 >= p.tile)
+        return make_error(Errc::invalid_argument, "tile overlap {} must be less than half the tile size {}",
+                          p.tile_overlap, p.tile);
+    pipeline::UpscaleTiling t{p.tile, std::max(0, p.tile_overlap)};
+    return pipeline::upscale_image(impl_->model, in, size.first, size.second, t,
+                                   [&](int pass, int n_passes, int tile, int n_tiles) {
+                                       return !progress ||
+                                              progress(Progress{pass, n_passes, tile + 1, n_tiles, "upscale"});
+                                   });
+}
+
+std::string Upscaler::postprocess_info(const UpscaleParams& p) const {
+    if (p.width > 0 && p.height > 0)
+        return fmt::format("Postprocess upscaler: {}, Postprocess upscale to: {}x{}", name(), p.width, p.height);
+    const double s = p.scale == 0 ? native_scale() : p.scale;
+    return fmt::format("Postprocess upscaler: {}, Postprocess upscale by: {}", name(), pipeline::format_number(s));
+}
+
+Result<Image> load_png(const std::string& path) { return read_png(path); }
+
+Result<void> save_upscaled_png(const std::string& path, const Image& image, const std::string& parameters,
+                               const std::string& postprocessing) {
+    TextChunks chunks;
+    if (!parameters.empty()) {
+        // The postprocess fields join the settings line (the last line, when the infotext has one), so tools
+        // that read only "parameters" see them too.
+        const bool has_settings = !pipeline::Infotext::parse(parameters).params.empty();
+        const std::string sep = postprocessing.empty() ? "" : has_settings ? ", " : "\n";
+        chunks.emplace_back("parameters", parameters + sep + postprocessing);
+    }
+    if (!postprocessing.empty()) chunks.emplace_back("postprocessing", postprocessing);
+    return write_png(path, image, chunks);
+}
+
+}  // namespace nb
