@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 
@@ -22,10 +23,28 @@ struct GenerateArgs {
     bool grid = false;
     std::string params_from;
     std::string lora_dir;
+    std::vector<std::string> loras;  // --lora PATH[:WEIGHT | :TE_WEIGHT:UNET_WEIGHT], repeatable
     bool verbose = false;
     std::string upscale_model;  // generate then upscale (cmd_upscale.cpp)
     UpscaleParams upscale{2.0};
 };
+
+// --lora PATH:W (te = unet = W), PATH:TE:UNET, or PATH (1.0): trailing ':number' fields are weights.
+bool parse_lora(const std::string& spec, LoraWeight& out) {
+    std::string path = spec;
+    std::vector<float> w;
+    for (size_t colon; w.size() < 2 && (colon = path.rfind(':')) != std::string::npos;) {
+        const std::string num = path.substr(colon + 1);
+        char* end = nullptr;
+        const float v = std::strtof(num.c_str(), &end);
+        if (num.empty() || *end != '\0') break;
+        w.insert(w.begin(), v);
+        path.resize(colon);
+    }
+    if (path.empty()) return false;
+    out = {path, w.empty() ? 1.f : w[0], w.empty() ? 1.f : w.back()};
+    return true;
+}
 
 // "out.png" -> out.png, out_1.png, ...; a name containing %d gets the index formatted in.
 std::string output_name(const std::string& pattern, int i) {
@@ -84,6 +103,13 @@ int run_generate(GenerateArgs& a) {
         if (!u) return fail(u.error());
         upscaler = std::move(*u);
     }
+    a.load.lora_dir = a.lora_dir;
+    for (const auto& spec : a.loras) {
+        LoraWeight lw;
+        if (!parse_lora(spec, lw))
+            return fail({Errc::invalid_argument, "--lora must be PATH[:WEIGHT] (got '" + spec + "')"});
+        a.p.loras.push_back(lw);
+    }
     install_interrupt_handler();
     std::fprintf(stderr, "loading %s\n", a.load.model_path.c_str());
     auto engine = Engine::load(a.load);
@@ -91,6 +117,8 @@ int run_generate(GenerateArgs& a) {
     ProgressBar bar;
     auto images = (*engine)->generate(a.p, [&](const Progress& pr) { return bar.update(pr); });
     if (!images) return fail(images.error());
+    if (!images->empty())
+        for (const auto& w : images->front().warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     for (size_t i = 0; i < images->size(); ++i) {
         const auto& g = (*images)[i];
         const std::string path = output_name(a.output, int(i));
@@ -142,6 +170,7 @@ CommandRunner register_generate(CLI::App& app) {
     s->add_flag("--grid", a->grid, "Also write a contact sheet of all images (<output>_grid.png)");
     s->add_option("--params-from", a->params_from, "Take prompt and settings from an A1111 PNG's parameters");
     s->add_option("--lora-model-dir", a->lora_dir, "Folder searched for <lora:name:weight> files");
+    s->add_option("--lora", a->loras, "LoRA file to merge: PATH[:WEIGHT] or PATH:TE_WEIGHT:UNET_WEIGHT (repeatable)");
     s->add_option("-t,--threads", a->load.threads, "Threads (0 = all cores)")->capture_default_str();
     s->add_option("--upscale-model", a->upscale_model, "Upscale each image with this Real-ESRGAN model");
     s->add_option("--upscale-scale", a->upscale.scale, "Factor for --upscale-model (1..8)")->capture_default_str();

@@ -10,10 +10,12 @@ namespace nb::cli {
 CommandRunner register_info(CLI::App& app) {
     auto path = std::make_shared<std::string>();
     auto* s = app.add_subcommand("info", "Describe a checkpoint, or print the generation parameters of a PNG");
-    s->add_option("file", *path, "Model (.safetensors, diffusers folder, .ckpt) or PNG image")->required();
+    s->add_option("file", *path, "Model (.safetensors, diffusers folder, .ckpt), LoRA .safetensors, or PNG image")->required();
     return [path] {
         const bool png = path->size() > 4 && path->substr(path->size() - 4) == ".png";
-        auto text = png ? read_png_parameters(*path) : describe_checkpoint(*path);
+        auto text = png                  ? read_png_parameters(*path)
+                    : is_lora_file(*path) ? describe_lora(*path)
+                                          : describe_checkpoint(*path);
         if (!text) {
             std::fprintf(stderr, "nanobanana: %s\n", text.error().message.c_str());
             return 1;

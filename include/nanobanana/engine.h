@@ -17,6 +17,13 @@ struct LoadOptions {
     std::string model_path;  // .safetensors single file, diffusers folder, or torch zip .ckpt
     std::string vocab_path;  // CLIP vocabulary; empty = search (NB_VOCAB, beside the model, data dirs)
     int threads = 0;         // 0 = all cores
+    std::string lora_dir;    // folder searched for the prompt's <lora:name:w> files (by file stem)
+};
+
+// A LoRA file given directly (--lora PATH:WEIGHT); merged after the prompt's <lora:...> tags, in order.
+struct LoraWeight {
+    std::string path;
+    float te_weight = 1.f, unet_weight = 1.f;
 };
 
 struct GenerateParams {
@@ -30,6 +37,7 @@ struct GenerateParams {
     int clip_skip = 1;                // A1111: 1 = last layer; <= 0 means 1
     int batch_count = 1;              // images with seeds seed, seed+1, ...
     std::string rng = "cuda";         // "cuda" (A1111 GPU/Philox, default) or "cpu" (torch CPU)
+    std::vector<LoraWeight> loras;    // besides <lora:name:w> prompt tags
 };
 
 struct Progress {
@@ -45,6 +53,7 @@ struct GeneratedImage {
     int64_t seed = 0;
     std::string parameters;       // A1111 infotext for the PNG "parameters" chunk
     std::vector<float> latent;    // final sampler output [4, H/8, W/8] (for debugging / tests)
+    std::vector<std::string> warnings;  // e.g. LoRA modules that match no model weight
 };
 
 class Engine {

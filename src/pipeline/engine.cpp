@@ -9,6 +9,7 @@
 #include "image/image.h"
 #include "io/hash.h"
 #include "pipeline/infotext.h"
+#include "pipeline/lora.h"
 #include "pipeline/txt2img.h"
 #include "text/prompt.h"
 
@@ -21,6 +22,8 @@ namespace nb {
 struct Engine::Impl {
     std::unique_ptr<pipeline::SDModel> model;
     std::string hash10;  // A1111 "Model hash", computed on first use
+    std::string lora_dir;
+    pipeline::LoraSet loras;  // the LoRAs merged into `model` now
 };
 
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
@@ -31,6 +34,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const LoadOptions& opt) {
     NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path));
     std::unique_ptr<Engine> e(new Engine());
     e->impl_->model = std::move(model);
+    e->impl_->lora_dir = opt.lora_dir;
     return e;
 }
 
@@ -48,7 +52,7 @@ std::string Engine::describe() const {
 namespace {
 
 std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSampler& s, int64_t seed,
-                         const std::string& model, const std::string& hash) {
+                         const std::string& model, const std::string& hash, const std::string& lora_hashes) {
     pipeline::Infotext it;
     it.prompt = p.prompt;
     it.negative_prompt = p.negative_prompt;
@@ -62,6 +66,7 @@ std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSample
     it.set("Model", model);
     if (p.clip_skip > 1) it.set("Clip skip", std::to_string(p.clip_skip));
     if (p.rng == "cpu" || p.rng == "CPU") it.set("RNG", "CPU");
+    if (!lora_hashes.empty()) it.set("Lora hashes", lora_hashes);  // A1111 extra_generation_params
     it.set("Version", std::string("nanobanana ") + NB_VERSION);
     return it.format();
 }
@@ -72,9 +77,9 @@ Result<std::vector<GeneratedImage>> Engine::generate(const GenerateParams& param
     const auto& m = *impl_->model;
     GenerateParams p = params;
     NB_TRY(lora, text::extract_lora_tags(p.prompt));
-    if (!lora.loras.empty())
-        return make_error(Errc::unsupported, "prompt uses <lora:{}>, but LoRA support is not implemented yet",
-                          lora.loras[0].name);
+    NB_TRY(lora_reqs, pipeline::lora_requests(lora.loras, impl_->lora_dir, p.loras));
+    NB_TRY(lora_warnings, impl_->loras.activate(*impl_->model, lora_reqs));
+    NB_TRY(lora_hashes, impl_->loras.hashes(lora_reqs));
     if (p.batch_count < 1 || p.batch_count > 1000)
         return make_error(Errc::invalid_argument, "batch count must be 1..1000 (got {})", p.batch_count);
     if (p.seed < 0) p.seed = int64_t(std::random_device{}() % 4294967294u);  // A1111: randrange(4294967294)
@@ -93,7 +98,8 @@ Result<std::vector<GeneratedImage>> Engine::generate(const GenerateParams& param
         GeneratedImage g;
         g.image = image_from_tensor(o.image, 0);
         g.seed = o.seed;
-        g.parameters = infotext_for(p, choice, o.seed, m.name, impl_->hash10);
+        g.parameters = infotext_for(p, choice, o.seed, m.name, impl_->hash10, lora_hashes);
+        g.warnings = lora_warnings;
         g.latent.assign(o.latent.span().begin(), o.latent.span().end());
         result.push_back(std::move(g));
     }

@@ -1,13 +1,15 @@
-// LoRA against golden/lora (README section 9): name map, merged deltas, UNet and CLIP outputs for A at 0.8 and
-// A at 0.7 stacked with B at 0.85, merged through the same LoraState the engine uses; bit-exact restore; errors.
+// LoRA against golden/lora (README section 9): name map, merged deltas, UNet and CLIP outputs for A at 0.8
+// and A at 0.7 stacked with B at 0.85, merged through the same LoraState the engine uses; bit-exact restore;
+// errors.
+#include "models/lora/lora.h"
+
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "models/lora/lora.h"
 #include "pipeline/sd_model.h"
 #include "testutil/golden.h"
 
@@ -32,7 +34,9 @@ std::shared_ptr<const lora::LoraFile> lora_file(const std::string& stem) {
     return std::make_shared<const lora::LoraFile>(std::move(*f));
 }
 
-Tensor g(const std::string& name) { return test::golden_tensor(kIO, name); }
+Tensor g(const std::string& name) {
+    return test::golden_tensor(kIO, name);
+}
 
 // Base-weight snapshot of the whole map, for bit-exact comparisons.
 std::map<std::string, std::vector<float>> snapshot(const std::map<std::string, Tensor>& w) {
@@ -41,7 +45,8 @@ std::map<std::string, std::vector<float>> snapshot(const std::map<std::string, T
     return s;
 }
 
-void expect_bit_exact(const std::map<std::string, Tensor>& w, const std::map<std::string, std::vector<float>>& s) {
+void expect_bit_exact(const std::map<std::string, Tensor>& w,
+                      const std::map<std::string, std::vector<float>>& s) {
     size_t differing = 0;
     for (const auto& [k, t] : w)
         if (std::memcmp(t.data(), s.at(k).data(), s.at(k).size() * sizeof(float)) != 0) ++differing;
@@ -51,7 +56,8 @@ void expect_bit_exact(const std::map<std::string, Tensor>& w, const std::map<std
 void expect_outputs(const std::string& tag) {
     auto& m = tiny();
     Tensor t = g("unet_timesteps");
-    Tensor eps = m.unet.forward(g("unet_x"), std::vector<float>(t.span().begin(), t.span().end()), g("unet_context"));
+    Tensor eps =
+        m.unet.forward(g("unet_x"), std::vector<float>(t.span().begin(), t.span().end()), g("unet_context"));
     EXPECT_TRUE(test::close_rel(eps, g(tag + ".unet_out"), 1e-4)) << tag;
     const Tensor id_t = g("clip_input_ids");  // named: a range-for over a temporary's span would dangle
     std::vector<int> ids;
@@ -67,9 +73,11 @@ TEST(LoraNames, A1111ConversionMatchesGoldenMap) {
     const lora::TargetIndex index(tiny().weights);
     for (const auto& [kohya, key] : j.items()) EXPECT_EQ(index.find(kohya).value_or("<none>"), key) << kohya;
     EXPECT_EQ(j.size(), 129u);
-    EXPECT_EQ(lora::kohya_to_compvis("lora_unet_up_blocks_2_upsamplers_0_conv"), "diffusion_model_output_blocks_8_2_conv");
+    EXPECT_EQ(lora::kohya_to_compvis("lora_unet_up_blocks_2_upsamplers_0_conv"),
+              "diffusion_model_output_blocks_8_2_conv");
     EXPECT_EQ(lora::kohya_to_compvis("lora_unet_time_embedding_linear_2"), "diffusion_model_time_embed_2");
-    EXPECT_EQ(lora::kohya_to_compvis("lora_unet_mid_block_resnets_1_norm2"), "diffusion_model_middle_block_2_out_layers_0");
+    EXPECT_EQ(lora::kohya_to_compvis("lora_unet_mid_block_resnets_1_norm2"),
+              "diffusion_model_middle_block_2_out_layers_0");
     EXPECT_FALSE(lora::kohya_to_compvis("lora_unet_something_else"));
     EXPECT_EQ(lora::diffusers_to_kohya("unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0"),
               "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_out_0");
@@ -111,7 +119,8 @@ TEST(LoraMerge, DeltasMatchGolden) {
         Tensor diff = Tensor::empty(ref.shape());
         for (int64_t i = 0; i < ref.numel(); ++i) diff.data()[i] = now.data()[i] - base.at(key)[size_t(i)];
         EXPECT_TRUE(test::close_rel(diff, ref, 1e-5)) << mod;
-        const auto* lm = &*std::find_if(a->modules.begin(), a->modules.end(), [&](auto& x) { return x.name == mod; });
+        const auto* lm =
+            &*std::find_if(a->modules.begin(), a->modules.end(), [&](auto& x) { return x.name == mod; });
         auto d = lora::module_delta(*lm, ref.shape(), 0.8f, "A");
         ASSERT_TRUE(d) << d.error().message;
         EXPECT_TRUE(test::close_rel(*d, ref, 1e-5)) << mod;
@@ -131,7 +140,7 @@ TEST(LoraMerge, OutputsMatchGoldenAndRestoreIsBitExact) {
     ASSERT_TRUE(state.apply(m.weights, {{a, 0.8f, 0.8f}}));
     expect_outputs("A0.8");
     const size_t touched = state.n_backed_up();
-    EXPECT_EQ(touched, 129u);  // backup proportional to the LoRA, not the model
+    EXPECT_EQ(touched, 129u);                                // backup proportional to the LoRA, not the model
     ASSERT_TRUE(state.apply(m.weights, {{a, 0.8f, 0.8f}}));  // same set: no work, same result
     expect_outputs("A0.8");
     ASSERT_TRUE(state.apply(m.weights, {{a, 0.7f, 0.7f}, {b, 0.85f, 0.85f}}));
@@ -162,10 +171,11 @@ TEST(LoraErrors, WrongShapeNamesKeyAndShapesAndChangesNothing) {
     auto& m = tiny();
     const auto base = snapshot(m.weights);
     const std::string mod = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k";
-    auto path = write_lora("nb_lora_wrong.safetensors", {{"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", {4, 64}},
-                                                        {"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight", {256, 4}},
-                                                        {mod + ".lora_down.weight", {4, 768}},
-                                                        {mod + ".lora_up.weight", {32, 4}}});
+    auto path = write_lora("nb_lora_wrong.safetensors",
+                           {{"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", {4, 64}},
+                            {"lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight", {256, 4}},
+                            {mod + ".lora_down.weight", {4, 768}},
+                            {mod + ".lora_up.weight", {32, 4}}});
     auto f = lora::LoraFile::open(path);
     ASSERT_TRUE(f) << f.error().message;
     lora::LoraState state;
@@ -198,13 +208,15 @@ TEST(LoraErrors, UnmatchedModulesAreWarningsAndForeignFilesAreErrors) {
     EXPECT_NE((*r)[1].find("some_other_tensor"), std::string::npos) << (*r)[1];
     state.restore(m.weights);
 
-    auto sdxl = write_lora("nb_lora_foreign.safetensors", {{"lora_unet_input_blocks_4_1_proj_in.lora_down.weight", {4, 640}},
-                                                          {"lora_unet_input_blocks_4_1_proj_in.lora_up.weight", {640, 4}}});
+    auto sdxl = write_lora("nb_lora_foreign.safetensors",
+                           {{"lora_unet_input_blocks_4_1_proj_in.lora_down.weight", {4, 640}},
+                            {"lora_unet_input_blocks_4_1_proj_in.lora_up.weight", {640, 4}}});
     auto ff = lora::LoraFile::open(sdxl);
     ASSERT_TRUE(ff);
     auto e = state.apply(m.weights, {{std::make_shared<lora::LoraFile>(*ff), 1.f, 1.f}});
     ASSERT_FALSE(e);
-    EXPECT_NE(e.error().message.find("lora_unet_input_blocks_4_1_proj_in"), std::string::npos) << e.error().message;
+    EXPECT_NE(e.error().message.find("lora_unet_input_blocks_4_1_proj_in"), std::string::npos)
+        << e.error().message;
     std::filesystem::remove(path);
     std::filesystem::remove(sdxl);
 }
@@ -220,13 +232,15 @@ TEST(LoraErrors, TruncatedMalformedAndLyCORISFilesFailCleanly) {
         EXPECT_FALSE(f) << n;
         std::filesystem::remove(p);
     }
-    auto loha = write_lora("nb_lora_loha.safetensors", {{"lora_unet_mid_block_attentions_0_proj_in.hada_w1_a", {32, 4}},
-                                                        {"lora_unet_mid_block_attentions_0_proj_in.hada_w1_b", {4, 32}}});
+    auto loha = write_lora("nb_lora_loha.safetensors",
+                           {{"lora_unet_mid_block_attentions_0_proj_in.hada_w1_a", {32, 4}},
+                            {"lora_unet_mid_block_attentions_0_proj_in.hada_w1_b", {4, 32}}});
     auto f = lora::LoraFile::open(loha);
     ASSERT_FALSE(f);
     EXPECT_EQ(f.error().code, Errc::unsupported);
     EXPECT_NE(f.error().message.find("unsupported LoRA type (LoHa)"), std::string::npos) << f.error().message;
-    auto half = write_lora("nb_lora_half.safetensors", {{"lora_unet_mid_block_attentions_0_proj_in.lora_up.weight", {32, 4}}});
+    auto half = write_lora("nb_lora_half.safetensors",
+                           {{"lora_unet_mid_block_attentions_0_proj_in.lora_up.weight", {32, 4}}});
     EXPECT_FALSE(lora::LoraFile::open(half));
     std::filesystem::remove(loha);
     std::filesystem::remove(half);
@@ -236,9 +250,11 @@ TEST(LoraFile, PeftNamingMergesLikeKohya) {
     // The kohya module, renamed to diffusers/PEFT keys (lora_A = down, lora_B = up), with and without alpha.
     auto a = lora_file("lora_A");
     const std::string kohya = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k";
-    const auto& km = *std::find_if(a->modules.begin(), a->modules.end(), [&](auto& x) { return x.name == kohya; });
+    const auto& km =
+        *std::find_if(a->modules.begin(), a->modules.end(), [&](auto& x) { return x.name == kohya; });
     const std::string peft = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k";
-    auto path = write_lora("nb_lora_peft.safetensors", {{peft + ".lora_A.weight", km.down.shape}, {peft + ".lora_B.weight", km.up.shape}});
+    auto path = write_lora("nb_lora_peft.safetensors", {{peft + ".lora_A.weight", km.down.shape},
+                                                        {peft + ".lora_B.weight", km.up.shape}});
     auto f = lora::LoraFile::open(path);
     ASSERT_TRUE(f) << f.error().message;
     ASSERT_EQ(f->modules.size(), 1u);

@@ -17,8 +17,9 @@ constexpr std::pair<std::string_view, Part> kParts[] = {
 
 // Key fragments of network types A1111 supports through other modules (LyCORIS); not merged here.
 constexpr std::pair<std::string_view, std::string_view> kUnsupported[] = {
-    {".hada_", "LoHa"}, {".lokr_", "LoKr"}, {".lora_mid.", "LoCon with Tucker lora_mid"},
-    {".dora_scale", "DoRA"}, {".oft_", "OFT"}, {".diff", "full diff"}, {".w_norm", "norm"},
+    {".hada_", "LoHa"},      {".lokr_", "LoKr"}, {".lora_mid.", "LoCon with Tucker lora_mid"},
+    {".dora_scale", "DoRA"}, {".oft_", "OFT"},   {".diff", "full diff"},
+    {".w_norm", "norm"},
 };
 
 struct Pending {
@@ -41,8 +42,8 @@ Result<LoraModule> make_module(const std::string& name, const Pending& p, const 
     const Shape &u = m.up.shape, &d = m.down.shape;
     const bool up_ok = u.size() == 2 || (u.size() == 4 && u[2] == 1 && u[3] == 1);
     if (!up_ok || (d.size() != 2 && d.size() != 4) || d[0] <= 0 || u[1] != d[0])
-        return make_error(Errc::shape, "{}: LoRA module '{}': up {} and down {} do not form a rank-r product", file,
-                          name, shape_str(u), shape_str(d));
+        return make_error(Errc::shape, "{}: LoRA module '{}': up {} and down {} do not form a rank-r product",
+                          file, name, shape_str(u), shape_str(d));
     m.rank = d[0];
     if (p.alpha) {
         if (p.alpha->shape.size() > 1 || shape_numel(p.alpha->shape) != 1)
@@ -61,8 +62,8 @@ bool is_lora(const SafeTensors& st) {
         for (auto [suffix, part] : kParts)
             if (part != Part::alpha && e.name.ends_with(suffix)) return true;
     for (const auto& e : st.entries())
-        if (e.name.starts_with("lora_") && (e.name.find(".hada_") != std::string::npos ||
-                                           e.name.find(".lokr_") != std::string::npos))
+        if (e.name.starts_with("lora_") &&
+            (e.name.find(".hada_") != std::string::npos || e.name.find(".lokr_") != std::string::npos))
             return true;
     return false;
 }
@@ -84,7 +85,8 @@ Result<LoraFile> LoraFile::from(const SafeTensors& st) {
     for (const auto& e : f.st_->entries()) {
         for (auto [frag, type] : kUnsupported)
             if (e.name.find(frag) != std::string::npos)
-                return make_error(Errc::unsupported, "{}: unsupported LoRA type ({}): key '{}'", f.path, type, e.name);
+                return make_error(Errc::unsupported, "{}: unsupported LoRA type ({}): key '{}'", f.path, type,
+                                  e.name);
         bool matched = false;
         for (auto [suffix, part] : kParts) {
             if (!e.name.ends_with(suffix)) continue;
@@ -102,7 +104,8 @@ Result<LoraFile> LoraFile::from(const SafeTensors& st) {
         f.modules.push_back(std::move(m));
     }
     if (f.modules.empty())
-        return make_error(Errc::format, "{}: no LoRA tensors (*.lora_up/lora_down.weight or *.lora_A/lora_B.weight)",
+        return make_error(Errc::format,
+                          "{}: no LoRA tensors (*.lora_up/lora_down.weight or *.lora_A/lora_B.weight)",
                           f.path);
     return f;
 }
@@ -110,7 +113,8 @@ Result<LoraFile> LoraFile::from(const SafeTensors& st) {
 Result<void> check_fit(const LoraModule& m, const Shape& w, std::string_view what) {
     const int64_t out = m.up.shape[0], k = shape_numel(m.down.shape) / m.rank;
     if (w.empty() || w[0] != out || shape_numel(w) != out * k)
-        return make_error(Errc::shape, "{}: LoRA module '{}' does not fit: up {} @ down {} gives [{}, {}], weight is {}",
+        return make_error(Errc::shape,
+                          "{}: LoRA module '{}' does not fit: up {} @ down {} gives [{}, {}], weight is {}",
                           what, m.name, shape_str(m.up.shape), shape_str(m.down.shape), out, k, shape_str(w));
     return {};
 }

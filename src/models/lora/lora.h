@@ -28,17 +28,17 @@ struct LoraModule {
 
 struct LoraFile {
     std::string path;
-    std::string name;  // file stem
-    std::vector<LoraModule> modules;                // sorted by name
-    std::vector<std::string> unrecognised_keys;     // tensors that belong to no LoRA module
-    std::map<std::string, std::string> metadata;    // "__metadata__" (kohya ss_* training metadata)
+    std::string name;                             // file stem
+    std::vector<LoraModule> modules;              // sorted by name
+    std::vector<std::string> unrecognised_keys;   // tensors that belong to no LoRA module
+    std::map<std::string, std::string> metadata;  // "__metadata__" (kohya ss_* training metadata)
 
     // Errors: unreadable/malformed file (format), LyCORIS LoHa/LoKr/Tucker/DoRA (unsupported: "unsupported
     // LoRA type (LoHa)"), a module missing its up or down tensor, inconsistent ranks (shape).
     static Result<LoraFile> open(const std::string& path);
     static Result<LoraFile> from(const SafeTensors& st);
 
-private:
+  private:
     std::shared_ptr<const SafeTensors> st_;  // keeps the mmapped data of the entries alive
 };
 
@@ -61,19 +61,20 @@ struct LoraUse {
 // Which LoRAs are merged into a weight map, with a backup of only the tensors they touched so that the
 // base weights come back bit-exactly (restore cost proportional to the LoRA size, not the model size).
 class LoraState {
-public:
+  public:
     // Makes `set` (applied in order) the merged state: restore + apply; the same set again does no work.
     // On error the weights are left restored to base. Returns warnings (modules that match no weight).
-    Result<std::vector<std::string>> apply(std::map<std::string, Tensor>& weights, const std::vector<LoraUse>& set);
+    Result<std::vector<std::string>> apply(std::map<std::string, Tensor>& weights,
+                                           const std::vector<LoraUse>& set);
     // Puts back the base values of every touched tensor.
     void restore(std::map<std::string, Tensor>& weights);
     size_t n_backed_up() const { return backup_.size(); }
 
-private:
+  private:
     Result<std::vector<std::string>> merge(std::map<std::string, Tensor>& weights, const LoraUse& use,
                                            const TargetIndex& index);
 
-    std::map<std::string, Tensor> backup_;  // LDM key -> base values (clone)
+    std::map<std::string, Tensor> backup_;                        // LDM key -> base values (clone)
     std::vector<std::tuple<std::string, float, float>> applied_;  // (path, te, unet) in order
     std::vector<std::string> warnings_;
 };

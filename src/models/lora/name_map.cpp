@@ -11,7 +11,8 @@ namespace {
 // A1111 convert_diffusers_name_to_compvis, restated as (pattern, template) rows; first full match wins.
 // Template placeholders: {$N} = capture N; {res:$N} = capture N through kResnetSuffix; any other {...} is a
 // sum of terms K, $N or K*$N (capture N read as an integer). A1111's conditionals ("1 if attentions else 0",
-// "2 if i > 0 else 1") are split into separate rows. The 3 = num_res_blocks + 1 of SD1/SD2, hard-coded in A1111.
+// "2 if i > 0 else 1") are split into separate rows. The 3 = num_res_blocks + 1 of SD1/SD2, hard-coded in
+// A1111.
 struct Rule {
     const char* pattern;
     const char* tmpl;
@@ -20,8 +21,10 @@ constexpr Rule kRules[] = {
     {R"(lora_unet_conv_in(.*))", "diffusion_model_input_blocks_0_0{$1}"},
     {R"(lora_unet_conv_out(.*))", "diffusion_model_out_2{$1}"},
     {R"(lora_unet_time_embedding_linear_(\d+)(.*))", "diffusion_model_time_embed_{2*$1-2}{$2}"},
-    {R"(lora_unet_down_blocks_(\d+)_attentions_(\d+)_(.+))", "diffusion_model_input_blocks_{1+3*$1+$2}_1_{$3}"},
-    {R"(lora_unet_down_blocks_(\d+)_resnets_(\d+)_(.+))", "diffusion_model_input_blocks_{1+3*$1+$2}_0_{res:$3}"},
+    {R"(lora_unet_down_blocks_(\d+)_attentions_(\d+)_(.+))",
+     "diffusion_model_input_blocks_{1+3*$1+$2}_1_{$3}"},
+    {R"(lora_unet_down_blocks_(\d+)_resnets_(\d+)_(.+))",
+     "diffusion_model_input_blocks_{1+3*$1+$2}_0_{res:$3}"},
     {R"(lora_unet_mid_block_attentions_(\d+)_(.+))", "diffusion_model_middle_block_1_{$2}"},
     {R"(lora_unet_mid_block_resnets_(\d+)_(.+))", "diffusion_model_middle_block_{2*$1}_{res:$2}"},
     {R"(lora_unet_up_blocks_(\d+)_attentions_(\d+)_(.+))", "diffusion_model_output_blocks_{3*$1+$2}_1_{$3}"},
@@ -34,8 +37,8 @@ constexpr Rule kRules[] = {
 
 // A1111 suffix_conversion["resnets"]: diffusers ResnetBlock2D child -> ldm ResBlock child.
 constexpr std::pair<const char*, const char*> kResnetSuffix[] = {
-    {"conv1", "in_layers_2"},   {"conv2", "out_layers_3"},        {"norm1", "in_layers_0"},
-    {"norm2", "out_layers_0"},  {"time_emb_proj", "emb_layers_1"}, {"conv_shortcut", "skip_connection"},
+    {"conv1", "in_layers_2"},  {"conv2", "out_layers_3"},         {"norm1", "in_layers_0"},
+    {"norm2", "out_layers_0"}, {"time_emb_proj", "emb_layers_1"}, {"conv_shortcut", "skip_connection"},
 };
 
 // Diffusers/PEFT module-path prefixes -> kohya prefixes.
@@ -44,7 +47,9 @@ constexpr std::pair<const char*, const char*> kDiffusersPrefix[] = {
     {"text_encoder.", "lora_te_"},
 };
 
-int capture_index(std::string_view s) { return s.size() >= 2 && s[0] == '$' ? std::stoi(std::string(s.substr(1))) : -1; }
+int capture_index(std::string_view s) {
+    return s.size() >= 2 && s[0] == '$' ? std::stoi(std::string(s.substr(1))) : -1;
+}
 
 // Sum of terms "K", "$N", "K*$N" separated by '+' / '-'.
 long long eval_sum(std::string_view expr, const std::smatch& m) {
@@ -54,10 +59,13 @@ long long eval_sum(std::string_view expr, const std::smatch& m) {
         int sign = 1;
         if (expr[i] == '+' || expr[i] == '-') sign = expr[i++] == '-' ? -1 : 1;
         const size_t end = expr.find_first_of("+-", i);
-        const std::string_view term = expr.substr(i, end == std::string_view::npos ? expr.size() - i : end - i);
+        const std::string_view term =
+            expr.substr(i, end == std::string_view::npos ? expr.size() - i : end - i);
         const size_t star = term.find('*');
         long long v = 1;
-        for (std::string_view f : {term.substr(0, star), star == std::string_view::npos ? std::string_view() : term.substr(star + 1)}) {
+        for (std::string_view f :
+             {term.substr(0, star),
+              star == std::string_view::npos ? std::string_view() : term.substr(star + 1)}) {
             if (f.empty()) continue;
             const int c = capture_index(f);
             v *= c >= 0 ? std::stoll(m[size_t(c)].str()) : std::stoll(std::string(f));

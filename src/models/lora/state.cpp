@@ -1,8 +1,8 @@
 // LoraState: merge a LoRA set into the weights with a per-tensor backup (see lora.h).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "backend/ops.h"
 #include "models/lora/lora.h"
@@ -13,7 +13,9 @@ namespace {
 
 constexpr size_t kWarnNames = 5;  // unmatched module names listed in a warning
 
-bool is_text_encoder_key(const std::string& key) { return key.starts_with("cond_stage_model."); }
+bool is_text_encoder_key(const std::string& key) {
+    return key.starts_with("cond_stage_model.");
+}
 
 std::string unmatched_warning(const LoraFile& f, const std::vector<std::string>& names, const char* what) {
     std::string list;
@@ -60,7 +62,8 @@ Result<std::vector<std::string>> LoraState::merge(std::map<std::string, Tensor>&
         targets.push_back({&m, *key, mult});
     }
     if (targets.empty() && unmatched.size() == f.modules.size())
-        return make_error(Errc::shape, "{}: no LoRA module matches this model (wrong base architecture?), first: '{}'",
+        return make_error(Errc::shape,
+                          "{}: no LoRA module matches this model (wrong base architecture?), first: '{}'",
                           f.path, unmatched[0]);
     for (const auto& t : targets) {
         Tensor& w = weights.at(t.key);
@@ -72,7 +75,8 @@ Result<std::vector<std::string>> LoraState::merge(std::map<std::string, Tensor>&
         ops::weights_changed(w);
     }
     std::vector<std::string> warnings;
-    if (!unmatched.empty()) warnings.push_back(unmatched_warning(f, unmatched, "modules match no model weight and are"));
+    if (!unmatched.empty())
+        warnings.push_back(unmatched_warning(f, unmatched, "modules match no model weight and are"));
     if (!f.unrecognised_keys.empty())
         warnings.push_back(unmatched_warning(f, f.unrecognised_keys, "tensors are not LoRA tensors and are"));
     return warnings;
