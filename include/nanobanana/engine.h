@@ -18,6 +18,8 @@ struct LoadOptions {
     std::string vocab_path;  // CLIP vocabulary; empty = search (NB_VOCAB, beside the model, data dirs)
     int threads = 0;         // 0 = all cores
     std::string lora_dir;    // folder searched for the prompt's <lora:name:w> files (by file stem)
+    // "auto" (bf16 where the CPU computes bf16 natively, else fp32), "bf16" or "fp32" (exact reference math).
+    std::string precision = "auto";
 };
 
 // A LoRA file given directly (--lora PATH:WEIGHT); merged after the prompt's <lora:...> tags, in order.
@@ -105,39 +107,6 @@ Result<Image> load_png(const std::string& path);
 Result<void> save_upscaled_png(const std::string& path, const Image& image, const std::string& parameters,
                                const std::string& postprocessing);
 
-// ---- AI upscaling (Real-ESRGAN family: SRVGGNetCompact, RRDBNet), src/pipeline/upscale_api.cpp ----
-struct UpscaleParams {
-    double scale = 0;                    // target factor 1..8; 0 = the model's own factor
-    int width = 0, height = 0;           // explicit target size (overrides scale when both set)
-    int tile = 192, tile_overlap = 32;   // input pixels; tile <= 0 runs the whole image at once
-};
-
-class Upscaler {
-public:
-    // .pth (torch zip, params_ema/params) or .safetensors; architecture and factor read from the tensors.
-    static Result<std::unique_ptr<Upscaler>> load(const std::string& model_path, int threads = 0);
-    ~Upscaler();
-    const std::string& name() const;  // file name without extension, as A1111 lists upscalers
-    int native_scale() const;
-    std::string describe() const;     // "SRVGGNetCompact x4 (num_feat 64, num_conv 16)"
-    // RGB(A) -> target size; alpha is resized. Progress: image/n_images = pass, step/total = tile, phase "upscale".
-    Result<Image> upscale(const Image& in, const UpscaleParams& p, const ProgressFn& progress = {}) const;
-    // A1111 extras info: "Postprocess upscaler: <name>, Postprocess upscale by: <s>" (or "upscale to: WxH").
-    std::string postprocess_info(const UpscaleParams& p) const;
-
-private:
-    Upscaler();
-    struct Impl;
-    std::unique_ptr<Impl> impl_;
-};
-
-// Any PNG as 8-bit RGB or RGBA.
-Result<Image> load_png(const std::string& path);
-// Upscaled PNG, written atomically: `parameters` (when not empty) with `postprocessing` appended to its settings
-// line, and A1111's separate "postprocessing" chunk.
-Result<void> save_upscaled_png(const std::string& path, const Image& image, const std::string& parameters,
-                               const std::string& postprocessing);
-
 // `info`: format, dtype mix, components, architecture, parameter counts and unused tensors of a checkpoint.
 Result<std::string> describe_checkpoint(const std::string& path);
 // A .safetensors file holding LoRA tensors (kohya or diffusers/PEFT names)?
@@ -145,8 +114,6 @@ bool is_lora_file(const std::string& path);
 // `info` for a LoRA: modules (unet / text encoder, linear / conv), ranks, alphas, addnet hash, ss_* metadata.
 Result<std::string> describe_lora(const std::string& path);
 
-// `info`: format, dtype mix, components, architecture, parameter counts and unused tensors of a checkpoint.
-Result<std::string> describe_checkpoint(const std::string& path);
 
 // `bench`: per-component timings on one model (text encode, CFG UNet steps, VAE decode).
 struct BenchOptions {
@@ -155,6 +122,8 @@ struct BenchOptions {
     int width = 512, height = 512;
     int steps = 3;  // UNet CFG steps timed after one warm-up step (median reported)
     int threads = 0;
+    std::string precision = "auto";
+    bool profile = false;  // per-op time of the UNet steps
 };
 struct BenchPart {
     std::string name;
@@ -165,10 +134,12 @@ struct BenchPart {
 struct BenchReport {
     std::string model;
     int threads = 0;
+    std::string precision;
     int width = 0, height = 0;
     double load_s = 0;
     std::vector<BenchPart> parts;
     double peak_rss_mb = 0;
+    std::vector<std::string> profile;  // one line per op, slowest first
 };
 using BenchLog = std::function<void(const std::string&)>;
 Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log = {});

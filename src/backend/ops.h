@@ -3,6 +3,9 @@
 // as the oracle. All tensors fp32, contiguous, NCHW / [batch, tokens, channels].
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "core/tensor.h"
 
 namespace nb::ops {
@@ -47,6 +50,24 @@ void weights_changed(const Tensor& w);
 // Multiply-accumulates done by conv2d / linear / attention since the last reset (for `bench` GFLOP/s).
 int64_t mac_count();
 void reset_mac_count();
+
+// Compute precision of convolutions and linear layers. bf16: weights and inputs rounded to bfloat16,
+// products accumulated in fp32, outputs fp32 (oneDNN avx512_core_bf16 kernels). Everything else (norms,
+// softmax, attention, residual adds) stays fp32. Library default fp32; the engine picks bf16 where the CPU
+// has native bf16 dot products (LoadOptions::precision).
+enum class Precision { fp32, bf16 };
+void set_precision(Precision p);
+Precision precision();
+bool cpu_has_bf16();
+
+// Per-op wall-time profile (off by default; `bench --profile`).
+struct OpTime {
+    std::string op;
+    double seconds = 0;
+    int64_t calls = 0;
+};
+void set_profiling(bool on);
+std::vector<OpTime> take_profile();  // and reset
 
 // Threads used by the kernels (OpenMP + oneDNN). 0 = all cores.
 void set_num_threads(int n);

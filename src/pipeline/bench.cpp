@@ -16,6 +16,8 @@
 
 namespace nb {
 
+Result<void> apply_precision(const std::string& name);  // engine.cpp
+
 namespace {
 
 double now_s() {
@@ -54,6 +56,7 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
         return make_error(Errc::invalid_argument, "bench size must be positive multiples of 8 (got {}x{})", opt.width,
                           opt.height);
     ops::set_num_threads(opt.threads);
+    if (auto pr = apply_precision(opt.precision); !pr) return std::unexpected(pr.error());
     std::string path = opt.model_path;
     if (path.empty()) {
         NB_TRY(p, pipeline::ensure_random_sd15(say));
@@ -62,6 +65,7 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     BenchReport r;
     r.model = path;
     r.threads = ops::num_threads();
+    r.precision = ops::precision() == ops::Precision::bf16 ? "bf16" : "fp32";
     r.width = opt.width;
     r.height = opt.height;
     say("loading " + path);
@@ -86,11 +90,21 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     Tensor warm = den(x, 14.6f);  // first call creates kernels and reorders weights: not timed
     say("unet warm-up step done");
     const float sigmas[] = {14.6f, 9.7f, 6.6f, 4.6f, 3.2f, 2.2f, 1.5f, 1.0f};
+    ops::set_profiling(opt.profile);
+    ops::take_profile();
     r.parts.push_back(time_part("unet step (cond + uncond batch)", std::max(1, opt.steps), [&] {
         Tensor d = den(x, sigmas[step++ % 8]);
         say(fmt::format("unet step {}", step));
     }));
     say(fmt::format("unet step: {:.2f} s", r.parts.back().median_s));
+    if (opt.profile) {
+        auto prof = ops::take_profile();
+        std::sort(prof.begin(), prof.end(), [](auto& a, auto& b) { return a.seconds > b.seconds; });
+        for (const auto& o : prof)
+            r.profile.push_back(fmt::format("{:<12} {:8.3f} s per step  ({} calls per step)", o.op,
+                                            o.seconds / std::max(1, opt.steps), o.calls / std::max(1, opt.steps)));
+        ops::set_profiling(false);
+    }
 
     Tensor latent = x.clone();
     ops::scale_(latent, 0.05f);

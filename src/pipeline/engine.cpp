@@ -29,8 +29,21 @@ struct Engine::Impl {
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 Engine::~Engine() = default;
 
+Result<void> apply_precision(const std::string& name) {
+    if (name == "auto" || name.empty())
+        ops::set_precision(ops::cpu_has_bf16() ? ops::Precision::bf16 : ops::Precision::fp32);
+    else if (name == "bf16")
+        ops::set_precision(ops::Precision::bf16);
+    else if (name == "fp32")
+        ops::set_precision(ops::Precision::fp32);
+    else
+        return make_error(Errc::invalid_argument, "precision must be auto, bf16 or fp32 (got '{}')", name);
+    return {};
+}
+
 Result<std::unique_ptr<Engine>> Engine::load(const LoadOptions& opt) {
     ops::set_num_threads(opt.threads);
+    if (auto r = apply_precision(opt.precision); !r) return std::unexpected(r.error());
     NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path));
     std::unique_ptr<Engine> e(new Engine());
     e->impl_->model = std::move(model);

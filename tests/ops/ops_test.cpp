@@ -154,3 +154,40 @@ TEST(Ops, ConvSeesWeightsChangedInPlace) {
 
 }  // namespace
 }  // namespace nb
+
+namespace nb {
+namespace {
+
+// bf16 compute: inputs and weights rounded to bfloat16 (8-bit mantissa), fp32 accumulation.
+struct PrecisionGuard {
+    explicit PrecisionGuard(ops::Precision p) { ops::set_precision(p); }
+    ~PrecisionGuard() { ops::set_precision(ops::Precision::fp32); }
+};
+
+TEST(OpsBf16, ConvAndLinearWithinBf16Tolerance) {
+    if (!ops::cpu_has_bf16()) GTEST_SKIP() << "no native bf16 on this CPU";
+    PrecisionGuard g(ops::Precision::bf16);
+    Tensor x = randn({2, 320, 16, 16}, 21), w = randn({320, 320, 3, 3}, 22, 0.02f), b = randn({320}, 23);
+    Tensor y = ops::conv2d(x, w, b, 1, ops::Pad2d::same(1));
+    ops::ref::Conv2dShape s{2, 320, 16, 16, 320, 3, 3, 1, 1, 1, 1, 1};
+    Tensor r = Tensor::empty(y.shape());
+    ops::ref::conv2d(s, x.data(), w.data(), b.data(), r.data());
+    EXPECT_TRUE(test::close_rel(y, r, 1e-2));
+    EXPECT_FALSE(test::close_rel(y, r, 1e-6));  // really computed in reduced precision
+
+    Tensor xl = randn({154, 768}, 24), wl = randn({320, 768}, 25, 0.05f), bl = randn({320}, 26);
+    Tensor yl = ops::linear(xl, wl, bl);
+    Tensor rl = Tensor::empty({154, 320});
+    ops::ref::linear(xl.data(), wl.data(), bl.data(), rl.data(), 154, 320, 768);
+    EXPECT_TRUE(test::close_rel(yl, rl, 1e-2));
+    // Changing weights in place is seen by the cached bf16 copy after weights_changed().
+    for (auto& v : wl.span()) v *= 2.f;
+    ops::weights_changed(wl);
+    Tensor yl2 = ops::linear(xl, wl, Tensor());
+    for (auto& v : rl.span()) v = 0;
+    ops::ref::linear(xl.data(), wl.data(), nullptr, rl.data(), 154, 320, 768);
+    EXPECT_TRUE(test::close_rel(yl2, rl, 1e-2));
+}
+
+}  // namespace
+}  // namespace nb

@@ -10,6 +10,7 @@
 
 #include "backend/cpu/vec_math.h"
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/profile.h"
 #include "backend/ops.h"
 
 namespace nb::ops {
@@ -41,6 +42,7 @@ void softmax_rows(float* s, int64_t rows, int64_t cols, int64_t row0, bool causa
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
+    cpu::ProfileScope prof_("attention");
     const int64_t b = q.dim(0), tq = q.dim(1), tk = k.dim(1), dm = q.dim(2), dh = dm / heads;
     const float scale = 1.f / std::sqrt(float(dh));
     Tensor o = Tensor::empty(q.shape());

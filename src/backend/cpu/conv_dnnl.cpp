@@ -7,6 +7,7 @@
 #include <dnnl.hpp>
 
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/profile.h"
 #include "backend/ops.h"
 
 namespace nb::ops {
@@ -20,7 +21,8 @@ struct ConvKey {
     int64_t n, c, h, w, o, kh, kw;
     int stride, pt, pl, pb, pr;
     bool bias;
-    auto tie() const { return std::tie(n, c, h, w, o, kh, kw, stride, pt, pl, pb, pr, bias); }
+    bool bf16;
+    auto tie() const { return std::tie(n, c, h, w, o, kh, kw, stride, pt, pl, pb, pr, bias, bf16); }
     bool operator<(const ConvKey& k) const { return tie() < k.tie(); }
 };
 
@@ -52,7 +54,8 @@ ConvPlan& plan_for(const ConvKey& k) {
     dnnl::memory::dims src{k.n, k.c, k.h, k.w}, wei{k.o, k.c, k.kh, k.kw}, bia{k.o};
     int64_t ho = (k.h + k.pt + k.pb - k.kh) / k.stride + 1, wo = (k.w + k.pl + k.pr - k.kw) / k.stride + 1;
     dnnl::memory::dims dst{k.n, k.o, ho, wo};
-    dnnl::memory::desc src_md(src, dt::f32, tag::any), wei_md(wei, dt::f32, tag::any),
+    const dt in = k.bf16 ? dt::bf16 : dt::f32;  // fp32 accumulation and output either way
+    dnnl::memory::desc src_md(src, in, tag::any), wei_md(wei, in, tag::any),
         bia_md(bia, dt::f32, tag::a), dst_md(dst, dt::f32, tag::any);
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md,
                                       wei_md, k.bias ? bia_md : dnnl::memory::desc(), dst_md, {k.stride, k.stride},
@@ -63,15 +66,19 @@ ConvPlan& plan_for(const ConvKey& k) {
 
 }  // namespace
 
+void linear_weights_changed(const Tensor& w);  // gemm.cpp
+
 void weights_changed(const Tensor& w) {
+    linear_weights_changed(w);
     std::lock_guard lock(g_mu);
     for (auto it = g_weights.begin(); it != g_weights.end();)
         it = it->first.ptr == w.data() ? g_weights.erase(it) : std::next(it);
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad) {
+    cpu::ProfileScope prof_("conv2d");
     ConvKey k{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3),
-              stride,   pad.t,    pad.l,    pad.b,    pad.r,    b.defined()};
+              stride,   pad.t,    pad.l,    pad.b,    pad.r,    b.defined(), precision() == Precision::bf16};
     if (w.dim(1) != x.dim(1))
         throw std::logic_error("conv2d: input channels " + std::to_string(x.dim(1)) + " != weight " + shape_str(w.shape()));
     auto& eng = cpu::dnnl_engine();

@@ -29,6 +29,14 @@ void count_macs(int64_t n) { g_macs.fetch_add(n, std::memory_order_relaxed); }
 int64_t mac_count() { return g_macs.load(); }
 void reset_mac_count() { g_macs = 0; }
 
+bool cpu_has_bf16() { return __builtin_cpu_supports("avx512bf16"); }
+
+namespace {
+Precision g_precision = Precision::fp32;  // the library is exact by default; the engine opts into bf16
+}
+void set_precision(Precision p) { g_precision = p; }
+Precision precision() { return g_precision; }
+
 void set_num_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();
     omp_set_num_threads(n);  // oneDNN's OpenMP runtime follows the same setting

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "backend/cpu/vec_math.h"
+#include "backend/cpu/profile.h"
 #include "backend/ops.h"
 
 namespace nb::ops {
@@ -13,6 +14,7 @@ constexpr int64_t kParallelMin = 1 << 15;
 }
 
 void silu_(Tensor& x) {
+    cpu::ProfileScope prof_("silu");
     float* d = x.data();
     const int64_t n = x.numel();
 #pragma omp parallel for simd if (n > kParallelMin)
@@ -27,6 +29,7 @@ void quick_gelu_(Tensor& x) {
 }
 
 void gelu_(Tensor& x) {
+    cpu::ProfileScope prof_("gelu");
     float* d = x.data();
     const int64_t n = x.numel();
 #pragma omp parallel for if (n > kParallelMin)
@@ -34,6 +37,7 @@ void gelu_(Tensor& x) {
 }
 
 Tensor geglu(const Tensor& x) {
+    cpu::ProfileScope prof_("geglu");
     const int64_t f = x.dim(-1) / 2, m = x.numel() / (2 * f);
     Shape s = x.shape();
     s.back() = f;
@@ -47,6 +51,7 @@ Tensor geglu(const Tensor& x) {
 }
 
 void add_(Tensor& x, const Tensor& y) {
+    cpu::ProfileScope prof_("add");
     if (x.numel() != y.numel())
         throw std::logic_error("add_: shapes " + shape_str(x.shape()) + " and " + shape_str(y.shape()));
     float* a = x.data();
@@ -64,6 +69,7 @@ void scale_(Tensor& x, float s) {
 }
 
 void add_channel_bias_(Tensor& x, const Tensor& v) {
+    cpu::ProfileScope prof_("add_bias");
     const int64_t n = x.dim(0), c = x.dim(1), s = x.numel() / (n * c);
     float* d = x.data();
     const float* vd = v.data();
@@ -78,6 +84,7 @@ void add_channel_bias_(Tensor& x, const Tensor& v) {
 }
 
 Tensor upsample_nearest2x(const Tensor& x) {
+    cpu::ProfileScope prof_("upsample");
     const int64_t nc = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
     Tensor y = Tensor::empty({x.dim(0), x.dim(1), 2 * h, 2 * w});
     const float* xd = x.data();
@@ -94,6 +101,7 @@ Tensor upsample_nearest2x(const Tensor& x) {
 }
 
 Tensor concat_channels(const Tensor& a, const Tensor& b) {
+    cpu::ProfileScope prof_("concat");
     const int64_t n = a.dim(0), ca = a.dim(1), cb = b.dim(1), s = a.numel() / (n * ca);
     Shape sh = a.shape();
     sh[1] = ca + cb;
@@ -106,6 +114,7 @@ Tensor concat_channels(const Tensor& a, const Tensor& b) {
 }
 
 Tensor nchw_to_nhwc(const Tensor& x) {
+    cpu::ProfileScope prof_("transpose");
     const int64_t n = x.dim(0), c = x.dim(1), s = x.numel() / (n * c);
     Tensor y = Tensor::empty({n, s, c});
     const float* xd = x.data();
@@ -121,6 +130,7 @@ Tensor nchw_to_nhwc(const Tensor& x) {
 }
 
 Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w) {
+    cpu::ProfileScope prof_("transpose");
     const int64_t n = x.dim(0), s = x.dim(1), c = x.dim(2);
     Tensor y = Tensor::empty({n, c, h, w});
     const float* xd = x.data();

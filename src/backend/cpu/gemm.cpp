@@ -1,17 +1,91 @@
-// Linear layers through oneDNN's sgemm (row-major, C = A B^T with B in torch's [out, in] layout).
+// Linear layers. fp32: oneDNN sgemm (row-major, C = A B^T with B in torch's [out, in] layout).
+// bf16: a oneDNN matmul primitive per shape (cached) with weights reordered once into its preferred bf16
+// layout (cached by weight buffer, like convolution weights); input converted on the fly, fp32 output.
+#include <map>
+#include <mutex>
+#include <tuple>
+
 #include <dnnl.hpp>
 
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/profile.h"
 #include "backend/ops.h"
 
 namespace nb::ops {
 
+namespace {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+struct MatmulPlan {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul prim;
+};
+
+std::mutex g_mu;
+std::map<std::tuple<int64_t, int64_t, int64_t, bool>, MatmulPlan> g_plans;
+std::map<std::pair<const float*, int64_t>, std::pair<Tensor, dnnl::memory>> g_weights;
+
+Tensor linear_bf16(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m, int64_t n, int64_t k, Shape out) {
+    auto& eng = cpu::dnnl_engine();
+    auto& strm = cpu::dnnl_stream();
+    std::unique_lock lock(g_mu);
+    auto key = std::make_tuple(m, n, k, b.defined());
+    auto it = g_plans.find(key);
+    if (it == g_plans.end()) {
+        dnnl::memory::desc src({m, k}, dt::bf16, tag::ab), wei({k, n}, dt::bf16, tag::any),
+            bia({1, n}, dt::f32, tag::ab), dst({m, n}, dt::f32, tag::ab);
+        dnnl::matmul::desc d = b.defined() ? dnnl::matmul::desc(src, wei, bia, dst) : dnnl::matmul::desc(src, wei, dst);
+        dnnl::matmul::primitive_desc pd(d, eng);
+        it = g_plans.emplace(key, MatmulPlan{pd, dnnl::matmul(pd)}).first;
+    }
+    const MatmulPlan& p = it->second;
+    auto wkey = std::make_pair(w.data(), w.numel());
+    auto wit = g_weights.find(wkey);
+    if (wit == g_weights.end()) {
+        // torch [out, in] = matmul weights [K, N] stored column-major ("ba").
+        dnnl::memory user({{k, n}, dt::f32, tag::ba}, eng, const_cast<float*>(w.data()));
+        dnnl::memory packed(p.pd.weights_desc(), eng);
+        dnnl::reorder(user, packed).execute(strm, user, packed);
+        wit = g_weights.emplace(wkey, std::make_pair(w, packed)).first;
+    }
+    dnnl::memory wmem = wit->second.second;
+    if (wmem.get_desc() != p.pd.weights_desc()) {  // same weights used by a shape wanting another layout
+        dnnl::memory user({{k, n}, dt::f32, tag::ba}, eng, const_cast<float*>(w.data()));
+        wmem = dnnl::memory(p.pd.weights_desc(), eng);
+        dnnl::reorder(user, wmem).execute(strm, user, wmem);
+    }
+    lock.unlock();
+    Tensor y = Tensor::empty(std::move(out));
+    dnnl::memory xf({{m, k}, dt::f32, tag::ab}, eng, const_cast<float*>(x.data()));
+    dnnl::memory xb({{m, k}, dt::bf16, tag::ab}, eng);
+    dnnl::reorder(xf, xb).execute(strm, xf, xb);
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, xb},
+                                               {DNNL_ARG_WEIGHTS, wmem},
+                                               {DNNL_ARG_DST, dnnl::memory(p.pd.dst_desc(), eng, y.data())}};
+    if (b.defined()) args[DNNL_ARG_BIAS] = dnnl::memory({{1, n}, dt::f32, tag::ab}, eng, const_cast<float*>(b.data()));
+    p.prim.execute(strm, args);
+    strm.wait();
+    return y;
+}
+
+}  // namespace
+
+void linear_weights_changed(const Tensor& w) {
+    std::lock_guard lock(g_mu);
+    g_weights.erase(std::make_pair(w.data(), w.numel()));
+}
+
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+    cpu::ProfileScope prof_("linear");
     const int64_t k = x.dim(-1), n = w.dim(0), m = x.numel() / k;
     if (w.dim(1) != k)
         throw std::logic_error("linear: input width " + std::to_string(k) + " != weight " + shape_str(w.shape()));
     Shape out = x.shape();
     out.back() = n;
+    count_macs(m * n * k);
+    if (precision() == Precision::bf16) return linear_bf16(x, w, b, m, n, k, std::move(out));
     Tensor y = Tensor::empty(out);
     float beta = 0.f;
     if (b.defined()) {
@@ -22,7 +96,6 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
             for (int64_t j = 0; j < n; ++j) yd[i * n + j] = bd[j];
         beta = 1.f;
     }
-    count_macs(m * n * k);
     dnnl_sgemm('N', 'T', m, n, k, 1.f, x.data(), k, w.data(), k, beta, y.data(), n);
     return y;
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "backend/cpu/vec_math.h"
+#include "backend/cpu/profile.h"
 #include "backend/ops.h"
 
 namespace nb::ops {
@@ -40,6 +41,7 @@ void scale_shift(const float* x, float* y, int64_t n, float a, float c, bool sil
 }  // namespace
 
 Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu) {
+    cpu::ProfileScope prof_("group_norm");
     const int64_t n = x.dim(0), c = x.dim(1), s = x.numel() / (n * c), cg = c / groups;
     Tensor y = Tensor::empty(x.shape());
     const float* xd = x.data();
@@ -61,6 +63,7 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+    cpu::ProfileScope prof_("layer_norm");
     const int64_t d = x.dim(-1), m = x.numel() / d;
     Tensor y = Tensor::empty(x.shape());
     const float* xd = x.data();
