@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "commands.h"
 #include "progress.h"
@@ -27,7 +28,25 @@ struct GenerateArgs {
     bool verbose = false;
     std::string upscale_model;  // generate then upscale (cmd_upscale.cpp)
     UpscaleParams upscale{2.0};
+    const CLI::Option* width_opt = nullptr;   // to tell an explicit -W/-H from the default (demo model size)
+    const CLI::Option* height_opt = nullptr;
 };
+
+// The demo model shipped with the project (models/demo, issue 8): <exe>/../share/nanobanana/demo (installed
+// layout), <exe>/../../share/nanobanana/demo (build tree: <build>/apps/cli/nanobanana), then the source tree.
+std::string find_demo_model() {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    std::vector<fs::path> dirs;
+    if (!ec) dirs = {exe.parent_path() / "../share/nanobanana/demo", exe.parent_path() / "../../share/nanobanana/demo"};
+#ifdef NB_DEMO_SOURCE_DIR
+    dirs.emplace_back(NB_DEMO_SOURCE_DIR);
+#endif
+    for (const auto& d : dirs)
+        if (fs::is_regular_file(d / "demo.safetensors", ec)) return (d / "demo.safetensors").lexically_normal().string();
+    return {};
+}
 
 // --lora PATH:W (te = unet = W), PATH:TE:UNET, or PATH (1.0): trailing ':number' fields are weights.
 bool parse_lora(const std::string& spec, LoraWeight& out) {
@@ -96,7 +115,15 @@ int run_generate(GenerateArgs& a) {
         return fail({Errc::invalid_argument,
                      "--width/--height must be positive multiples of 8 (got " + std::to_string(a.p.width) + "x" +
                          std::to_string(a.p.height) + ")"});
-    if (a.load.model_path.empty()) return fail({Errc::invalid_argument, "no model given: pass -m/--model PATH"});
+    if (a.load.model_path.empty()) {
+        a.load.model_path = find_demo_model();
+        if (a.load.model_path.empty()) return fail({Errc::invalid_argument, "no model given: pass -m/--model PATH"});
+        std::fprintf(stderr, "no -m given: using the built-in demo model\n");
+        // The demo model is trained on 32x32 scenes (tools/demo_model); use that size unless one was asked for.
+        constexpr int kDemoSize = 32;
+        if (a.width_opt->count() == 0 && a.height_opt->count() == 0 && a.aspect.empty() && a.params_from.empty())
+            a.p.width = a.p.height = kDemoSize;
+    }
     std::unique_ptr<Upscaler> upscaler;  // loaded first so a bad upscaler fails before sampling
     if (!a.upscale_model.empty()) {
         auto u = Upscaler::load(a.upscale_model, a.load.threads);
@@ -157,8 +184,8 @@ CommandRunner register_generate(CLI::App& app) {
                   "lcm, ddim, or an A1111 name such as \"DPM++ 2M Karras\"")
         ->capture_default_str();
     s->add_option("--scheduler", a->p.scheduler, "discrete, karras, exponential, sgm_uniform (default: per sampler)");
-    s->add_option("-W,--width", a->p.width, "Width in pixels (multiple of 8)")->capture_default_str();
-    s->add_option("-H,--height", a->p.height, "Height in pixels (multiple of 8)")->capture_default_str();
+    a->width_opt = s->add_option("-W,--width", a->p.width, "Width in pixels (multiple of 8)")->capture_default_str();
+    a->height_opt = s->add_option("-H,--height", a->p.height, "Height in pixels (multiple of 8)")->capture_default_str();
     s->add_option("--aspect", a->aspect, "Aspect preset 1:1, 16:9, 9:16, 4:3, 3:4 ... (longer side = --base)");
     s->add_option("--base", a->base, "Longer side for --aspect")->capture_default_str();
     s->add_option("--clip-skip", a->p.clip_skip, "A1111 clip skip (1 = last layer)")->capture_default_str();

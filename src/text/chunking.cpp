@@ -15,6 +15,7 @@ struct OpenChunk {
 };
 
 struct Packer {
+    int bos = ClipTokenizer::kBos, eos = ClipTokenizer::kEos;  // the loaded vocabulary's specials
     PromptChunks out;
     OpenChunk cur;
     int last_comma = -1;  // index in cur of the last comma, -1 if none
@@ -23,9 +24,9 @@ struct Packer {
     void close(bool is_last) {
         out.token_count += is_last ? static_cast<int>(cur.tokens.size()) : kChunkBody;
         PromptChunk c;
-        c.tokens.fill(ClipTokenizer::kEos);
+        c.tokens.fill(eos);
         c.multipliers.fill(1.0f);
-        c.tokens[0] = ClipTokenizer::kBos;
+        c.tokens[0] = bos;
         for (std::size_t i = 0; i < cur.tokens.size(); ++i) {
             c.tokens[i + 1] = cur.tokens[i];
             c.multipliers[i + 1] = static_cast<float>(cur.weights[i]);
@@ -60,6 +61,8 @@ PromptChunks tokenize_weighted(const ClipTokenizer& tokenizer, std::string_view 
     const std::vector<WeightedText> parsed =
         options.emphasis ? parse_prompt_attention(prompt) : std::vector<WeightedText>{{std::string(prompt), 1.0}};
     Packer p;
+    p.bos = tokenizer.bos();
+    p.eos = tokenizer.eos();
     for (const auto& piece : parsed) {
         if (piece.text == "BREAK" && piece.weight == -1) {
             p.close(false);

@@ -12,7 +12,7 @@ namespace nb::text {
 
 struct PromptChunk {
     static constexpr int kLength = 77;          // BOS + 75 + EOS
-    std::array<int, kLength> tokens{};          // [49406, t0..t74 padded with 49407, 49407]
+    std::array<int, kLength> tokens{};          // [BOS, t0..t74 padded with EOS, EOS] (49406/49407 in CLIP's vocabulary)
     std::array<float, kLength> multipliers{};   // float32 of the float64 weights; 1.0 at BOS/EOS/padding
 };
 

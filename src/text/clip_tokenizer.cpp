@@ -93,10 +93,10 @@ std::vector<int> ClipTokenizer::encode(std::string_view text) const {
 }
 
 std::vector<int> ClipTokenizer::encode_with_special(std::string_view text) const {
-    std::vector<int> ids{kBos};
+    std::vector<int> ids{bos_};
     const std::vector<int> body = encode(text);
     ids.insert(ids.end(), body.begin(), body.end());
-    ids.push_back(kEos);
+    ids.push_back(eos_);
     return ids;
 }
 
@@ -121,8 +121,8 @@ std::vector<int> ClipTokenizer::bpe(const std::string& piece) const {
 // simple_tokenizer.py bpe(): repeatedly merge the adjacent pair with the lowest rank (all its
 // non-overlapping occurrences, left to right) until no ranked pair is left.
 std::vector<int> ClipTokenizer::bpe_uncached(const std::string& piece) const {
-    if (piece == "<|startoftext|>") return {kBos};
-    if (piece == "<|endoftext|>") return {kEos};
+    if (piece == "<|startoftext|>") return {bos_};
+    if (piece == "<|endoftext|>") return {eos_};
     std::vector<std::string> word;
     for (unsigned char b : piece) word.push_back(byte_encoder_[b]);
     if (word.empty()) return {};

@@ -30,9 +30,11 @@ namespace nb::text {
 
 class ClipTokenizer {
 public:
-    static constexpr int kBos = 49406;       // <|startoftext|>
-    static constexpr int kEos = 49407;       // <|endoftext|>
-    static constexpr int kNumMerges = 48894;  // merges used by CLIP: lines [1, 48895) of the merge file
+    static constexpr int kBos = 49406;       // <|startoftext|> in the real CLIP vocabulary
+    static constexpr int kEos = 49407;       // <|endoftext|> in the real CLIP vocabulary
+    // Merges used by CLIP: lines [1, 48895) of the merge file. A smaller vocabulary (the demo model's,
+    // models/demo) may ship fewer merges in vocab.json + merges.txt; then all of them are used.
+    static constexpr int kNumMerges = 48894;
 
     // `path`: bpe_simple_vocab_16e6.txt.gz, a vocab.json (merges.txt beside it), a merges.txt (vocab.json
     // beside it), or a directory holding either format.
@@ -42,12 +44,15 @@ public:
 
     // Token ids of `text`, without BOS/EOS, no truncation.
     std::vector<int> encode(std::string_view text) const;
-    // [kBos] + encode(text) + [kEos], no truncation or padding.
+    // [bos()] + encode(text) + [eos()], no truncation or padding.
     std::vector<int> encode_with_special(std::string_view text) const;
 
     // Id of a vocabulary entry in its byte-encoded form (e.g. ",</w>"), if present.
     std::optional<int> token_id(const std::string& token) const;
     int comma_id() const { return comma_id_; }  // ",</w>" (A1111 comma backtracking)
+    // Ids of <|startoftext|> / <|endoftext|> in the loaded vocabulary (kBos / kEos for CLIP's own).
+    int bos() const { return bos_; }
+    int eos() const { return eos_; }
     std::size_t vocab_size() const { return encoder_.size(); }
 
 private:
@@ -67,6 +72,8 @@ private:
     std::unordered_map<std::string, int> encoder_;     // byte-encoded token -> id (49408 entries)
     std::unordered_map<std::string, int> bpe_ranks_;   // "first second" -> merge rank
     int comma_id_ = -1;
+    int bos_ = kBos;
+    int eos_ = kEos;
     std::shared_ptr<SharedCache> cache_;
 };
 

@@ -60,22 +60,25 @@ Result<std::string> read_file(const std::string& path) {
     return ss.str();
 }
 
-// Merge lines [1, 1 + kNumMerges) of the text, each "first second" (Python str.split()).
-Result<Merges> parse_merges(const std::string& text, const std::string& source) {
+// Merge lines [1, 1 + kNumMerges) of the text, each "first second" (Python str.split()). A CLIP merge file
+// must hold at least kNumMerges (`min_merges`); a vocab.json + merges.txt pair may hold fewer (its vocab.json
+// then defines which merges are reachable; a merge without a vocabulary entry is rejected in from_tables).
+Result<Merges> parse_merges(const std::string& text, const std::string& source,
+                            std::size_t min_merges = ClipTokenizer::kNumMerges) {
     Merges merges;
     std::istringstream in(text);
     std::string line;
     std::getline(in, line);  // "#version: 0.2" header (junk file name prefix in the .gz)
     while (merges.size() < ClipTokenizer::kNumMerges && std::getline(in, line)) {
+        if (min_merges == 0 && line.empty() && in.peek() == std::char_traits<char>::eof()) break;
         std::istringstream ls(line);
         std::string a, b, extra;
         if (!(ls >> a >> b) || (ls >> extra))
             return make_error(Errc::format, "{}: merge line {} is not 'first second'", source, merges.size() + 2);
         merges.emplace_back(std::move(a), std::move(b));
     }
-    if (merges.size() < ClipTokenizer::kNumMerges)
-        return make_error(Errc::format, "{}: {} merges, expected at least {}", source, merges.size(),
-                          ClipTokenizer::kNumMerges);
+    if (merges.size() < min_merges)
+        return make_error(Errc::format, "{}: {} merges, expected at least {}", source, merges.size(), min_merges);
     return merges;
 }
 
@@ -104,8 +107,10 @@ Result<ClipTokenizer> ClipTokenizer::from_tables(std::unordered_map<std::string,
         t.bpe_ranks_.emplace(merges[r].first + ' ' + merges[r].second, static_cast<int>(r));
     }
     const auto bos = encoder.find("<|startoftext|>"), eos = encoder.find("<|endoftext|>");
-    if (bos == encoder.end() || bos->second != kBos || eos == encoder.end() || eos->second != kEos)
-        return make_error(Errc::format, "{}: <|startoftext|>/<|endoftext|> are not ids {}/{}", source, kBos, kEos);
+    if (bos == encoder.end() || eos == encoder.end())
+        return make_error(Errc::format, "{}: vocabulary lacks <|startoftext|> or <|endoftext|>", source);
+    t.bos_ = bos->second;
+    t.eos_ = eos->second;
     const auto comma = encoder.find(",</w>");
     t.comma_id_ = comma == encoder.end() ? -1 : comma->second;
     t.encoder_ = std::move(encoder);
@@ -144,7 +149,9 @@ Result<ClipTokenizer> ClipTokenizer::load_hf(const std::string& vocab_json, cons
             return make_error(Errc::format, "{}: id of '{}' is not an integer", vocab_json, key);
         encoder[key] = value.get<int>();
     }
-    NB_TRY(merges, parse_merges(merges_text, merges_txt));
+    // CLIP's own vocabulary (49408 entries) must carry all its merges; a smaller one uses what it ships.
+    const std::size_t min_merges = encoder.size() >= 49408 ? ClipTokenizer::kNumMerges : 0;
+    NB_TRY(merges, parse_merges(merges_text, merges_txt, min_merges));
     return from_tables(std::move(encoder), merges, vocab_json);
 }
 
