@@ -191,3 +191,30 @@ TEST(OpsBf16, ConvAndLinearWithinBf16Tolerance) {
 
 }  // namespace
 }  // namespace nb
+
+namespace nb {
+namespace {
+
+TEST(Ops, FastErfAccuracy) {
+    double worst = 0;
+    for (float x = -6.f; x < 6.f; x += 0.00731f) worst = std::max(worst, std::fabs(cpu::erf_fast(x) - std::erf(double(x))));
+    EXPECT_LT(worst, 5e-7);  // 1.5e-7 in exact arithmetic, plus float rounding
+    EXPECT_EQ(cpu::erf_fast(0.f), 0.f);
+    EXPECT_FLOAT_EQ(cpu::gelu_exact(-30.f), 0.f);
+}
+
+TEST(OpsBf16, AttentionWithinBf16Tolerance) {
+    if (!ops::cpu_has_bf16()) GTEST_SKIP() << "no native bf16 on this CPU";
+    ops::set_precision(ops::Precision::bf16);
+    for (bool causal : {false, true}) {
+        Tensor q = randn({2, 300, 8 * 40}, 31), k = randn({2, 300, 8 * 40}, 32), v = randn({2, 300, 8 * 40}, 33);
+        Tensor o = ops::attention(q, k, v, 8, causal);
+        Tensor r = Tensor::empty(q.shape());
+        ops::ref::attention(q.data(), k.data(), v.data(), r.data(), 2, 300, 300, 8, 40, 1.f / std::sqrt(40.f), causal);
+        EXPECT_TRUE(test::close_rel(o, r, 2e-2)) << causal;
+    }
+    ops::set_precision(ops::Precision::fp32);
+}
+
+}  // namespace
+}  // namespace nb
