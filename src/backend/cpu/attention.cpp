@@ -112,8 +112,10 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
         return bf16 ? reinterpret_cast<char*>(const_cast<float*>(b16.data())) : reinterpret_cast<char*>(const_cast<float*>(f32.data()));
     };
     const int64_t rows_max = std::min(kBlockQ, tq);
-    Tensor scores = Tensor::empty({heads * rows_max * tk});
-    Tensor probs = Tensor::empty({bf16 ? (heads * rows_max * tk + 1) / 2 : heads * rows_max * tk});
+    // Block scratch is reused across calls: fresh 32 MB buffers per call cost more in page faults than compute.
+    thread_local Tensor scores, probs;
+    if (scores.numel() < heads * rows_max * tk) scores = Tensor::empty({heads * rows_max * tk});
+    if (probs.numel() < heads * rows_max * tk) probs = Tensor::empty({heads * rows_max * tk});
     const dt in = bf16 ? dt::bf16 : dt::f32;
     for (int64_t bi = 0; bi < b; ++bi)
         for (int64_t r0 = 0; r0 < tq; r0 += kBlockQ) {
@@ -124,14 +126,17 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
             dnnl::memory sm({dims{heads, rows, tk}, dt::f32, dims{rows * tk, tk, 1}}, eng, scores.data());
             pl.qk.execute(strm, {{DNNL_ARG_SRC, qm}, {DNNL_ARG_WEIGHTS, km}, {DNNL_ARG_DST, sm}});
             strm.wait();
+            // Plain pointers: the scratch tensors are thread_local, worker threads must not name them.
             const float* s = scores.data();
+            float* pf = probs.data();
+            uint16_t* pb = reinterpret_cast<uint16_t*>(probs.data());
 #pragma omp parallel for schedule(static)
             for (int64_t r = 0; r < heads * rows; ++r) {
                 const int64_t valid = causal ? std::min(tk, r0 + r % rows + 1) : tk;
                 if (bf16)
-                    softmax_row(s + r * tk, reinterpret_cast<uint16_t*>(probs.data()) + r * tk, tk, valid, scale);
+                    softmax_row(s + r * tk, pb + r * tk, tk, valid, scale);
                 else
-                    softmax_row(s + r * tk, probs.data() + r * tk, tk, valid, scale);
+                    softmax_row(s + r * tk, pf + r * tk, tk, valid, scale);
             }
             dnnl::memory pm({dims{heads, rows, tk}, in, dims{rows * tk, tk, 1}}, eng, probs.data());
             dnnl::memory vm(head_view(heads, tk, dh, dm, in), eng, base(v, vb) + bi * tk * dm * esz);

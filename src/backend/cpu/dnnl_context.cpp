@@ -1,5 +1,6 @@
 #include "backend/cpu/dnnl_context.h"
 
+#include <malloc.h>
 #include <omp.h>
 
 #include <atomic>
@@ -36,6 +37,16 @@ Precision g_precision = Precision::fp32;  // the library is exact by default; th
 }
 void set_precision(Precision p) { g_precision = p; }
 Precision precision() { return g_precision; }
+
+namespace {
+// Activations are large, short-lived buffers: glibc would mmap and unmap each one, paying page faults on
+// every op. Keeping them in the heap (reused after free) removes that cost.
+[[maybe_unused]] const bool g_malloc_tuned = [] {
+    mallopt(M_MMAP_THRESHOLD, 512 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    return true;
+}();
+}  // namespace
 
 void set_num_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();

@@ -10,7 +10,8 @@
 namespace nb::cpu {
 
 inline float fast_exp(float x) {
-    x = std::fmin(std::fmax(x, -87.0f), 88.0f);
+    x = x < -87.0f ? -87.0f : x;  // ternaries (not fmin/fmax) so GCC emits vminps/vmaxps and vectorises
+    x = x > 88.0f ? 88.0f : x;
     float n = std::nearbyint(x * 1.44269504088896341f);
     float r = x - n * 0.693145751953125f;
     r = r - n * 1.428606765330187045e-06f;
