@@ -38,13 +38,14 @@ dnnl::memory::desc head_view_t(int64_t heads, int64_t t, int64_t dh, int64_t dm,
 }
 
 struct Plans {
-    dnnl::matmul qk, pv;
+    dnnl::matmul qk, pv;  // qk scales the scores by 1/sqrt(Dh) (output scale)
+    dnnl::softmax_forward softmax;  // over the key axis, fp32 scores -> P (bf16 or fp32)
 };
 
 std::mutex g_mu;
 std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool>, Plans> g_plans;
 
-const Plans& plans_for(int64_t heads, int64_t rows, int64_t tk, int64_t dh, int64_t dm, bool bf16) {
+const Plans& plans_for(int64_t heads, int64_t rows, int64_t tk, int64_t dh, int64_t dm, bool bf16, float scale) {
     std::lock_guard lock(g_mu);
     auto key = std::make_tuple(heads, rows, tk, dh, dm, bf16);
     auto it = g_plans.find(key);
@@ -55,23 +56,26 @@ const Plans& plans_for(int64_t heads, int64_t rows, int64_t tk, int64_t dh, int6
                        s(dims{heads, rows, tk}, dt::f32, dims{rows * tk, tk, 1}),
                        p(dims{heads, rows, tk}, in, dims{rows * tk, tk, 1}), v = head_view(heads, tk, dh, dm, in),
                        o = head_view(heads, rows, dh, dm, dt::f32);
-    Plans pl{dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(q, kt, s), eng)),
-             dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p, v, o), eng))};
+    dnnl::primitive_attr scaled;
+    scaled.set_output_scales(0, {scale});
+    dnnl::softmax_forward::desc sd(dnnl::prop_kind::forward_inference, s, 2);
+    Plans pl{dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(q, kt, s), scaled, eng)),
+             dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p, v, o), eng)),
+             dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(sd, eng))};
     return g_plans.emplace(key, std::move(pl)).first->second;
 }
 
 // One row of scores: p = softmax(s * scale) over the first `valid` entries, zero after (causal mask).
 template <class Out>
-void softmax_row(const float* s, Out* p, int64_t cols, int64_t valid, float scale) {
+void softmax_row(const float* s, Out* p, int64_t cols, int64_t valid) {
     float mx = -std::numeric_limits<float>::infinity();
     for (int64_t j = 0; j < valid; ++j) mx = std::max(mx, s[j]);
-    mx *= scale;
     float sum = 0.f;
     thread_local std::vector<float> e;
     e.resize(size_t(cols));
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < valid; ++j) {
-        e[size_t(j)] = cpu::fast_exp(s[j] * scale - mx);
+        e[size_t(j)] = cpu::fast_exp(s[j] - mx);
         sum += e[size_t(j)];
     }
     const float inv = 1.f / sum;
@@ -120,25 +124,39 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
     for (int64_t bi = 0; bi < b; ++bi)
         for (int64_t r0 = 0; r0 < tq; r0 += kBlockQ) {
             const int64_t rows = std::min(kBlockQ, tq - r0);
-            const Plans& pl = plans_for(heads, rows, tk, dh, dm, bf16);
+            const Plans& pl = plans_for(heads, rows, tk, dh, dm, bf16, scale);
             dnnl::memory qm(head_view(heads, rows, dh, dm, in), eng, base(q, qb) + (bi * tq + r0) * dm * esz);
             dnnl::memory km(head_view_t(heads, tk, dh, dm, in), eng, base(k, kb) + bi * tk * dm * esz);
             dnnl::memory sm({dims{heads, rows, tk}, dt::f32, dims{rows * tk, tk, 1}}, eng, scores.data());
             pl.qk.execute(strm, {{DNNL_ARG_SRC, qm}, {DNNL_ARG_WEIGHTS, km}, {DNNL_ARG_DST, sm}});
             strm.wait();
-            // Plain pointers: the scratch tensors are thread_local, worker threads must not name them.
-            const float* s = scores.data();
-            float* pf = probs.data();
-            uint16_t* pb = reinterpret_cast<uint16_t*>(probs.data());
-#pragma omp parallel for schedule(static)
-            for (int64_t r = 0; r < heads * rows; ++r) {
-                const int64_t valid = causal ? std::min(tk, r0 + r % rows + 1) : tk;
-                if (bf16)
-                    softmax_row(s + r * tk, pb + r * tk, tk, valid, scale);
-                else
-                    softmax_row(s + r * tk, pf + r * tk, tk, valid, scale);
-            }
             dnnl::memory pm({dims{heads, rows, tk}, in, dims{rows * tk, tk, 1}}, eng, probs.data());
+            if (!causal) {
+                // oneDNN's softmax wants a dst descriptor of the P dtype: the primitive was made for f32 -> f32,
+                // so for bf16 use a dedicated reorder-free path: softmax in place, then convert.
+                pl.softmax.execute(strm, {{DNNL_ARG_SRC, sm}, {DNNL_ARG_DST, sm}});
+                strm.wait();
+                if (bf16) {
+                    dnnl::memory sf({dims{heads, rows, tk}, dt::f32, dims{rows * tk, tk, 1}}, eng, scores.data());
+                    dnnl::reorder(sf, pm).execute(strm, sf, pm);
+                    strm.wait();
+                } else {
+                    std::copy_n(scores.data(), heads * rows * tk, probs.data());
+                }
+            } else {
+                // Plain pointers: the scratch tensors are thread_local, worker threads must not name them.
+                const float* s = scores.data();
+                float* pf = probs.data();
+                uint16_t* pb = reinterpret_cast<uint16_t*>(probs.data());
+#pragma omp parallel for schedule(static)
+                for (int64_t r = 0; r < heads * rows; ++r) {
+                    const int64_t valid = std::min(tk, r0 + r % rows + 1);
+                    if (bf16)
+                        softmax_row(s + r * tk, pb + r * tk, tk, valid);
+                    else
+                        softmax_row(s + r * tk, pf + r * tk, tk, valid);
+                }
+            }
             dnnl::memory vm(head_view(heads, tk, dh, dm, in), eng, base(v, vb) + bi * tk * dm * esz);
             dnnl::memory om(head_view(heads, rows, dh, dm, dt::f32), eng, o.data() + (bi * tq + r0) * dm);
             pl.pv.execute(strm, {{DNNL_ARG_SRC, pm}, {DNNL_ARG_WEIGHTS, vm}, {DNNL_ARG_DST, om}});
