@@ -28,13 +28,28 @@ using dims = dnnl::memory::dims;
 
 constexpr int64_t kBlockQ = 256;
 
-// [H, rows, cols] views of a [T, H*Dh] row-major buffer (row stride dm): element (h, t, d) at t*dm + h*dh + d.
-dnnl::memory::desc head_view(int64_t heads, int64_t t, int64_t dh, int64_t dm, dt type) {
-    return dnnl::memory::desc(dims{heads, t, dh}, type, dims{dh, dm, 1});
+// Heads are packed into contiguous per-head blocks before the matmuls (strided head views push oneDNN onto
+// its slow generic gemm): Q block [H, rows, Dh], K^T [H, Dh, Tk], V [H, Tk, Dh], in the compute dtype.
+template <class T>
+T convert_elem(float v) {
+    if constexpr (std::is_same_v<T, float>)
+        return v;
+    else
+        return f32_to_bf16(v);
 }
-// K^T view: (h, d, j) at j*dm + h*dh + d.
-dnnl::memory::desc head_view_t(int64_t heads, int64_t t, int64_t dh, int64_t dm, dt type) {
-    return dnnl::memory::desc(dims{heads, dh, t}, type, dims{dh, 1, dm});
+
+// x: [T, H*Dh] rows t0 .. t0+rows -> dst [H, rows, Dh] (transpose = false) or [H, Dh, rows] (true).
+template <class T>
+void pack_heads(const float* x, int64_t t0, int64_t rows, int64_t heads, int64_t dh, T* dst, bool transpose) {
+    const int64_t dm = heads * dh;
+#pragma omp parallel for collapse(2) if (rows * dm > 65536)
+    for (int64_t h = 0; h < heads; ++h)
+        for (int64_t t = 0; t < rows; ++t) {
+            const float* src = x + (t0 + t) * dm + h * dh;
+            T* out = dst + h * rows * dh;
+            for (int64_t d = 0; d < dh; ++d)
+                out[transpose ? d * rows + t : t * dh + d] = convert_elem<T>(src[d]);
+        }
 }
 
 struct Plans {
@@ -43,19 +58,19 @@ struct Plans {
 };
 
 std::mutex g_mu;
-std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, bool>, Plans> g_plans;
+std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, Plans> g_plans;
 
-const Plans& plans_for(int64_t heads, int64_t rows, int64_t tk, int64_t dh, int64_t dm, bool bf16, float scale) {
+const Plans& plans_for(int64_t heads, int64_t rows, int64_t tk, int64_t dh, bool bf16, float scale) {
     std::lock_guard lock(g_mu);
-    auto key = std::make_tuple(heads, rows, tk, dh, dm, bf16);
+    auto key = std::make_tuple(heads, rows, tk, dh, bf16);
     auto it = g_plans.find(key);
     if (it != g_plans.end()) return it->second;
     auto& eng = cpu::dnnl_engine();
     const dt in = bf16 ? dt::bf16 : dt::f32;
-    dnnl::memory::desc q = head_view(heads, rows, dh, dm, in), kt = head_view_t(heads, tk, dh, dm, in),
-                       s(dims{heads, rows, tk}, dt::f32, dims{rows * tk, tk, 1}),
-                       p(dims{heads, rows, tk}, in, dims{rows * tk, tk, 1}), v = head_view(heads, tk, dh, dm, in),
-                       o = head_view(heads, rows, dh, dm, dt::f32);
+    using tag = dnnl::memory::format_tag;
+    dnnl::memory::desc q(dims{heads, rows, dh}, in, tag::abc), kt(dims{heads, dh, tk}, in, tag::abc),
+        s(dims{heads, rows, tk}, dt::f32, tag::abc), p(dims{heads, rows, tk}, in, tag::abc),
+        v(dims{heads, tk, dh}, in, tag::abc), o(dims{heads, rows, dh}, dt::f32, tag::abc);
     dnnl::primitive_attr scaled;
     scaled.set_output_scales(0, {scale});
     dnnl::softmax_forward::desc sd(dnnl::prop_kind::forward_inference, s, 2);
@@ -88,16 +103,6 @@ void softmax_row(const float* s, Out* p, int64_t cols, int64_t valid) {
     }
 }
 
-Tensor to_bf16_bits(const Tensor& x) {  // bf16 values packed two per float slot (storage only)
-    Tensor b = Tensor::empty({(x.numel() + 1) / 2});
-    auto* out = reinterpret_cast<uint16_t*>(b.data());
-    const float* in = x.data();
-    const int64_t n = x.numel();
-#pragma omp parallel for simd if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(in[i]);
-    return b;
-}
-
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
@@ -109,44 +114,48 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
     Tensor o = Tensor::empty(q.shape());
-    Tensor qb, kb, vb;
-    if (bf16) qb = to_bf16_bits(q), kb = to_bf16_bits(k), vb = to_bf16_bits(v);
-    const int64_t esz = bf16 ? 2 : 4;
-    auto base = [&](const Tensor& f32, const Tensor& b16) {
-        return bf16 ? reinterpret_cast<char*>(const_cast<float*>(b16.data())) : reinterpret_cast<char*>(const_cast<float*>(f32.data()));
-    };
     const int64_t rows_max = std::min(kBlockQ, tq);
-    // Block scratch is reused across calls: fresh 32 MB buffers per call cost more in page faults than compute.
-    thread_local Tensor scores, probs;
-    if (scores.numel() < heads * rows_max * tk) scores = Tensor::empty({heads * rows_max * tk});
-    if (probs.numel() < heads * rows_max * tk) probs = Tensor::empty({heads * rows_max * tk});
+    // Scratch reused across calls (fresh 32 MB buffers per call cost more in page faults than compute).
+    // Sizes in floats; bf16 buffers use half of theirs.
+    thread_local Tensor scores, probs, qp, kp, vp, op;
+    auto reserve = [](Tensor& t, int64_t n) {
+        if (t.numel() < n) t = Tensor::empty({n});
+    };
+    reserve(scores, heads * rows_max * tk);
+    reserve(probs, heads * rows_max * tk);
+    reserve(qp, heads * rows_max * dh);
+    reserve(kp, heads * tk * dh);
+    reserve(vp, heads * tk * dh);
+    reserve(op, heads * rows_max * dh);
+    auto pack = [&](const float* x, int64_t t0, int64_t rows, Tensor& dst, bool transpose) {
+        if (bf16)
+            pack_heads(x, t0, rows, int64_t(heads), dh, reinterpret_cast<uint16_t*>(dst.data()), transpose);
+        else
+            pack_heads(x, t0, rows, int64_t(heads), dh, dst.data(), transpose);
+    };
     const dt in = bf16 ? dt::bf16 : dt::f32;
-    for (int64_t bi = 0; bi < b; ++bi)
+    using tag = dnnl::memory::format_tag;
+    for (int64_t bi = 0; bi < b; ++bi) {
+        pack(k.data() + bi * tk * dm, 0, tk, kp, /*transpose=*/true);
+        pack(v.data() + bi * tk * dm, 0, tk, vp, false);
         for (int64_t r0 = 0; r0 < tq; r0 += kBlockQ) {
             const int64_t rows = std::min(kBlockQ, tq - r0);
-            const Plans& pl = plans_for(heads, rows, tk, dh, dm, bf16, scale);
-            dnnl::memory qm(head_view(heads, rows, dh, dm, in), eng, base(q, qb) + (bi * tq + r0) * dm * esz);
-            dnnl::memory km(head_view_t(heads, tk, dh, dm, in), eng, base(k, kb) + bi * tk * dm * esz);
-            dnnl::memory sm({dims{heads, rows, tk}, dt::f32, dims{rows * tk, tk, 1}}, eng, scores.data());
+            const Plans& pl = plans_for(heads, rows, tk, dh, bf16, scale);
+            pack(q.data() + bi * tq * dm, r0, rows, qp, false);
+            dnnl::memory qm({dims{heads, rows, dh}, in, tag::abc}, eng, qp.data());
+            dnnl::memory km({dims{heads, dh, tk}, in, tag::abc}, eng, kp.data());
+            dnnl::memory sm({dims{heads, rows, tk}, dt::f32, tag::abc}, eng, scores.data());
             pl.qk.execute(strm, {{DNNL_ARG_SRC, qm}, {DNNL_ARG_WEIGHTS, km}, {DNNL_ARG_DST, sm}});
             strm.wait();
-            dnnl::memory pm({dims{heads, rows, tk}, in, dims{rows * tk, tk, 1}}, eng, probs.data());
+            // fp32: P is the scores buffer itself, softmaxed in place.
+            dnnl::memory pm({dims{heads, rows, tk}, in, tag::abc}, eng, bf16 ? probs.data() : scores.data());
             if (!causal) {
-                // oneDNN's softmax wants a dst descriptor of the P dtype: the primitive was made for f32 -> f32,
-                // so for bf16 use a dedicated reorder-free path: softmax in place, then convert.
                 pl.softmax.execute(strm, {{DNNL_ARG_SRC, sm}, {DNNL_ARG_DST, sm}});
+                if (bf16) dnnl::reorder(sm, pm).execute(strm, sm, pm);
                 strm.wait();
-                if (bf16) {
-                    dnnl::memory sf({dims{heads, rows, tk}, dt::f32, dims{rows * tk, tk, 1}}, eng, scores.data());
-                    dnnl::reorder(sf, pm).execute(strm, sf, pm);
-                    strm.wait();
-                } else {
-                    std::copy_n(scores.data(), heads * rows * tk, probs.data());
-                }
             } else {
                 // Plain pointers: the scratch tensors are thread_local, worker threads must not name them.
-                const float* s = scores.data();
-                float* pf = probs.data();
+                float* s = scores.data();
                 uint16_t* pb = reinterpret_cast<uint16_t*>(probs.data());
 #pragma omp parallel for schedule(static)
                 for (int64_t r = 0; r < heads * rows; ++r) {
@@ -154,14 +163,22 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
                     if (bf16)
                         softmax_row(s + r * tk, pb + r * tk, tk, valid);
                     else
-                        softmax_row(s + r * tk, pf + r * tk, tk, valid);
+                        softmax_row(s + r * tk, s + r * tk, tk, valid);
                 }
             }
-            dnnl::memory vm(head_view(heads, tk, dh, dm, in), eng, base(v, vb) + bi * tk * dm * esz);
-            dnnl::memory om(head_view(heads, rows, dh, dm, dt::f32), eng, o.data() + (bi * tq + r0) * dm);
+            dnnl::memory vm({dims{heads, tk, dh}, in, tag::abc}, eng, vp.data());
+            dnnl::memory om({dims{heads, rows, dh}, dt::f32, tag::abc}, eng, op.data());
             pl.pv.execute(strm, {{DNNL_ARG_SRC, pm}, {DNNL_ARG_WEIGHTS, vm}, {DNNL_ARG_DST, om}});
             strm.wait();
+            // [H, rows, Dh] -> rows of [T, H*Dh]
+            const float* ob = op.data();
+            float* dst = o.data() + (bi * tq + r0) * dm;
+#pragma omp parallel for if (rows * dm > 65536)
+            for (int64_t t = 0; t < rows; ++t)
+                for (int64_t h = 0; h < heads; ++h)
+                    std::copy_n(ob + (h * rows + t) * dh, dh, dst + t * dm + h * dh);
         }
+    }
     return o;
 }
 
