@@ -46,6 +46,11 @@ Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w);   // [N, H*W, C] -> 
 // Kernels may cache weights in a kernel-specific layout keyed by their buffer; after changing a weight's
 // values in place (LoRA merge / restore) call this so the next use re-reads them.
 void weights_changed(const Tensor& w);
+// Packs a conv / linear weight at load time in bf16 mode (then its fp32 values are released); no-op in fp32.
+void prepack_conv(const Tensor& w, int stride, Pad2d pad);
+void prepack_linear(const Tensor& w);
+// Brings back the fp32 values of a weight whose values were released (from its packed copy).
+void ensure_values(const Tensor& w);
 
 // Multiply-accumulates done by conv2d / linear / attention since the last reset (for `bench` GFLOP/s).
 int64_t mac_count();
@@ -59,6 +64,15 @@ enum class Precision { fp32, bf16 };
 void set_precision(Precision p);
 Precision precision();
 bool cpu_has_bf16();
+struct PrecisionScope {  // sets a precision for a scope, restores the previous one
+    explicit PrecisionScope(Precision p) : saved_(precision()) { set_precision(p); }
+    ~PrecisionScope() { set_precision(saved_); }
+    PrecisionScope(const PrecisionScope&) = delete;
+    PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+private:
+    Precision saved_;
+};
 
 // Per-op wall-time profile (off by default; `bench --profile`).
 struct OpTime {

@@ -16,18 +16,33 @@ int64_t shape_numel(const Shape& s) {
 
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
-static std::shared_ptr<float[]> alloc_floats(int64_t n) {
+static float* alloc_floats(int64_t n) {
     // 64-byte alignment for AVX-512 loads.
-    void* p = ::operator new[](size_t(std::max<int64_t>(n, 1)) * sizeof(float), std::align_val_t(64));
-    return std::shared_ptr<float[]>(static_cast<float*>(p),
-                                    [](float* q) { ::operator delete[](q, std::align_val_t(64)); });
+    return static_cast<float*>(::operator new[](size_t(std::max<int64_t>(n, 1)) * sizeof(float), std::align_val_t(64)));
+}
+
+Tensor::Storage::~Storage() {
+    if (values) ::operator delete[](values, std::align_val_t(64));
+}
+
+void Tensor::release_values() const {
+    if (storage_ && storage_->values) {
+        ::operator delete[](storage_->values, std::align_val_t(64));
+        storage_->values = nullptr;
+    }
+}
+
+void Tensor::restore_values() const {
+    if (storage_ && !storage_->values) storage_->values = alloc_floats(storage_->n);
 }
 
 Tensor Tensor::empty(Shape shape) {
     Tensor t;
     t.numel_ = shape_numel(shape);
     t.shape_ = std::move(shape);
-    t.storage_ = alloc_floats(t.numel_);
+    t.storage_ = std::make_shared<Storage>();
+    t.storage_->n = t.numel_;
+    t.storage_->values = alloc_floats(t.numel_);
     return t;
 }
 

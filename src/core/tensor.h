@@ -30,8 +30,8 @@ public:
     int64_t numel() const { return numel_; }
     bool defined() const { return bool(storage_); }
 
-    float* data() { return storage_.get() + offset_; }
-    const float* data() const { return storage_.get() + offset_; }
+    float* data() { return storage_->values + offset_; }
+    const float* data() const { return storage_->values + offset_; }
     std::span<float> span() { return {data(), size_t(numel_)}; }
     std::span<const float> span() const { return {data(), size_t(numel_)}; }
 
@@ -41,8 +41,22 @@ public:
     Tensor slice0(int64_t i0, int64_t i1) const;
     Tensor clone() const;
 
+    // Identity of the underlying buffer, stable while any Tensor shares it (kernel caches key on it).
+    const void* storage_id() const { return storage_.get(); }
+    // Weights whose kernels keep their own packed copy can drop their fp32 values: frees them for every
+    // Tensor sharing this storage (shape kept, data() becomes null) until restore_values() reallocates
+    // (uninitialised; the caller refills them).
+    bool has_values() const { return storage_ && storage_->values; }
+    void release_values() const;
+    void restore_values() const;
+
 private:
-    std::shared_ptr<float[]> storage_;
+    struct Storage {
+        float* values = nullptr;
+        int64_t n = 0;
+        ~Storage();
+    };
+    std::shared_ptr<Storage> storage_;
     int64_t offset_ = 0;
     int64_t numel_ = 0;
     Shape shape_;

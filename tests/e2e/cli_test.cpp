@@ -31,8 +31,9 @@ CliRun run_cli(const std::string& args) {
     return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, err};
 }
 
+// The golden images are reproduced by the exact fp32 path (bf16 is checked against it in pipeline_test).
 std::string model_args() {
-    return "-m " + test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors") + " --vocab " +
+    return "--precision fp32 -m " + test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors") + " --vocab " +
            test::shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz");
 }
 

@@ -169,6 +169,7 @@ TEST(OpsBf16, ConvAndLinearWithinBf16Tolerance) {
     PrecisionGuard g(ops::Precision::bf16);
     Tensor x = randn({2, 320, 16, 16}, 21), w = randn({320, 320, 3, 3}, 22, 0.02f), b = randn({320}, 23);
     Tensor y = ops::conv2d(x, w, b, 1, ops::Pad2d::same(1));
+    ops::ensure_values(w);
     ops::ref::Conv2dShape s{2, 320, 16, 16, 320, 3, 3, 1, 1, 1, 1, 1};
     Tensor r = Tensor::empty(y.shape());
     ops::ref::conv2d(s, x.data(), w.data(), b.data(), r.data());
@@ -177,13 +178,18 @@ TEST(OpsBf16, ConvAndLinearWithinBf16Tolerance) {
 
     Tensor xl = randn({154, 768}, 24), wl = randn({320, 768}, 25, 0.05f), bl = randn({320}, 26);
     Tensor yl = ops::linear(xl, wl, bl);
+    EXPECT_FALSE(wl.has_values());  // the packed bf16 copy replaced the fp32 values
     Tensor rl = Tensor::empty({154, 320});
+    ops::ensure_values(wl);
     ops::ref::linear(xl.data(), wl.data(), bl.data(), rl.data(), 154, 320, 768);
     EXPECT_TRUE(test::close_rel(yl, rl, 1e-2));
-    // Changing weights in place is seen by the cached bf16 copy after weights_changed().
+    // In bf16 mode the packed copy replaces the fp32 values; ensure_values() brings them back, and an edit
+    // is seen after weights_changed().
+    ASSERT_TRUE(wl.has_values());
     for (auto& v : wl.span()) v *= 2.f;
     ops::weights_changed(wl);
     Tensor yl2 = ops::linear(xl, wl, Tensor());
+    ops::ensure_values(wl);
     for (auto& v : rl.span()) v = 0;
     ops::ref::linear(xl.data(), wl.data(), nullptr, rl.data(), 154, 320, 768);
     EXPECT_TRUE(test::close_rel(yl2, rl, 1e-2));

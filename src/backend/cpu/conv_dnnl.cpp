@@ -7,6 +7,7 @@
 #include <dnnl.hpp>
 
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/packed_weights.h"
 #include "backend/cpu/profile.h"
 #include "backend/ops.h"
 
@@ -31,21 +32,8 @@ struct ConvPlan {
     dnnl::convolution_forward prim;
 };
 
-struct WeightKey {
-    const float* ptr;
-    int64_t numel;
-    dnnl::memory::desc md;
-    bool operator<(const WeightKey& k) const {
-        if (ptr != k.ptr) return ptr < k.ptr;
-        if (numel != k.numel) return numel < k.numel;
-        return md.get_size() < k.md.get_size();  // same buffer, different layouts are distinct entries
-    }
-};
-
 std::mutex g_mu;
 std::map<ConvKey, ConvPlan> g_plans;
-// Reordered weights keep a reference to the source tensor so the cache key pointer stays valid.
-std::map<WeightKey, std::pair<Tensor, dnnl::memory>> g_weights;
 
 ConvPlan& plan_for(const ConvKey& k) {
     auto it = g_plans.find(k);
@@ -66,13 +54,16 @@ ConvPlan& plan_for(const ConvKey& k) {
 
 }  // namespace
 
-void linear_weights_changed(const Tensor& w);  // gemm.cpp
-
-void weights_changed(const Tensor& w) {
-    linear_weights_changed(w);
-    std::lock_guard lock(g_mu);
-    for (auto it = g_weights.begin(); it != g_weights.end();)
-        it = it->first.ptr == w.data() ? g_weights.erase(it) : std::next(it);
+void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
+    if (precision() != Precision::bf16 || !w.defined() || !w.has_values()) return;
+    // The layout a kernel wants hardly depends on the spatial size: plan for a nominal 2 x C x 32 x 32 input;
+    // other shapes re-lay out the packed copy if theirs differs.
+    ConvKey k{2, w.dim(1), 32, 32, w.dim(0), w.dim(2), w.dim(3), stride, pad.t, pad.l, pad.b, pad.r, true, true};
+    dnnl::memory::desc user({w.dim(0), w.dim(1), w.dim(2), w.dim(3)}, dt::f32, tag::oihw);
+    std::unique_lock lock(g_mu);
+    const auto want = plan_for(k).pd.weights_desc();
+    lock.unlock();
+    cpu::packed_weights(w, user, want);
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad) {
@@ -92,20 +83,13 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     dnnl::memory::desc user_src({k.n, k.c, k.h, k.w}, dt::f32, tag::nchw);
     dnnl::memory::desc user_dst({k.n, k.o, ho, wo}, dt::f32, tag::nchw);
     dnnl::memory::desc user_wei({k.o, k.c, k.kh, k.kw}, dt::f32, tag::oihw);
+    dnnl::memory wei_mem;
 
-    // Weights: reorder once per (buffer, layout).
-    WeightKey wk{w.data(), w.numel(), p.pd.weights_desc()};
-    auto wit = g_weights.find(wk);
-    if (wit == g_weights.end()) {
-        dnnl::memory src_w(user_wei, eng, const_cast<float*>(w.data()));
-        dnnl::memory dst_w = src_w;
-        if (p.pd.weights_desc() != user_wei) {
-            dst_w = dnnl::memory(p.pd.weights_desc(), eng);
-            dnnl::reorder(src_w, dst_w).execute(strm, src_w, dst_w);
-        }
-        wit = g_weights.emplace(wk, std::make_pair(w, dst_w)).first;
-    }
+    const auto want = p.pd.weights_desc();
     lock.unlock();
+    if (!w.has_values() || want != user_wei) wei_mem = cpu::packed_weights(w, user_wei, want);
+    else wei_mem = dnnl::memory(user_wei, eng, const_cast<float*>(w.data()));
+
 
     dnnl::memory src_m(user_src, eng, const_cast<float*>(x.data()));
     dnnl::memory dst_m(user_dst, eng, y.data());
@@ -116,7 +100,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     }
     if (p.pd.dst_desc() != user_dst) dst_out = dnnl::memory(p.pd.dst_desc(), eng);
     std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_SRC, src_in}, {DNNL_ARG_WEIGHTS, wit->second.second}, {DNNL_ARG_DST, dst_out}};
+        {DNNL_ARG_SRC, src_in}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_out}};
     if (b.defined())
         args[DNNL_ARG_BIAS] = dnnl::memory({{k.o}, dt::f32, tag::a}, eng, const_cast<float*>(b.data()));
     p.prim.execute(strm, args);

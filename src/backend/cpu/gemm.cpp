@@ -8,6 +8,7 @@
 #include <dnnl.hpp>
 
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/packed_weights.h"
 #include "backend/cpu/profile.h"
 #include "backend/ops.h"
 
@@ -25,38 +26,32 @@ struct MatmulPlan {
 
 std::mutex g_mu;
 std::map<std::tuple<int64_t, int64_t, int64_t, bool>, MatmulPlan> g_plans;
-std::map<std::pair<const float*, int64_t>, std::pair<Tensor, dnnl::memory>> g_weights;
+
+// Caller holds g_mu.
+const MatmulPlan& plan_for(int64_t m, int64_t n, int64_t k, bool bias) {
+    auto key = std::make_tuple(m, n, k, bias);
+    auto it = g_plans.find(key);
+    if (it == g_plans.end()) {
+        auto& eng = cpu::dnnl_engine();
+        dnnl::memory::desc src({m, k}, dt::bf16, tag::ab), wei({k, n}, dt::bf16, tag::any),
+            bia({1, n}, dt::f32, tag::ab), dst({m, n}, dt::f32, tag::ab);
+        dnnl::matmul::desc d = bias ? dnnl::matmul::desc(src, wei, bia, dst) : dnnl::matmul::desc(src, wei, dst);
+        dnnl::matmul::primitive_desc pd(d, eng);
+        it = g_plans.emplace(key, MatmulPlan{pd, dnnl::matmul(pd)}).first;
+    }
+    return it->second;
+}
 
 Tensor linear_bf16(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m, int64_t n, int64_t k, Shape out) {
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
     std::unique_lock lock(g_mu);
-    auto key = std::make_tuple(m, n, k, b.defined());
-    auto it = g_plans.find(key);
-    if (it == g_plans.end()) {
-        dnnl::memory::desc src({m, k}, dt::bf16, tag::ab), wei({k, n}, dt::bf16, tag::any),
-            bia({1, n}, dt::f32, tag::ab), dst({m, n}, dt::f32, tag::ab);
-        dnnl::matmul::desc d = b.defined() ? dnnl::matmul::desc(src, wei, bia, dst) : dnnl::matmul::desc(src, wei, dst);
-        dnnl::matmul::primitive_desc pd(d, eng);
-        it = g_plans.emplace(key, MatmulPlan{pd, dnnl::matmul(pd)}).first;
-    }
-    const MatmulPlan& p = it->second;
-    auto wkey = std::make_pair(w.data(), w.numel());
-    auto wit = g_weights.find(wkey);
-    if (wit == g_weights.end()) {
-        // torch [out, in] = matmul weights [K, N] stored column-major ("ba").
-        dnnl::memory user({{k, n}, dt::f32, tag::ba}, eng, const_cast<float*>(w.data()));
-        dnnl::memory packed(p.pd.weights_desc(), eng);
-        dnnl::reorder(user, packed).execute(strm, user, packed);
-        wit = g_weights.emplace(wkey, std::make_pair(w, packed)).first;
-    }
-    dnnl::memory wmem = wit->second.second;
-    if (wmem.get_desc() != p.pd.weights_desc()) {  // same weights used by a shape wanting another layout
-        dnnl::memory user({{k, n}, dt::f32, tag::ba}, eng, const_cast<float*>(w.data()));
-        wmem = dnnl::memory(p.pd.weights_desc(), eng);
-        dnnl::reorder(user, wmem).execute(strm, user, wmem);
-    }
+    const MatmulPlan& p = plan_for(m, n, k, b.defined());
+    const auto want = p.pd.weights_desc();
     lock.unlock();
+    // torch [out, in] = matmul weights [K, N] stored column-major ("ba").
+    dnnl::memory wmem = cpu::packed_weights(w, dnnl::memory::desc({k, n}, dt::f32, tag::ba), want);
+
     Tensor y = Tensor::empty(std::move(out));
     dnnl::memory xf({{m, k}, dt::f32, tag::ab}, eng, const_cast<float*>(x.data()));
     dnnl::memory xb({{m, k}, dt::bf16, tag::ab}, eng);
@@ -72,9 +67,14 @@ Tensor linear_bf16(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m,
 
 }  // namespace
 
-void linear_weights_changed(const Tensor& w) {
-    std::lock_guard lock(g_mu);
-    g_weights.erase(std::make_pair(w.data(), w.numel()));
+void prepack_linear(const Tensor& w) {
+    if (precision() != Precision::bf16 || !w.defined() || !w.has_values()) return;
+    // Plan for a nominal 1024-row input; other row counts re-lay out the packed copy if needed.
+    const int64_t n = w.dim(0), k = w.dim(1);
+    std::unique_lock lock(g_mu);
+    const auto want = plan_for(1024, n, k, false).pd.weights_desc();
+    lock.unlock();
+    cpu::packed_weights(w, dnnl::memory::desc({k, n}, dt::f32, tag::ba), want);
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -86,6 +86,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     out.back() = n;
     count_macs(m * n * k);
     if (precision() == Precision::bf16) return linear_bf16(x, w, b, m, n, k, std::move(out));
+    ensure_values(w);  // packed in bf16 mode earlier
     Tensor y = Tensor::empty(out);
     float beta = 0.f;
     if (b.defined()) {

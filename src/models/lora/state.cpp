@@ -30,6 +30,7 @@ void LoraState::restore(std::map<std::string, Tensor>& weights) {
     for (auto& [key, base] : backup_) {
         auto it = weights.find(key);
         if (it == weights.end()) continue;  // weights map replaced; nothing to restore into
+        ops::ensure_values(it->second);  // bf16 mode keeps only a packed copy of merged weights
         std::memcpy(it->second.data(), base.data(), size_t(base.numel()) * sizeof(float));
         ops::weights_changed(it->second);
     }
@@ -68,6 +69,7 @@ Result<std::vector<std::string>> LoraState::merge(std::map<std::string, Tensor>&
     for (const auto& t : targets) {
         Tensor& w = weights.at(t.key);
         NB_TRY(delta, module_delta(*t.m, w.shape(), t.mult, f.path));
+        ops::ensure_values(w);
         if (!backup_.contains(t.key)) backup_.emplace(t.key, w.clone());
         float* dst = w.data();
         const float* src = delta.data();

@@ -58,6 +58,7 @@ void Binder::linear(Linear& m, std::string_view name, int64_t in, int64_t out, b
     std::string n(name);
     m.weight = tensor(n + ".weight", {out, in});
     if (bias) m.bias = tensor(n + ".bias", {out});
+    if (ok() && !dry_run()) ops::prepack_linear(m.weight);  // bf16 mode: packed now, one weight at a time
 }
 
 void Binder::linear_or_1x1(Linear& m, std::string_view name, int64_t in, int64_t out) {
@@ -70,6 +71,7 @@ void Binder::conv2d(Conv2d& m, std::string_view name, int64_t in, int64_t out, i
     m.bias = tensor(n + ".bias", {out});
     m.stride = stride;
     m.pad = ops::Pad2d::same(pad < 0 ? k / 2 : pad);
+    if (ok() && !dry_run()) ops::prepack_conv(m.weight, m.stride, m.pad);
 }
 
 void Binder::group_norm(GroupNorm& m, std::string_view name, int64_t c, float eps, int groups) {

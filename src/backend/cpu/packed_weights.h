@@ -1,0 +1,17 @@
+// Weights in the layout (and dtype) a oneDNN kernel wants, made once and cached by the weight's storage.
+// In bf16 mode the packed copy becomes the only copy: the fp32 values are released (a SD 1.5 UNet then
+// holds 1.7 GB of bf16 instead of 3.4 GB fp32 + 1.7 GB packed); ensure_values() brings them back when
+// something needs fp32 (LoRA merging), and weights_changed() drops the packed copy after an edit.
+#pragma once
+
+#include <dnnl.hpp>
+
+#include "core/tensor.h"
+
+namespace nb::cpu {
+
+// The packed memory of `w` in layout `want`. `user` describes w's own fp32 layout (oihw / [K, N] "ba").
+// Packs from the fp32 values on first use, or re-lays out an existing packed copy for another layout.
+dnnl::memory packed_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want);
+
+}  // namespace nb::cpu
