@@ -5,5 +5,6 @@ set -eu
 cd "$(dirname "$0")/../.."
 export OPENBLAS_NUM_THREADS=1
 /usr/bin/python3 tools/demo_model/train.py --out models/demo "$@"
+/usr/bin/python3 tools/demo_model/finetune_decoder.py models/demo 800
 /usr/bin/python3 tools/demo_model/parity.py models/demo
 cd models/demo && sha256sum demo.safetensors vocab.json merges.txt parity.safetensors > SHA256SUMS

@@ -104,7 +104,7 @@ def alphas_cumprod():
     return torch.cumprod(1.0 - betas, 0).float()
 
 
-def train_unet(tok, scenes, lats, steps, batch, seed):
+def train_unet(tok, scenes, lats, steps, batch, seed, snapshot=None, every=0):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     clip = CLIPText(clip_cfg(len(tok.vocab), tok.bos, tok.eos))
@@ -131,6 +131,8 @@ def train_unet(tok, scenes, lats, steps, batch, seed):
         sched.step()
         if step % 50 == 0 or step == steps - 1:
             print(f"unet {step} loss {loss.item():.4f}", flush=True)
+        if snapshot and every and (step + 1) % every == 0 and step + 1 < steps:
+            snapshot(clip, unet)  # a usable checkpoint even if the run is stopped early
     return clip, unet
 
 
@@ -177,6 +179,7 @@ def main():
     ap.add_argument("--unet-steps", type=int, default=1500)
     ap.add_argument("--unet-batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--snapshot-every", type=int, default=250, help="export every N UNet steps (0 = only at the end)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
@@ -189,8 +192,10 @@ def main():
     print(f"vae done {time.time() - t0:.0f} s", flush=True)
     scenes, lats = encode_dataset(vae, args.scenes, args.seed + 1)
     print(f"encoded {len(scenes)} scenes, latent std {lats.std().item():.3f}, {time.time() - t0:.0f} s", flush=True)
-    clip, unet = train_unet(tok, scenes, lats, args.unet_steps, args.unet_batch, args.seed + 2)
-    export(os.path.join(args.out, "demo.safetensors"), tok, vae, clip.eval(), unet.eval())
+    path = os.path.join(args.out, "demo.safetensors")
+    clip, unet = train_unet(tok, scenes, lats, args.unet_steps, args.unet_batch, args.seed + 2,
+                            lambda c, u: export(path, tok, vae, c, u), args.snapshot_every)
+    export(path, tok, vae, clip.eval(), unet.eval())
     print(f"total training time {time.time() - t0:.0f} s", flush=True)
 
 
