@@ -1,5 +1,6 @@
 #include "io/safetensors.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -72,6 +73,13 @@ Result<Tensor> entry_to_f32(const TensorEntry& e) {
     Tensor t = Tensor::empty(e.shape);
     convert_to_f32(*e.dtype, e.data, t.data(), size_t(t.numel()));
     return t;
+}
+
+void drop_entry_pages(const TensorEntry& e) {
+    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = (uintptr_t(e.data) + page - 1) & ~(page - 1);
+    const uintptr_t end = (uintptr_t(e.data) + e.nbytes) & ~(page - 1);
+    if (e.data && end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 Result<SafeTensors> SafeTensors::open(const std::string& path) {

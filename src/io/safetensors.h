@@ -29,6 +29,9 @@ struct TensorEntry {
 
 // Converts an entry to an fp32 tensor; unsupported dtypes are an error naming the tensor and dtype.
 Result<Tensor> entry_to_f32(const TensorEntry& e);
+// Drops the entry's whole mmapped pages from the resident set (they stay in the page cache): loading a
+// checkpoint then never holds the file and its converted copy in memory at once.
+void drop_entry_pages(const TensorEntry& e);
 
 class SafeTensors {
 public:

@@ -1,3 +1,6 @@
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "io/weight_store.h"
 
 #include <algorithm>
@@ -73,6 +76,14 @@ Result<Tensor> WeightStore::load_f32(std::string_view name) const {
     const TensorEntry* e = find(name);
     if (!e) return make_error(Errc::missing, "{}: no tensor named '{}'", path_, name);
     return entry_to_f32(*e);
+}
+
+}  // namespace nb
+
+namespace nb {
+
+void WeightStore::drop_resident_pages() const {
+    for (const auto& e : entries_) drop_entry_pages(e);
 }
 
 }  // namespace nb

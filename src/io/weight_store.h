@@ -34,6 +34,9 @@ public:
 
     // Diffusers keys no rename rule knows; kept in entries() as "<component>/<original key>".
     const std::vector<std::string>& unused() const { return unused_; }
+    // Drops the mmapped pages of every tensor from this process's resident set (they stay in the page
+    // cache and fault back in on the next read). Called once the weights have been converted.
+    void drop_resident_pages() const;
     // LDM names whose diffusers Linear [C,C] weight is presented as a 1x1 conv [C,C,1,1] (VAE attention).
     const std::vector<std::string>& reshaped() const { return reshaped_; }
 

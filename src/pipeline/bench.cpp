@@ -1,6 +1,9 @@
 // `nanobanana bench`: what one generation costs, per component, on this machine. Work is counted by the
 // kernels themselves (ops::mac_count), so GFLOP/s needs no hand-written model formula.
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +25,16 @@ namespace {
 
 double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double current_rss_mb() {
+    std::FILE* f = std::fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        std::fclose(f);
+    }
+    return double(resident) * double(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
 }
 
 double peak_rss_mb() {
@@ -72,6 +85,7 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     const double t0 = now_s();
     NB_TRY(m, pipeline::SDModel::load(path, opt.vocab_path));
     r.load_s = now_s() - t0;
+    say(fmt::format("loaded in {:.2f} s: RSS {:.0f} MB, peak so far {:.0f} MB", r.load_s, current_rss_mb(), peak_rss_mb()));
 
     pipeline::EncodedPrompt cond, uncond;
     r.parts.push_back(time_part("text encode (cond + uncond)", 1, [&] {
@@ -96,7 +110,8 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
         Tensor d = den(x, sigmas[step++ % 8]);
         say(fmt::format("unet step {}", step));
     }));
-    say(fmt::format("unet step: {:.2f} s", r.parts.back().median_s));
+    say(fmt::format("unet step: {:.2f} s; RSS {:.0f} MB, peak so far {:.0f} MB", r.parts.back().median_s,
+                    current_rss_mb(), peak_rss_mb()));
     if (opt.profile) {
         auto prof = ops::take_profile();
         std::sort(prof.begin(), prof.end(), [](auto& a, auto& b) { return a.seconds > b.seconds; });

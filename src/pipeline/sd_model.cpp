@@ -63,6 +63,7 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
         m->schedule = sampling::DiscreteSchedule::from_alphas_cumprod({t.span().begin(), t.span().end()});
     }
     if (auto it = meta.find("parameterization"); it != meta.end() && it->second == "v") m->prediction = Prediction::v;
+    ws.drop_resident_pages();  // every weight has been converted; keep only our own copies resident
     return m;
 }
 

@@ -45,6 +45,7 @@ Tensor Binder::tensor(std::string_view name, const Shape& shape) {
     used_->insert(k);
     if (dry_run()) return {};
     auto t = entry_to_f32(*e);
+    drop_entry_pages(*e);  // the converted copy is what stays resident
     if (!t) {
         *error_ = t.error();
         return {};
