@@ -46,7 +46,7 @@ Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w);   // [N, H*W, C] -> 
 // Kernels may cache weights in a kernel-specific layout keyed by their buffer; after changing a weight's
 // values in place (LoRA merge / restore) call this so the next use re-reads them.
 void weights_changed(const Tensor& w);
-// Packs a conv / linear weight at load time in bf16 mode (then its fp32 values are released); no-op in fp32.
+// Packs a weight at load time (conv: always; linear: in bf16 mode), releasing its fp32 values.
 void prepack_conv(const Tensor& w, int stride, Pad2d pad);
 void prepack_linear(const Tensor& w);
 // Brings back the fp32 values of a weight whose values were released (from its packed copy).

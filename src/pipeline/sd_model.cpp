@@ -50,9 +50,6 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     m->unet = std::move(unet_m);
     m->weights.insert(unet_b.bound().begin(), unet_b.bound().end());
 
-    // The VAE stays fp32: in bf16 its decoder moved the golden image by 1-3 % (the text encoder and UNet
-    // in bf16 stay within 1e-2); it is a small share of the work (one decode per image).
-    ops::PrecisionScope vae_fp32(ops::Precision::fp32);
     NB_TRY(vae_cfg, vae::VAEConfig::detect(lookup));
     NB_TRY(vae_m, vae::VAE::load(lookup, vae_cfg));
     m->vae = std::move(vae_m);

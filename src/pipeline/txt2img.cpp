@@ -19,7 +19,6 @@ CondSchedule encode_schedule(const SDModel& m, const std::string& prompt, int st
 // 9-channel inpainting UNets in txt2img (A1111 txt2img_image_conditioning): the whole image is "masked":
 // mask = 1, masked image = the VAE encoding (mean) of a mid-grey image.
 Tensor txt2img_inpaint_conditioning(const SDModel& m, int64_t h, int64_t w) {
-    ops::PrecisionScope vae_fp32(ops::Precision::fp32);  // the VAE runs in fp32 (sd_model.cpp)
     Tensor grey(Shape{1, 3, h * 8, w * 8});  // 0 in [-1, 1] = 0.5 grey
     Tensor moments = m.vae.encode_moments_auto(grey);
     Tensor c(Shape{1, 5, h, w});
@@ -62,10 +61,7 @@ Result<std::vector<Txt2ImgOutput>> txt2img(const SDModel& m, const Txt2ImgReques
         if (!latent) return std::unexpected(latent.error());
         Txt2ImgOutput o;
         o.latent = *latent;
-        {
-            ops::PrecisionScope vae_fp32(ops::Precision::fp32);  // the VAE runs in fp32 (sd_model.cpp)
-            o.image = m.vae.decode_auto(o.latent);
-        }
+        o.image = m.vae.decode_auto(o.latent);
         o.seed = seed;
         out.push_back(std::move(o));
     }

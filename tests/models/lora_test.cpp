@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend/ops.h"
 #include "pipeline/sd_model.h"
 #include "testutil/golden.h"
 
@@ -41,7 +42,10 @@ Tensor g(const std::string& name) {
 // Base-weight snapshot of the whole map, for bit-exact comparisons.
 std::map<std::string, std::vector<float>> snapshot(const std::map<std::string, Tensor>& w) {
     std::map<std::string, std::vector<float>> s;
-    for (const auto& [k, t] : w) s[k].assign(t.span().begin(), t.span().end());
+    for (const auto& [k, t] : w) {
+        ops::ensure_values(t);  // packed weights release their fp32 values until asked
+        s[k].assign(t.span().begin(), t.span().end());
+    }
     return s;
 }
 
@@ -49,7 +53,7 @@ void expect_bit_exact(const std::map<std::string, Tensor>& w,
                       const std::map<std::string, std::vector<float>>& s) {
     size_t differing = 0;
     for (const auto& [k, t] : w)
-        if (std::memcmp(t.data(), s.at(k).data(), s.at(k).size() * sizeof(float)) != 0) ++differing;
+        if (ops::ensure_values(t), std::memcmp(t.data(), s.at(k).data(), s.at(k).size() * sizeof(float)) != 0) ++differing;
     EXPECT_EQ(differing, 0u);
 }
 
@@ -116,6 +120,7 @@ TEST(LoraMerge, DeltasMatchGolden) {
         const std::string mod = e.name.substr(11), key = names.at(mod);
         Tensor ref = g(e.name);
         const Tensor& now = m.weights.at(key);
+        ops::ensure_values(now);
         Tensor diff = Tensor::empty(ref.shape());
         for (int64_t i = 0; i < ref.numel(); ++i) diff.data()[i] = now.data()[i] - base.at(key)[size_t(i)];
         EXPECT_TRUE(test::close_rel(diff, ref, 1e-5)) << mod;

@@ -55,10 +55,11 @@ ConvPlan& plan_for(const ConvKey& k) {
 }  // namespace
 
 void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
-    if (precision() != Precision::bf16 || !w.defined() || !w.has_values()) return;
+    if (!w.defined() || !w.has_values()) return;
     // The layout a kernel wants hardly depends on the spatial size: plan for a nominal 2 x C x 32 x 32 input;
     // other shapes re-lay out the packed copy if theirs differs.
-    ConvKey k{2, w.dim(1), 32, 32, w.dim(0), w.dim(2), w.dim(3), stride, pad.t, pad.l, pad.b, pad.r, true, true};
+    ConvKey k{2,     w.dim(1), 32,    32,    w.dim(0), w.dim(2), w.dim(3),
+              stride, pad.t,    pad.l, pad.b, pad.r,    true,     precision() == Precision::bf16};
     dnnl::memory::desc user({w.dim(0), w.dim(1), w.dim(2), w.dim(3)}, dt::f32, tag::oihw);
     std::unique_lock lock(g_mu);
     const auto want = plan_for(k).pd.weights_desc();

@@ -42,7 +42,8 @@ dnnl::memory packed_weights(const Tensor& w, const dnnl::memory::desc& user, con
     dnnl::reorder(src, m).execute(strm, src, m);
     strm.wait();
     g_packed.emplace(w.storage_id(), Packed{w, user, m});
-    if (want.data_type() == dnnl::memory::data_type::bf16) w.release_values();
+    // The packed copy is now the weight: bf16 by design, fp32 losslessly (only re-laid out).
+    w.release_values();
     return m;
 }
 

@@ -1,7 +1,7 @@
 // Weights in the layout (and dtype) a oneDNN kernel wants, made once and cached by the weight's storage.
-// In bf16 mode the packed copy becomes the only copy: the fp32 values are released (a SD 1.5 UNet then
-// holds 1.7 GB of bf16 instead of 3.4 GB fp32 + 1.7 GB packed); ensure_values() brings them back when
-// something needs fp32 (LoRA merging), and weights_changed() drops the packed copy after an edit.
+// The packed copy becomes the only copy: the fp32 values are released (in bf16 a SD 1.5 UNet then holds
+// 1.7 GB instead of 3.4 GB fp32 + 1.7 GB packed; in fp32 the copy is a lossless re-layout); ensure_values()
+// brings them back when something needs them (LoRA merging), weights_changed() drops the packed copy.
 #pragma once
 
 #include <dnnl.hpp>
