@@ -26,7 +26,7 @@ CommandRunner register_bench(CLI::App& app) {
         auto r = run_benchmark(*o, [&](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); });
         if (!r) {
             std::fprintf(stderr, "nanobanana: %s\n", r.error().message.c_str());
-            return 1;
+            return exit_code(r.error());
         }
         if (*json) {
             nlohmann::json j = {{"model", r->model}, {"threads", r->threads}, {"precision", r->precision}, {"width", r->width},

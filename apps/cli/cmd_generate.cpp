@@ -101,7 +101,7 @@ Image contact_sheet(const std::vector<GeneratedImage>& imgs) {
 int run_generate(GenerateArgs& a) {
     auto fail = [](const Error& e) {
         std::fprintf(stderr, "nanobanana: %s\n", e.message.c_str());
-        return e.code == Errc::cancelled ? 130 : 1;
+        return exit_code(e);
     };
     if (!a.params_from.empty()) {
         auto text = read_png_parameters(a.params_from);

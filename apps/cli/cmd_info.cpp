@@ -18,11 +18,11 @@ CommandRunner register_info(CLI::App& app) {
                                           : describe_checkpoint(*path);
         if (!text) {
             std::fprintf(stderr, "nanobanana: %s\n", text.error().message.c_str());
-            return 1;
+            return exit_code(text.error());
         }
         if (png && text->empty()) {
             std::fprintf(stderr, "nanobanana: %s: no A1111 'parameters' text chunk\n", path->c_str());
-            return 1;
+            return 2;
         }
         std::printf("%s\n", text->c_str());
         return 0;

@@ -22,12 +22,12 @@ int run_tokenize(const TokenizeArgs& args) {
     auto path = nb::text::find_vocab(args.vocab, "");
     if (!path) {
         std::fprintf(stderr, "nanobanana: %s\n", path.error().message.c_str());
-        return 1;
+        return nb::cli::exit_code(path.error());
     }
     auto tok = nb::text::ClipTokenizer::load(*path);
     if (!tok) {
         std::fprintf(stderr, "nanobanana: %s\n", tok.error().message.c_str());
-        return 1;
+        return nb::cli::exit_code(tok.error());
     }
     const std::vector<int> ids = tok->encode_with_special(args.text);
     std::string line = "[";

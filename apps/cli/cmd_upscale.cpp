@@ -22,7 +22,7 @@ struct UpscaleArgs {
 
 int fail(const Error& e) {
     std::fprintf(stderr, "nanobanana: %s\n", e.message.c_str());
-    return e.code == Errc::cancelled ? 130 : 1;
+    return exit_code(e);
 }
 
 double peak_rss_mb() {

@@ -9,6 +9,15 @@
 
 namespace nb::cli {
 
+// Exit codes: 0 ok, 1 failure while working, 2 bad input (flags, files, models), 130 interrupted.
+inline int exit_code(const Error& e) {
+    switch (e.code) {
+        case Errc::cancelled: return 130;
+        case Errc::internal: return 1;
+        default: return 2;
+    }
+}
+
 // Adds the subcommand to `app` and returns the function to run when it was chosen (returns the exit code).
 using CommandRunner = std::function<int()>;
 using CommandRegistrar = CommandRunner (*)(CLI::App& app);

@@ -22,7 +22,19 @@ int main(int argc, char** argv) {
         auto run = reg(app);
         commands.emplace_back(app.get_subcommands({})[before], std::move(run));
     }
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        // One line, exit code 2 (bad input), like every other input error.
+        std::fprintf(stderr, "nanobanana: %s (see --help)\n", e.what());
+        return 2;
+    }
     for (auto& [sub, run] : commands)
         if (sub->parsed()) return run();
     return 2;

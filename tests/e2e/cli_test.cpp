@@ -105,10 +105,14 @@ TEST(CLI, BadInputIsAOneLineErrorAndNoFile) {
                           Case{"generate " + model_args() + " -p x --rng gpu2", "gpu2"},
                           Case{"generate -m /nonexistent.safetensors -p x", "/nonexistent.safetensors"},
                           Case{"generate -m " + trunc + " -p x", trunc},
-                          Case{"info " + trunc, trunc}}) {
+                          Case{"info " + trunc, trunc},
+                          Case{"generate " + model_args() + " -p x --steps 0", "steps"},
+                          Case{"generate -m " + test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors") +
+                                   " --vocab /nonexistent/vocab.json -p x",
+                               "/nonexistent/vocab.json"}}) {
         CliRun r = run_cli(c.args + " -o " + out);
         if (c.args.rfind("info", 0) == 0) r = run_cli(c.args);
-        EXPECT_NE(r.code, 0) << c.args;
+        EXPECT_EQ(r.code, 2) << c.args;  // bad input: exit code 2
         EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), r.err.find("loading") == 0 ? 2 : 1) << r.err;
         EXPECT_FALSE(fs::exists(out)) << c.args;
