@@ -23,7 +23,8 @@ struct CliRun {
 };
 
 CliRun run_cli(const std::string& args) {
-    const std::string err_file = ::testing::TempDir() + "/cli_stderr.txt";
+    // One file per process: ctest runs these tests in parallel processes.
+    const std::string err_file = ::testing::TempDir() + "/cli_stderr_" + std::to_string(getpid()) + ".txt";
     const std::string cmd = std::string(NB_CLI) + " " + args + " > /dev/null 2> " + err_file;
     int st = std::system(cmd.c_str());
     std::ifstream f(err_file);

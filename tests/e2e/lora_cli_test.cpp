@@ -1,3 +1,4 @@
+#include <unistd.h>
 // `nanobanana generate` with <lora:name:w> from --lora-model-dir and --lora PATH:W: the LoRA changes the
 // image, weight 0 reproduces the base image, the PNG records A1111's "Lora hashes"; `info` summarises a LoRA
 // file.
@@ -26,8 +27,9 @@ std::string slurp(const std::string& p) {
 }
 
 CliRun run_cli(const std::string& args) {
-    const std::string out = ::testing::TempDir() + "/lora_cli_out.txt",
-                      err = ::testing::TempDir() + "/lora_cli_err.txt";
+    const std::string pid = std::to_string(getpid());  // tests run in parallel processes
+    const std::string out = ::testing::TempDir() + "/lora_cli_out_" + pid + ".txt",
+                      err = ::testing::TempDir() + "/lora_cli_err_" + pid + ".txt";
     const int st = std::system((std::string(NB_CLI) + " " + args + " > " + out + " 2> " + err).c_str());
     return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(out), slurp(err)};
 }

@@ -209,7 +209,9 @@ struct CliRun {
 };
 
 CliRun run_cli(const std::string& args) {
-    const std::string o = ::testing::TempDir() + "/up_stdout.txt", e = ::testing::TempDir() + "/up_stderr.txt";
+    const std::string pid = std::to_string(getpid());  // tests run in parallel processes
+    const std::string o = ::testing::TempDir() + "/up_stdout_" + pid + ".txt",
+                      e = ::testing::TempDir() + "/up_stderr_" + pid + ".txt";
     const int st = std::system((std::string(NB_CLI) + " " + args + " > " + o + " 2> " + e).c_str());
     auto slurp = [](const std::string& p) {
         std::ifstream f(p);
