@@ -5,6 +5,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 ctest --test-dir "$root/build" --output-on-failure -j"$(nproc)" --timeout 600
+if [ "${CI:-}" = "true" ]; then  # the README's main command must keep working
+  out=$(mktemp -d)/readme.png
+  "$root/scripts/nb" generate -p "a red circle on a blue background" -o "$out"
+  test -s "$out"
+fi
 if [ "${CI:-}" = "true" ] || [ "${NB_TEST_SANITIZE:-}" = "1" ]; then
   BUILD_DIR="$root/build-asan" CMAKE_ARGS="-DNB_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo" "$root/scripts/setup.sh"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
