@@ -4,23 +4,11 @@
 #include <cmath>
 #include <vector>
 
+#include "core/tiles.h"
+
 namespace nb::pipeline {
 
 namespace {
-
-// Starts of tiles of length `tile` covering [0, n), neighbours sharing >= `overlap`; the last tile ends at n.
-// All values are multiples of `align` when n, tile and overlap are.
-std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap) {
-    if (n <= tile) return {0};
-    std::vector<int64_t> s;
-    for (int64_t p = 0;; p += tile - overlap) {
-        if (p + tile >= n) {
-            s.push_back(n - tile);
-            return s;
-        }
-        s.push_back(p);
-    }
-}
 
 // Output-space blend weights of tile i along one axis. Across an overlap of length L (output pixels) with a
 // neighbour, the weight is 0 in the outer quarter (where the tile's zero padding distorts the convolutions

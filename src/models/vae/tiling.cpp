@@ -6,6 +6,8 @@
 #include <functional>
 #include <vector>
 
+#include "core/tiles.h"
+
 #include "backend/ops.h"
 #include "models/vae/model.h"
 #include "models/vae/tiling.h"
@@ -13,20 +15,6 @@
 namespace nb::vae {
 
 namespace {
-
-// Start offsets of tiles of length `tile` covering [0, n), neighbours sharing >= `overlap` (the last tile is
-// moved back to end at n, so it may share more). All values in input units and multiples of the alignment.
-std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap) {
-    if (n <= tile) return {0};
-    std::vector<int64_t> s;
-    for (int64_t p = 0;; p += tile - overlap) {
-        if (p + tile >= n) {
-            s.push_back(n - tile);
-            return s;
-        }
-        s.push_back(p);
-    }
-}
 
 // Blend weights along one axis for tile i (output units): linear ramp over the overlap with each neighbour,
 // 1 elsewhere; strictly positive so the normalisation never divides by zero.
