@@ -11,6 +11,7 @@
 #include "pipeline/denoiser.h"
 #include "pipeline/txt2img.h"
 #include "testutil/golden.h"
+#include "testutil/tiny_model.h"
 
 namespace nb {
 namespace {
@@ -19,12 +20,7 @@ constexpr const char* kIO = "golden/pipeline/pipeline_io.safetensors";
 constexpr const char* kPrompt = "a photo of a (red:1.3) cat sitting on a wooden table, highly detailed";
 
 const pipeline::SDModel& tiny() {
-    static auto m = [] {
-        auto r = pipeline::SDModel::load(test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors"),
-                                         test::shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz"));
-        if (!r) throw std::runtime_error(r.error().message);
-        return std::move(*r);
-    }();
+    static auto m = test::load_tiny_sd();
     return *m;
 }
 
@@ -138,9 +134,7 @@ TEST(Pipeline, Txt2ImgEndToEnd) {
 TEST(Pipeline, Bf16StaysNearFp32) {
     if (!ops::cpu_has_bf16()) GTEST_SKIP() << "no native bf16 on this CPU";
     ops::set_precision(ops::Precision::bf16);
-    auto m = pipeline::SDModel::load(test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors"),
-                                     test::shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz"));
-    ASSERT_TRUE(m) << m.error().message;
+    auto m = test::load_tiny_sd();  // its own copy: weights get packed in bf16
     for (auto [run, sampler] : {std::pair{"dpmpp_2m_karras", "DPM++ 2M Karras"}}) {
         pipeline::Txt2ImgRequest req;
         req.params.prompt = kPrompt;
@@ -148,7 +142,7 @@ TEST(Pipeline, Bf16StaysNearFp32) {
         req.params.width = req.params.height = 128;
         req.params.sampler = sampler;
         req.seed = 42;
-        auto out = pipeline::txt2img(**m, req, {});
+        auto out = pipeline::txt2img(*m, req, {});
         ASSERT_TRUE(out) << out.error().message;
         EXPECT_TRUE(test::close_rel((*out)[0].image, g(std::string(run) + ".decoded"), 2e-2)) << run;
         EXPECT_FALSE(test::close_rel((*out)[0].image, g(std::string(run) + ".decoded"), 1e-6)) << "not bf16?";

@@ -13,6 +13,7 @@
 #include "backend/ops.h"
 #include "pipeline/sd_model.h"
 #include "testutil/golden.h"
+#include "testutil/tiny_model.h"
 
 namespace nb {
 namespace {
@@ -20,12 +21,7 @@ namespace {
 constexpr const char* kIO = "golden/lora/lora_io.safetensors";
 
 pipeline::SDModel& tiny() {
-    static auto m = [] {
-        auto r = pipeline::SDModel::load(test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors"),
-                                         test::shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz"));
-        if (!r) throw std::runtime_error(r.error().message);
-        return std::move(*r);
-    }();
+    static auto m = test::load_tiny_sd();
     return *m;
 }
 
