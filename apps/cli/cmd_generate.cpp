@@ -138,6 +138,8 @@ int run_generate(GenerateArgs& a) {
         a.p.loras.push_back(lw);
     }
     install_interrupt_handler();
+    // One generation per process: each component is converted when its phase starts and freed after it.
+    a.load.release_idle_weights = true;
     std::fprintf(stderr, "loading %s\n", a.load.model_path.c_str());
     auto engine = Engine::load(a.load);
     if (!engine) return fail(engine.error());

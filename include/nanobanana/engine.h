@@ -21,6 +21,10 @@ struct LoadOptions {
     // "auto" (= fp32 for now: bf16 misses the 1e-2 image tolerance on the golden pipeline), "bf16" (about 2x
     // faster UNet steps on CPUs with native bf16) or "fp32" (exact reference math).
     std::string precision = "auto";
+    // Frees each component's converted weights once its phase of a generation is over and reloads them from
+    // the (mmapped) checkpoint when needed: lower peak memory for one-shot runs (the CLI), at the cost of a
+    // reload per generation. Off (default) keeps everything loaded, so later generations pay no load cost.
+    bool release_idle_weights = false;
 };
 
 // A LoRA file given directly (--lora PATH:WEIGHT); merged after the prompt's <lora:...> tags, in order.

@@ -49,6 +49,9 @@ void weights_changed(const Tensor& w);
 // Packs a weight at load time (conv: always; linear: in bf16 mode), releasing its fp32 values.
 void prepack_conv(const Tensor& w, int stride, Pad2d pad);
 void prepack_linear(const Tensor& w);
+// Hands the heap's free pages back to the system (the allocator keeps freed activations for reuse; after a
+// whole component's weights are freed that memory should leave the process).
+void return_free_memory();
 // Brings back the fp32 values of a weight whose values were released (from its packed copy).
 void ensure_values(const Tensor& w);
 

@@ -36,6 +36,15 @@ void Tensor::restore_values() const {
     if (storage_ && !storage_->values) storage_->values = alloc_floats(storage_->n);
 }
 
+Tensor Tensor::without_values(Shape shape) {
+    Tensor t;
+    t.numel_ = shape_numel(shape);
+    t.shape_ = std::move(shape);
+    t.storage_ = std::make_shared<Storage>();
+    t.storage_->n = t.numel_;
+    return t;
+}
+
 Tensor Tensor::empty(Shape shape) {
     Tensor t;
     t.numel_ = shape_numel(shape);

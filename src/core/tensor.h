@@ -21,6 +21,8 @@ public:
     Tensor() = default;
     explicit Tensor(Shape shape);  // zero-initialised
     static Tensor empty(Shape shape);  // uninitialised (for outputs that are fully written)
+    // A storage whose values are released from the start (see release_values): a weight loaded on demand.
+    static Tensor without_values(Shape shape);
     static Tensor from(Shape shape, std::span<const float> values);
     static Tensor full(Shape shape, float v);
 

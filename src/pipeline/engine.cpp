@@ -24,6 +24,7 @@ struct Engine::Impl {
     std::string hash10;  // A1111 "Model hash", computed on first use
     std::string lora_dir;
     pipeline::LoraSet loras;  // the LoRAs merged into `model` now
+    bool release_idle_weights = false;
 };
 
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
@@ -44,10 +45,11 @@ Result<void> apply_precision(const std::string& name) {
 Result<std::unique_ptr<Engine>> Engine::load(const LoadOptions& opt) {
     ops::set_num_threads(opt.threads);
     if (auto r = apply_precision(opt.precision); !r) return std::unexpected(r.error());
-    NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path));
+    NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights));
     std::unique_ptr<Engine> e(new Engine());
     e->impl_->model = std::move(model);
     e->impl_->lora_dir = opt.lora_dir;
+    e->impl_->release_idle_weights = opt.release_idle_weights;
     return e;
 }
 
@@ -87,10 +89,14 @@ std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSample
 }  // namespace
 
 Result<std::vector<GeneratedImage>> Engine::generate(const GenerateParams& params, const ProgressFn& progress) {
-    const auto& m = *impl_->model;
+    auto& m = *impl_->model;
     GenerateParams p = params;
     NB_TRY(lora, text::extract_lora_tags(p.prompt));
     NB_TRY(lora_reqs, pipeline::lora_requests(lora.loras, impl_->lora_dir, p.loras));
+    if (!lora_reqs.empty() || !impl_->loras.empty()) {  // merging (or restoring) needs the weights' values
+        if (auto r = m.clip_weights.acquire(); !r) return std::unexpected(r.error());
+        if (auto r = m.unet_weights.acquire(); !r) return std::unexpected(r.error());
+    }
     NB_TRY(lora_warnings, impl_->loras.activate(*impl_->model, lora_reqs));
     NB_TRY(lora_hashes, impl_->loras.hashes(lora_reqs));
     if (p.batch_count < 1 || p.batch_count > 1000)
@@ -100,8 +106,12 @@ Result<std::vector<GeneratedImage>> Engine::generate(const GenerateParams& param
         if (auto h = sha256_file(m.path)) impl_->hash10 = h->substr(0, 10);
     NB_TRY(choice, pipeline::choose_sampler(m, p.sampler, p.scheduler, p.steps));
 
-    pipeline::Txt2ImgRequest req{p, p.seed};
+    pipeline::Txt2ImgRequest req;
+    req.params = p;
+    req.seed = p.seed;
     req.params.prompt = lora.prompt;
+    req.release_idle_weights = impl_->release_idle_weights;
+    req.keep = impl_->loras.merged_keys();
     auto on_step = [&](int image, int step, int total) {
         return !progress || progress(Progress{image, p.batch_count, step + 1, total, "sample"});
     };

@@ -37,6 +37,8 @@ class LoraSet {
     Result<std::vector<std::string>> activate(SDModel& m, const std::vector<LoraRequest>& reqs);
     // A1111 "Lora hashes" value: "name: <12 hex>, ..." (':' and ',' removed from names); "" for no LoRA.
     Result<std::string> hashes(const std::vector<LoraRequest>& reqs);
+    std::set<std::string> merged_keys() const { return state_.touched(); }
+    bool empty() const { return state_.n_backed_up() == 0; }
 
   private:
     Result<std::shared_ptr<const lora::LoraFile>> file(const std::string& path);

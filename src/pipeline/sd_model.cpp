@@ -22,7 +22,9 @@ int64_t json_int(const std::map<std::string, std::string>& meta, const char* key
 
 }  // namespace
 
-Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const std::string& vocab) {
+Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const std::string& vocab, bool deferred) {
+    std::optional<nn::Binder::Deferred> defer;
+    if (deferred) defer.emplace();
     auto m = std::make_unique<SDModel>();
     m->path = path;
     m->name = std::filesystem::path(path).stem().string();
@@ -41,6 +43,7 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     NB_TRY(clip_m, clip::CLIPTextEncoder::load(clip_b, clip_cfg));
     m->clip = std::move(clip_m);
     m->weights.insert(clip_b.bound().begin(), clip_b.bound().end());
+    m->clip_weights.add(clip_b);
 
     nn::Binder unet_b(lookup, kUNetPrefix);
     unet::HeadsHint heads{json_int(meta, "unet_config", "num_heads"),
@@ -49,9 +52,10 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     NB_TRY(unet_m, unet::UNet::load(unet_b, unet_cfg));
     m->unet = std::move(unet_m);
     m->weights.insert(unet_b.bound().begin(), unet_b.bound().end());
+    m->unet_weights.add(unet_b);
 
     NB_TRY(vae_cfg, vae::VAEConfig::detect(lookup));
-    NB_TRY(vae_m, vae::VAE::load(lookup, vae_cfg));
+    NB_TRY(vae_m, vae::VAE::load(lookup, vae_cfg, &m->vae_weights));
     m->vae = std::move(vae_m);
 
     // A checkpoint may carry its own schedule buffer (ldm register_schedule writes alphas_cumprod).

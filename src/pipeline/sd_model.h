@@ -8,6 +8,7 @@
 
 #include "io/weight_store.h"
 #include "models/clip/model.h"
+#include "models/nn/weight_set.h"
 #include "models/unet/model.h"
 #include "models/vae/model.h"
 #include "sampling/schedule.h"
@@ -29,9 +30,14 @@ struct SDModel {
     Prediction prediction = Prediction::eps;
     // CLIP and UNet weights by LDM key (shared storage with the modules): what LoRA merges into.
     std::map<std::string, Tensor> weights;
+    // Per component, for releasing a component's converted weights while another one runs (see
+    // nn::WeightSet); all resident after load.
+    nn::WeightSet clip_weights, unet_weights, vae_weights;
 
-    // `vocab`: explicit tokenizer path (--vocab) or empty to search (text::find_vocab).
-    static Result<std::unique_ptr<SDModel>> load(const std::string& path, const std::string& vocab);
+    // `vocab`: explicit tokenizer path (--vocab) or empty to search (text::find_vocab). `deferred`: bind and
+    // check every tensor but convert none; each component's WeightSet loads it on first use.
+    static Result<std::unique_ptr<SDModel>> load(const std::string& path, const std::string& vocab,
+                                                 bool deferred = false);
 
     // Unique tensor prefixes of the components in the LDM single-file layout.
     static constexpr const char* kClipPrefix = "cond_stage_model.transformer.text_model.";

@@ -31,7 +31,7 @@ Tensor txt2img_inpaint_conditioning(const SDModel& m, int64_t h, int64_t w) {
 
 }  // namespace
 
-Result<std::vector<Txt2ImgOutput>> txt2img(const SDModel& m, const Txt2ImgRequest& req, const StepFn& on_step) {
+Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req, const StepFn& on_step) {
     const GenerateParams& p = req.params;
     if (p.width <= 0 || p.height <= 0 || p.width % 8 || p.height % 8)
         return make_error(Errc::invalid_argument, "width and height must be positive multiples of 8 (got {}x{})",
@@ -39,13 +39,24 @@ Result<std::vector<Txt2ImgOutput>> txt2img(const SDModel& m, const Txt2ImgReques
     if (p.steps < 1 || p.steps > 1000) return make_error(Errc::invalid_argument, "steps must be 1..1000 (got {})", p.steps);
     NB_TRY(rng_kind, sampling::parse_rng_kind(p.rng));
     NB_TRY(choice, choose_sampler(m, p.sampler, p.scheduler, p.steps));
+    auto done_with = [&](nn::WeightSet& w) {
+        if (req.release_idle_weights) w.release(req.keep);
+        };
+
+    if (auto r = m.clip_weights.acquire(); !r) return std::unexpected(r.error());
     const int clip_skip = std::max(1, p.clip_skip);
     CondSchedule cond = encode_schedule(m, p.prompt, p.steps, clip_skip);
     CondSchedule uncond = encode_schedule(m, p.negative_prompt, p.steps, clip_skip);
+    done_with(m.clip_weights);
     const int64_t h = p.height / 8, w = p.width / 8;
     CFGOptions cfg{p.cfg_scale, {}, choice.timesteps};
-    if (m.unet.config().in_channels == 9) cfg.c_concat = txt2img_inpaint_conditioning(m, h, w);
+    if (m.unet.config().in_channels == 9) {
+        if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
+        cfg.c_concat = txt2img_inpaint_conditioning(m, h, w);
+        done_with(m.vae_weights);
+    }
 
+    if (auto r = m.unet_weights.acquire(); !r) return std::unexpected(r.error());
     std::vector<Txt2ImgOutput> out;
     for (int i = 0; i < std::max(1, p.batch_count); ++i) {
         const int64_t seed = req.seed + i;
@@ -59,12 +70,13 @@ Result<std::vector<Txt2ImgOutput>> txt2img(const SDModel& m, const Txt2ImgReques
             return choice.fn(denoiser, x, choice.sigmas, noise, cb);
         }();
         if (!latent) return std::unexpected(latent.error());
-        Txt2ImgOutput o;
-        o.latent = *latent;
-        o.image = m.vae.decode_auto(o.latent);
-        o.seed = seed;
-        out.push_back(std::move(o));
+        out.push_back(Txt2ImgOutput{*latent, {}, seed});
     }
+    done_with(m.unet_weights);
+
+    if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
+    for (auto& o : out) o.image = m.vae.decode_auto(o.latent);
+    done_with(m.vae_weights);
     return out;
 }
 

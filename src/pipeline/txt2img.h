@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,11 +37,18 @@ struct Txt2ImgOutput {
 struct Txt2ImgRequest {
     GenerateParams params;      // prompt text must already be free of <lora:...> tags
     int64_t seed = 0;           // resolved (non-negative) seed of the first image
+    // Frugal: each component's weights leave memory once its phase is over (text encoder after the
+    // prompts, UNet after the last image's sampling) and come back from the checkpoint on next use; weights
+    // named in `keep` (LoRA-merged) always stay. Off: everything stays resident for the next request.
+    bool release_idle_weights = false;
+    std::set<std::string> keep;
 };
 
 // `on_step(image, step, total)` returns false to cancel.
 using StepFn = std::function<bool(int image, int step, int total)>;
 
-Result<std::vector<Txt2ImgOutput>> txt2img(const SDModel& m, const Txt2ImgRequest& req, const StepFn& on_step);
+// Phases: text encoding (all prompts of the schedule), sampling of every image, then decoding of every image,
+// so that with release_idle_weights one component's weights are resident at a time.
+Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req, const StepFn& on_step);
 
 }  // namespace nb::pipeline

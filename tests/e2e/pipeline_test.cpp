@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "image/image.h"
+#include "nanobanana/engine.h"
 #include "pipeline/conditioning.h"
 #include "pipeline/denoiser.h"
 #include "pipeline/txt2img.h"
@@ -19,7 +20,7 @@ namespace {
 constexpr const char* kIO = "golden/pipeline/pipeline_io.safetensors";
 constexpr const char* kPrompt = "a photo of a (red:1.3) cat sitting on a wooden table, highly detailed";
 
-const pipeline::SDModel& tiny() {
+pipeline::SDModel& tiny() {
     static auto m = test::load_tiny_sd();
     return *m;
 }
@@ -126,6 +127,75 @@ TEST(Pipeline, Txt2ImgEndToEnd) {
         EXPECT_EQ(worse, 0) << run;
         EXPECT_LE(off_by_one, int(img.pixels.size() / 200)) << run;  // <= 0.5 % of values
     }
+}
+
+// Frugal mode (the CLI's): nothing converted at load, each component converted on first use and freed after
+// its phase; the result must equal the golden run, and a second run (reloading everything) must equal the first.
+TEST(Pipeline, DeferredLoadAndReleasedWeightsReproduceGolden) {
+    auto r = pipeline::SDModel::load(test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors"),
+                                     test::shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz"),
+                                     /*deferred=*/true);
+    ASSERT_TRUE(r) << r.error().message;
+    auto& m = **r;
+    EXPECT_FALSE(m.clip_weights.resident());
+    EXPECT_FALSE(m.unet_weights.resident());
+    EXPECT_FALSE(m.vae_weights.resident());
+    EXPECT_GT(m.unet_weights.numel(), 0);
+    pipeline::Txt2ImgRequest req;
+    req.params.prompt = kPrompt;
+    req.params.steps = 8;
+    req.params.width = req.params.height = 128;
+    req.params.sampler = "Euler a";
+    req.seed = 42;
+    req.release_idle_weights = true;
+    std::vector<Tensor> runs;
+    for (int run = 0; run < 2; ++run) {
+        auto out = pipeline::txt2img(m, req, {});
+        ASSERT_TRUE(out) << out.error().message;
+        EXPECT_FALSE(m.clip_weights.resident());
+        EXPECT_FALSE(m.unet_weights.resident());
+        EXPECT_FALSE(m.vae_weights.resident());
+        EXPECT_TRUE(test::close_rel((*out)[0].latent, g("euler_a.latent"), 1e-4));
+        EXPECT_TRUE(test::close_rel((*out)[0].image, g("euler_a.decoded"), 1e-4));
+        runs.push_back((*out)[0].image);
+    }
+    EXPECT_TRUE(test::close_abs(runs[0], runs[1], 0.f));
+}
+
+// Engine with released weights and LoRA switching between generations: merged weights must survive the
+// release (they exist nowhere else) and unmerging must bring back the checkpoint's values.
+TEST(Pipeline, ReleasedWeightsKeepLoraMergesAcrossGenerations) {
+    const std::string model = test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors");
+    const std::string vocab = test::shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz");
+    GenerateParams p;
+    p.prompt = "a cat";
+    p.seed = 5;
+    p.steps = 3;
+    p.width = p.height = 64;
+    GenerateParams with_lora = p;
+    with_lora.loras.push_back({test::shared_path("golden/lora/lora_A.safetensors"), 0.8f, 0.8f});
+    auto pixels = [](Engine& e, const GenerateParams& q) {
+        auto r = e.generate(q);
+        EXPECT_TRUE(r) << r.error().message;
+        return r ? (*r)[0].image.pixels : std::vector<uint8_t>();
+    };
+    LoadOptions keep;
+    keep.model_path = model;
+    keep.vocab_path = vocab;
+    keep.threads = 2;
+    auto ref = Engine::load(keep);
+    ASSERT_TRUE(ref) << ref.error().message;
+    const auto base = pixels(**ref, p), lora = pixels(**ref, with_lora);
+    ASSERT_NE(base, lora);
+
+    LoadOptions frugal = keep;
+    frugal.release_idle_weights = true;
+    auto e = Engine::load(frugal);
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_EQ(pixels(**e, with_lora), lora);
+    EXPECT_EQ(pixels(**e, with_lora), lora);  // merged weights were kept through the release
+    EXPECT_EQ(pixels(**e, p), base);          // unmerged: back to the checkpoint's values
+    EXPECT_EQ(pixels(**e, with_lora), lora);
 }
 
 // bf16 compute (opt-in, --precision bf16) against the fp32 reference image. Measured: 2.6e-2 (euler_a) and

@@ -142,4 +142,10 @@ Result<Tensor> module_delta(const LoraModule& m, const Shape& w, float multiplie
     return d;
 }
 
+std::set<std::string> LoraState::touched() const {
+    std::set<std::string> keys;
+    for (const auto& [k, _] : backup_) keys.insert(k);
+    return keys;
+}
+
 }  // namespace nb::lora

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,8 @@ class LoraState {
     // Puts back the base values of every touched tensor.
     void restore(std::map<std::string, Tensor>& weights);
     size_t n_backed_up() const { return backup_.size(); }
+    // LDM keys whose values differ from the checkpoint's now (merged into).
+    std::set<std::string> touched() const;
 
   private:
     Result<std::vector<std::string>> merge(std::map<std::string, Tensor>& weights, const LoraUse& use,

@@ -4,7 +4,12 @@ namespace nb::nn {
 
 namespace {
 thread_local int g_dry_run = 0;
+thread_local int g_deferred = 0;
 }
+
+Binder::Deferred::Deferred() { ++g_deferred; }
+Binder::Deferred::~Deferred() { --g_deferred; }
+bool Binder::deferred() { return g_deferred > 0; }
 
 Binder::DryRun::DryRun() { ++g_dry_run; }
 Binder::DryRun::~DryRun() { --g_dry_run; }
@@ -15,7 +20,8 @@ Binder::Binder(TensorLookup lookup, std::string prefix)
       prefix_(std::move(prefix)),
       error_(std::make_shared<std::optional<Error>>()),
       used_(std::make_shared<std::set<std::string>>()),
-      bound_(std::make_shared<std::map<std::string, Tensor>>()) {}
+      bound_(std::make_shared<std::map<std::string, Tensor>>()),
+      sources_(std::make_shared<std::map<std::string, WeightSource>>()) {}
 
 Binder Binder::scope(std::string_view name) const {
     Binder b = *this;
@@ -44,6 +50,20 @@ Tensor Binder::tensor(std::string_view name, const Shape& shape) {
     }
     used_->insert(k);
     if (dry_run()) return {};
+    if (deferred()) {
+        if (!e->dtype) {
+            *error_ = Error{Errc::unsupported, fmt::format("{}: tensor '{}' has dtype {}, which is not supported "
+                                                           "(F32, F16, BF16)", e->source, k, e->dtype_name)};
+            return {};
+        }
+        Tensor out = Tensor::without_values(shape);
+        (*bound_)[k] = out;
+        WeightSource src;
+        src.entry = e;
+        src.loaded = false;
+        (*sources_)[k] = src;
+        return out;
+    }
     auto t = entry_to_f32(*e);
     drop_entry_pages(*e);  // the converted copy is what stays resident
     if (!t) {
@@ -52,6 +72,9 @@ Tensor Binder::tensor(std::string_view name, const Shape& shape) {
     }
     Tensor out = t->reshape(shape);
     (*bound_)[k] = out;
+    WeightSource src;
+    src.entry = e;
+    (*sources_)[k] = src;
     return out;
 }
 
@@ -59,7 +82,9 @@ void Binder::linear(Linear& m, std::string_view name, int64_t in, int64_t out, b
     std::string n(name);
     m.weight = tensor(n + ".weight", {out, in});
     if (bias) m.bias = tensor(n + ".bias", {out});
-    if (ok() && !dry_run()) ops::prepack_linear(m.weight);  // bf16 mode: packed now, one weight at a time
+    if (!ok() || dry_run()) return;
+    (*sources_)[key(n + ".weight")].pack = WeightSource::Pack::linear;
+    ops::prepack_linear(m.weight);  // bf16 mode: packed now, one weight at a time
 }
 
 void Binder::linear_or_1x1(Linear& m, std::string_view name, int64_t in, int64_t out) {
@@ -72,7 +97,12 @@ void Binder::conv2d(Conv2d& m, std::string_view name, int64_t in, int64_t out, i
     m.bias = tensor(n + ".bias", {out});
     m.stride = stride;
     m.pad = ops::Pad2d::same(pad < 0 ? k / 2 : pad);
-    if (ok() && !dry_run()) ops::prepack_conv(m.weight, m.stride, m.pad);
+    if (!ok() || dry_run()) return;
+    auto& src = (*sources_)[key(n + ".weight")];
+    src.pack = WeightSource::Pack::conv;
+    src.stride = m.stride;
+    src.pad = m.pad;
+    ops::prepack_conv(m.weight, m.stride, m.pad);
 }
 
 void Binder::group_norm(GroupNorm& m, std::string_view name, int64_t c, float eps, int groups) {

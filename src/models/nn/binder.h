@@ -19,6 +19,16 @@ namespace nb::nn {
 // Looks a tensor up by its full (LDM) name; nullptr when absent.
 using TensorLookup = std::function<const TensorEntry*(std::string_view)>;
 
+// Where a bound weight came from and how its kernel packs it: enough to drop the weight and bring it back
+// later (nn::WeightSet).
+struct WeightSource {
+    const TensorEntry* entry = nullptr;  // owned by the WeightStore, which outlives the model
+    bool loaded = true;                  // false: bound under Binder::Deferred, values not read yet
+    enum class Pack { none, linear, conv } pack = Pack::none;
+    int stride = 1;
+    ops::Pad2d pad;
+};
+
 class Binder {
 public:
     // While alive on this thread, tensor() checks names and shapes but converts nothing and returns
@@ -30,6 +40,15 @@ public:
         DryRun& operator=(const DryRun&) = delete;
     };
     static bool dry_run();
+    // While alive on this thread, tensor() records each tensor's source and returns it without values
+    // (Tensor::without_values): nothing is converted until nn::WeightSet::acquire() loads the component.
+    struct Deferred {
+        Deferred();
+        ~Deferred();
+        Deferred(const Deferred&) = delete;
+        Deferred& operator=(const Deferred&) = delete;
+    };
+    static bool deferred();
 
     explicit Binder(TensorLookup lookup, std::string prefix = "");
 
@@ -54,6 +73,7 @@ public:
     // Every tensor bound so far, by full key. Tensors share storage with the model, so editing one in place
     // edits the model (LoRA merging); call ops::weights_changed() afterwards.
     const std::map<std::string, Tensor>& bound() const { return *bound_; }
+    const std::map<std::string, WeightSource>& sources() const { return *sources_; }  // same keys as bound()
 
 private:
     TensorLookup lookup_;
@@ -61,6 +81,7 @@ private:
     std::shared_ptr<std::optional<Error>> error_;
     std::shared_ptr<std::set<std::string>> used_;
     std::shared_ptr<std::map<std::string, Tensor>> bound_;
+    std::shared_ptr<std::map<std::string, WeightSource>> sources_;
 };
 
 }  // namespace nb::nn

@@ -11,6 +11,7 @@
 #include "core/tensor.h"
 #include "models/nn/binder.h"
 #include "models/nn/layers.h"
+#include "models/nn/weight_set.h"
 #include "models/vae/config.h"
 
 namespace nb::vae {
@@ -96,7 +97,8 @@ public:
 
     // Binds first_stage_model.{encoder,decoder,quant_conv,post_quant_conv}.* (or the same names without
     // the prefix, as in standalone VAE files); errors name the key and both shapes.
-    static Result<VAE> load(const nn::TensorLookup& lookup, const VAEConfig& cfg);
+    // `weights` (optional) receives the bound weights, so a pipeline can release and reload them.
+    static Result<VAE> load(const nn::TensorLookup& lookup, const VAEConfig& cfg, nn::WeightSet* weights = nullptr);
 
     const VAEConfig& config() const { return cfg_; }
     // Shape checks for caller-supplied tensors (the forwards assume them).

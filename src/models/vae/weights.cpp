@@ -80,7 +80,7 @@ const TensorEntry* need(const nn::TensorLookup& lookup, const std::string& key, 
 
 }  // namespace
 
-Result<VAE> VAE::load(const nn::TensorLookup& lookup, const VAEConfig& cfg) {
+Result<VAE> VAE::load(const nn::TensorLookup& lookup, const VAEConfig& cfg, nn::WeightSet* weights) {
     if (cfg.n_levels() < 1 || cfg.num_res_blocks < 1 || cfg.ch % cfg.groups != 0)
         return make_error(Errc::invalid_argument, "vae config: need >= 1 level, >= 1 block, ch divisible by {}",
                           cfg.groups);
@@ -92,6 +92,7 @@ Result<VAE> VAE::load(const nn::TensorLookup& lookup, const VAEConfig& cfg) {
     root.conv2d(vae.quant_conv_, "quant_conv", 2 * cfg.z_channels, 2 * cfg.embed_dim, 1);
     root.conv2d(vae.post_quant_conv_, "post_quant_conv", cfg.embed_dim, cfg.z_channels, 1);
     if (auto st = root.status(); !st) return std::unexpected(st.error());
+    if (weights) weights->add(root);
     return vae;
 }
 

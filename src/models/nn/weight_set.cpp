@@ -1,0 +1,53 @@
+#include "models/nn/weight_set.h"
+
+#include "core/dtype.h"
+
+namespace nb::nn {
+
+void WeightSet::add(const Binder& b) {
+    for (const auto& [key, t] : b.bound()) {
+        auto s = b.sources().find(key);
+        if (s == b.sources().end() || !t.defined()) continue;
+        items_[key] = Item{t, s->second, !s->second.loaded};
+        if (!s->second.loaded) resident_ = false;
+    }
+}
+
+int64_t WeightSet::numel() const {
+    int64_t n = 0;
+    for (const auto& [_, it] : items_) n += it.tensor.numel();
+    return n;
+}
+
+void WeightSet::release(const std::set<std::string>& keep) {
+    if (!resident_) return;
+    for (auto& [key, it] : items_) {
+        if (keep.contains(key) || !it.source.entry) continue;
+        ops::weights_changed(it.tensor);  // drops the packed copy (if any)
+        it.tensor.release_values();
+        it.released = true;
+    }
+    resident_ = false;
+    ops::return_free_memory();
+}
+
+Result<void> WeightSet::acquire() {
+    if (resident_) return {};
+    for (auto& [key, it] : items_) {
+        if (!it.released) continue;
+        const TensorEntry& e = *it.source.entry;
+        if (!e.dtype || shape_numel(e.shape) != it.tensor.numel())
+            return make_error(Errc::format, "{}: tensor '{}' cannot be reloaded (dtype {}, shape {})", e.source,
+                              key, e.dtype_name, shape_str(e.shape));
+        it.tensor.restore_values();
+        convert_to_f32(*e.dtype, e.data, it.tensor.data(), size_t(it.tensor.numel()));
+        drop_entry_pages(e);
+        if (it.source.pack == WeightSource::Pack::conv) ops::prepack_conv(it.tensor, it.source.stride, it.source.pad);
+        if (it.source.pack == WeightSource::Pack::linear) ops::prepack_linear(it.tensor);
+        it.released = false;
+    }
+    resident_ = true;
+    return {};
+}
+
+}  // namespace nb::nn
