@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -118,6 +119,40 @@ TEST(CLI, BadInputIsAOneLineErrorAndNoFile) {
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), r.err.find("loading") == 0 ? 2 : 1) << r.err;
         EXPECT_FALSE(fs::exists(out)) << c.args;
     }
+}
+
+// Ctrl-C during sampling: the CLI stops between steps, exits 130, and leaves no output (and no temp) file.
+TEST(CLI, InterruptStopsCleanlyWithoutOutput) {
+    const fs::path dir = fs::path(::testing::TempDir()) / ("nb_sigint_" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const std::string out = (dir / "out.png").string(), err_file = (dir / "stderr.txt").string();
+    const std::string cmd = "exec " + std::string(NB_CLI) + " generate " + model_args() +
+                            " -p cat -s 1 --steps 1000 -W 64 -H 64 -o " + out + " > /dev/null 2> " + err_file;
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    // Wait until sampling has started (the plain progress lines name the step), at most 120 s.
+    bool sampling = false;
+    for (int i = 0; i < 1200 && !sampling; ++i) {
+        usleep(100 * 1000);
+        std::ifstream f(err_file);
+        std::string err((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        sampling = err.find("step 2/1000") != std::string::npos;
+    }
+    EXPECT_TRUE(sampling) << "no progress line seen";
+    kill(pid, SIGINT);
+    int st = 0;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT_TRUE(WIFEXITED(st)) << "killed by a signal instead of stopping cleanly";
+    EXPECT_EQ(WEXITSTATUS(st), 130);
+    EXPECT_FALSE(fs::exists(out));
+    for (const auto& e : fs::directory_iterator(dir))
+        EXPECT_EQ(e.path().filename(), "stderr.txt") << "left behind: " << e.path();
+    fs::remove_all(dir);
 }
 
 }  // namespace
