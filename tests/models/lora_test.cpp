@@ -84,6 +84,12 @@ TEST(LoraNames, A1111ConversionMatchesGoldenMap) {
     EXPECT_EQ(lora::diffusers_to_kohya("base_model.model.text_encoder.text_model.encoder.layers.3.mlp.fc1"),
               "lora_te_text_model_encoder_layers_3_mlp_fc1");
     EXPECT_FALSE(lora::diffusers_to_kohya("vae.decoder.conv_in"));
+    // A1111's fallback for LDM-named UNet modules (no diffusers rule applies).
+    EXPECT_EQ(index.find("lora_unet_input_blocks_1_1_proj_in").value_or("<none>"),
+              "model.diffusion_model.input_blocks.1.1.proj_in.weight");
+    EXPECT_EQ(index.find("lora_unet_middle_block_1_transformer_blocks_0_attn2_to_k").value_or("<none>"),
+              "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight");
+    EXPECT_FALSE(index.find("lora_unet_input_blocks_99_1_proj_in"));
 }
 
 TEST(LoraFile, ParsesKohyaFile) {

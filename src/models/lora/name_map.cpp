@@ -143,11 +143,16 @@ TargetIndex::TargetIndex(const std::map<std::string, Tensor>& weights) {
 }
 
 std::optional<std::string> TargetIndex::find(std::string_view kohya) const {
-    auto compvis = kohya_to_compvis(kohya);
-    if (!compvis) return std::nullopt;
-    auto it = by_module_.find(*compvis);
-    if (it == by_module_.end()) return std::nullopt;
-    return it->second;
+    if (auto compvis = kohya_to_compvis(kohya))
+        if (auto it = by_module_.find(*compvis); it != by_module_.end()) return it->second;
+    // A1111's fallback for files already named after the LDM modules (SDXL LoRAs, LoRAs trained on an LDM
+    // UNet): "lora_unet_input_blocks_1_1_proj_in" -> "diffusion_model_input_blocks_1_1_proj_in".
+    constexpr std::string_view kUnet = "lora_unet_";
+    if (kohya.starts_with(kUnet))
+        if (auto it = by_module_.find("diffusion_model_" + std::string(kohya.substr(kUnet.size())));
+            it != by_module_.end())
+            return it->second;
+    return std::nullopt;
 }
 
 }  // namespace nb::lora
