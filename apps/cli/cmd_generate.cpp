@@ -123,6 +123,9 @@ int run_generate(GenerateArgs& a) {
         constexpr int kDemoSize = 32;
         if (a.width_opt->count() == 0 && a.height_opt->count() == 0 && a.aspect.empty() && a.params_from.empty())
             a.p.width = a.p.height = kDemoSize;
+        // Its LoRA (<lora:demo_monochrome:0.8>) ships beside it.
+        if (a.lora_dir.empty())
+            a.lora_dir = (std::filesystem::path(a.load.model_path).parent_path() / "lora").string();
     }
     std::unique_ptr<Upscaler> upscaler;  // loaded first so a bad upscaler fails before sampling
     if (!a.upscale_model.empty()) {

@@ -47,6 +47,7 @@ Result<void> WeightSet::acquire() {
         it.released = false;
     }
     resident_ = true;
+    ops::return_free_memory();  // the conversion buffers freed after packing
     return {};
 }
 
