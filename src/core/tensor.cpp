@@ -46,11 +46,7 @@ Tensor Tensor::without_values(Shape shape) {
 }
 
 Tensor Tensor::empty(Shape shape) {
-    Tensor t;
-    t.numel_ = shape_numel(shape);
-    t.shape_ = std::move(shape);
-    t.storage_ = std::make_shared<Storage>();
-    t.storage_->n = t.numel_;
+    Tensor t = without_values(std::move(shape));
     t.storage_->values = alloc_floats(t.numel_);
     return t;
 }

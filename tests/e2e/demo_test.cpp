@@ -4,6 +4,7 @@
 //  * semantics: over >= 20 captions x 2 seeds, a pixel analysis of the generated image (background colour from
 //    the border, shape colour and centroid from the pixels that differ from the background) agrees with the
 //    caption; CFG 7 adheres better than CFG 1; seeds change the image;
+//  * the demo LoRA (models/demo/lora) changes the style at 0.8 and nothing at 0;
 //  * the CLI's default model: `generate` without -m uses the demo model and says so.
 // NB_DEMO_DIR (environment) overrides the model folder, to check a freshly trained model before shipping it.
 #include <algorithm>
@@ -186,8 +187,9 @@ Engine& engine() {
 
 constexpr int kSize = 32;  // the demo model's training resolution
 
-Image generate(const std::string& prompt, int64_t seed, float cfg) {
+Image generate(const std::string& prompt, int64_t seed, float cfg, float lora = -1.f) {
     GenerateParams p;
+    if (lora >= 0.f) p.loras.push_back({demo_dir() + "/lora/demo_monochrome.safetensors", lora, lora});
     p.prompt = prompt;
     p.seed = seed;
     p.cfg_scale = cfg;
@@ -221,10 +223,8 @@ Adherence measure(float cfg, bool verbose) {
     return {double(ok) / n, double(checks) / total};
 }
 
-// Issue 8's target (>= 90% of images match). DISABLED because the shipped model does not reach it yet (its VAE is
-// undertrained: colours come out wrong, e.g. black backgrounds decode green); run it with
-// --gtest_also_run_disabled_tests to measure. Last measured: see tools/demo_model/README.md.
-TEST(Demo, DISABLED_ImagesMatchCaptions) {
+// Issue 8's target: >= 90% of the images match their caption (background, shape colour, side when stated).
+TEST(Demo, ImagesMatchCaptions) {
     ASSERT_GE(cases().size(), 20u);
     const Adherence a = measure(7.f, true);
     std::printf("CFG 7: %.1f%% of %zu images match their caption (%.1f%% of checks)\n", 100 * a.images,
@@ -232,11 +232,12 @@ TEST(Demo, DISABLED_ImagesMatchCaptions) {
     EXPECT_GE(a.images, 0.90);
 }
 
-// DISABLED with the test above: on the current model CFG 7 does not yet adhere better than CFG 1.
-TEST(Demo, DISABLED_GuidanceChangesAdherence) {
+// Classifier-free guidance measurably improves adherence (the model was trained with 10% empty captions).
+TEST(Demo, GuidanceChangesAdherence) {
     const Adherence a1 = measure(1.f, false), a7 = measure(7.f, false);
-    std::printf("adherence (checks passed): CFG 1 %.1f%%, CFG 7 %.1f%%\n", 100 * a1.checks, 100 * a7.checks);
-    EXPECT_GT(a7.checks, a1.checks + 0.05);
+    std::printf("adherence: CFG 1 %.1f%% of images (%.1f%% of checks), CFG 7 %.1f%% (%.1f%%)\n", 100 * a1.images,
+                100 * a1.checks, 100 * a7.images, 100 * a7.checks);
+    EXPECT_GT(a7.images, a1.images + 0.10);
 }
 
 double mean_abs_diff(const Image& a, const Image& b) {
@@ -250,6 +251,33 @@ TEST(Demo, SeedsGiveDifferentImages) {
     const Image a2 = generate(cases()[0].prompt, 11, 7.f);
     EXPECT_EQ(mean_abs_diff(a, a2), 0.0);  // same seed: same image
     EXPECT_GT(mean_abs_diff(a, b), 1.0);
+}
+
+// Mean chroma (max - min channel) per pixel: high for the demo's saturated colours, ~0 for greys.
+double mean_chroma(const Image& im) {
+    double c = 0;
+    for (int y = 0; y < im.height; ++y)
+        for (int x = 0; x < im.width; ++x) {
+            const uint8_t* p = im.at(x, y);
+            c += std::max({p[0], p[1], p[2]}) - std::min({p[0], p[1], p[2]});
+        }
+    return c / double(im.width * im.height);
+}
+
+// The demo LoRA (tools/demo_model/train_lora.py: a "monochrome" style) at 0.8 turns the scenes grey; at 0 it
+// changes nothing; the base model keeps its colours.
+TEST(Demo, LoraChangesStyleAndWeightZeroIsANoOp) {
+    double base = 0, styled = 0;
+    int n = 0;
+    for (size_t i = 0; i < cases().size(); i += 3, ++n) {
+        const Image a = generate(cases()[i].prompt, 11, 7.f), b = generate(cases()[i].prompt, 11, 7.f, 0.8f);
+        EXPECT_EQ(mean_abs_diff(a, generate(cases()[i].prompt, 11, 7.f, 0.f)), 0.0) << cases()[i].prompt;
+        base += mean_chroma(a);
+        styled += mean_chroma(b);
+    }
+    std::printf("mean chroma over %d images: base %.1f, LoRA 0.8 %.1f\n", n, base / n, styled / n);
+    EXPECT_GT(base / n, 60.0);
+    EXPECT_LT(styled, 0.5 * base);  // measured: 0.33
 }
 
 TEST(Demo, CliUsesDemoModelWithoutDashM) {

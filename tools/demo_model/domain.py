@@ -11,7 +11,7 @@ COLOURS = {  # name -> sRGB; the C++ e2e test uses the same table to name the co
     "orange": (245, 140, 20), "purple": (140, 50, 180), "white": (245, 245, 245), "black": (15, 15, 15),
 }
 SHAPES = ("circle", "square", "triangle")
-SIZES = {"small": 0.14, "large": 0.27}  # half extent
+SIZES = {"small": 0.19, "large": 0.31}  # half extent: a small shape still spans >= 1.5 latent pixels (f = 8)
 POSITIONS = {"left": (0.25, 0.5), "right": (0.75, 0.5), "center": (0.5, 0.5), "top": (0.5, 0.25), "bottom": (0.5, 0.75)}
 WORDS = sorted(set(list(COLOURS) + list(SHAPES) + list(SIZES) + list(POSITIONS) +
                    "a an the on in at of and with background picture image shape big centre middle".split()))

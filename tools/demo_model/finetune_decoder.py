@@ -20,7 +20,7 @@ import train  # noqa: E402
 
 
 def main(folder, steps):
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("NB_TRAIN_THREADS", "1")))
     torch.manual_seed(77)
     rng = np.random.default_rng(77)
     path = os.path.join(folder, "demo.safetensors")

@@ -43,9 +43,8 @@ def sub(state, prefix):
     return {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}
 
 
-@torch.no_grad()
-def main(folder):
-    torch.set_num_threads(1)
+def load(folder):
+    """<folder>/demo.safetensors -> (clip, unet, vae) PyTorch modules in eval mode, fp32."""
     state, meta = read_safetensors(os.path.join(folder, "demo.safetensors"))
     clip = CLIPText(json.loads(meta["clip_config"]))
     clip_state = sub(state, "cond_stage_model.transformer.text_model.")
@@ -55,6 +54,13 @@ def main(folder):
     unet.load_state_dict(sub(state, "model.diffusion_model."))
     vae = AutoencoderKL(json.loads(meta["vae_ddconfig"]))
     vae.load_state_dict(sub(state, "first_stage_model."))
+    return clip.eval(), unet.eval(), vae.eval()
+
+
+@torch.no_grad()
+def main(folder):
+    torch.set_num_threads(int(os.environ.get("NB_TRAIN_THREADS", "1")))
+    clip, unet, vae = load(folder)
     tok = Tokenizer(domain.WORDS)
     ids = torch.tensor([tok.ids77(PROMPT)])
     ctx = clip(ids)

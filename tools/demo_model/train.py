@@ -64,13 +64,22 @@ def train_vae(steps, batch, seed):
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
         rec = vae.decode(z)
         kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
-        loss = (rec - x).square().mean() + 1e-4 * kl
+        # Shapes cover a small part of each image, so plain MSE lets their colours drift towards the
+        # background's; pixels that differ from the border colour (the background) weigh 4x.
+        bg = x[:, :, :1, :1]
+        weight = 1.0 + 3.0 * ((x - bg).abs().sum(1, keepdim=True) > 0.05).float()
+        loss = (weight * (rec - x).square()).mean() + 1e-4 * kl
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         if step % 25 == 0 or step == steps - 1:
             print(f"vae {step} mse {(rec - x).square().mean().item():.5f} kl {kl.item():.3f}", flush=True)
+        if (step + 1) % 500 == 0:
+            import evaluate  # noqa: E402 (imports train)
+            vae.eval()
+            evaluate.vae_roundtrip(vae)
+            vae.train()
     return vae
 
 
@@ -104,14 +113,16 @@ def alphas_cumprod():
     return torch.cumprod(1.0 - betas, 0).float()
 
 
-def train_unet(tok, scenes, lats, steps, batch, seed, snapshot=None, every=0):
+def train_unet(tok, scenes, lats, steps, batch, seed, snapshot=None, every=0, start=None, lr=1e-3):
+    """start: (clip, unet) to continue from (--resume), else fresh modules."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    clip = CLIPText(clip_cfg(len(tok.vocab), tok.bos, tok.eos))
-    unet = UNet(UNET_CFG)
+    clip, unet = start if start else (CLIPText(clip_cfg(len(tok.vocab), tok.bos, tok.eos)), UNet(UNET_CFG))
+    clip.train()
+    unet.train()
     params = list(clip.parameters()) + list(unet.parameters())
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.05)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     ac = alphas_cumprod()
     empty = tok.ids77("")
     for step in range(steps):
@@ -173,28 +184,37 @@ def export(path, tok, vae, clip, unet):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="models/demo")
-    ap.add_argument("--vae-steps", type=int, default=500)
+    ap.add_argument("--vae-steps", type=int, default=2500)
     ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--scenes", type=int, default=4096)
     ap.add_argument("--unet-steps", type=int, default=1500)
     ap.add_argument("--unet-batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--snapshot-every", type=int, default=250, help="export every N UNet steps (0 = only at the end)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the text encoder + UNet of <out>/demo.safetensors (VAE kept) for --unet-steps")
+    ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the UNet stage")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("NB_TRAIN_THREADS", "1")))
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)
     tok = Tokenizer(domain.WORDS)
     tok.save(args.out)
-    vae = train_vae(args.vae_steps, args.vae_batch, args.seed)
-    fold_latent_scale(vae, args.seed)
+    start = None
+    if args.resume:
+        from parity import load  # noqa: E402 (parity imports this module)
+        clip, unet, vae = load(args.out)
+        start = (clip, unet)
+    else:
+        vae = train_vae(args.vae_steps, args.vae_batch, args.seed)
+        fold_latent_scale(vae, args.seed)
     vae.eval()
     print(f"vae done {time.time() - t0:.0f} s", flush=True)
     scenes, lats = encode_dataset(vae, args.scenes, args.seed + 1)
     print(f"encoded {len(scenes)} scenes, latent std {lats.std().item():.3f}, {time.time() - t0:.0f} s", flush=True)
     path = os.path.join(args.out, "demo.safetensors")
-    clip, unet = train_unet(tok, scenes, lats, args.unet_steps, args.unet_batch, args.seed + 2,
-                            lambda c, u: export(path, tok, vae, c, u), args.snapshot_every)
+    clip, unet = train_unet(tok, scenes, lats, args.unet_steps, args.unet_batch, args.seed + (5 if args.resume else 2),
+                            lambda c, u: export(path, tok, vae, c, u), args.snapshot_every, start, args.lr)
     export(path, tok, vae, clip.eval(), unet.eval())
     print(f"total training time {time.time() - t0:.0f} s", flush=True)
 
