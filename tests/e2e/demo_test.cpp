@@ -7,6 +7,8 @@
 //  * the demo LoRA (models/demo/lora) changes the style at 0.8 and nothing at 0;
 //  * the CLI's default model: `generate` without -m uses the demo model and says so.
 // NB_DEMO_DIR (environment) overrides the model folder, to check a freshly trained model before shipping it.
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -18,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include "image/image.h"
 #include "io/safetensors.h"
 #include "nanobanana/engine.h"
 #include "pipeline/sd_model.h"
@@ -280,20 +283,31 @@ TEST(Demo, LoraChangesStyleAndWeightZeroIsANoOp) {
     EXPECT_LT(styled, 0.5 * base);  // measured: 0.33
 }
 
+// The README's main command (CLI defaults: Euler a, 20 steps, CFG 7) without -m: the demo model is used, says
+// so, and the pictures show what the prompt asks for (3 fixed seeds).
 TEST(Demo, CliUsesDemoModelWithoutDashM) {
-    const fs::path out = fs::temp_directory_path() / "nb_demo_test_out.png";
-    const fs::path log = fs::temp_directory_path() / "nb_demo_test_log.txt";
-    fs::remove(out);
-    const std::string cmd = std::string(NB_CLI) + " generate -p \"a red circle on a blue background\" --steps 8 -o " +
-                            out.string() + " 2> " + log.string();
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    std::FILE* f = std::fopen(log.string().c_str(), "rb");
-    ASSERT_NE(f, nullptr);
-    std::string text(4096, '\0');
-    text.resize(std::fread(text.data(), 1, text.size(), f));
-    std::fclose(f);
-    EXPECT_NE(text.find("using the built-in demo model"), std::string::npos) << text;
-    EXPECT_TRUE(fs::exists(out));
+    const std::string tag = std::to_string(getpid());
+    const fs::path log = fs::temp_directory_path() / ("nb_demo_test_log_" + tag + ".txt");
+    for (int seed : {1, 2, 3}) {
+        const fs::path out = fs::temp_directory_path() / ("nb_demo_test_" + tag + "_" + std::to_string(seed) + ".png");
+        fs::remove(out);
+        const std::string cmd = std::string(NB_CLI) + " generate -p \"a red circle on a blue background\" -s " +
+                                std::to_string(seed) + " -o " + out.string() + " 2> " + log.string();
+        ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+        std::FILE* f = std::fopen(log.string().c_str(), "rb");
+        ASSERT_NE(f, nullptr);
+        std::string text(4096, '\0');
+        text.resize(std::fread(text.data(), 1, text.size(), f));
+        std::fclose(f);
+        EXPECT_NE(text.find("using the built-in demo model"), std::string::npos) << text;
+        auto img = read_png(out.string());
+        ASSERT_TRUE(img) << img.error().message;
+        const Analysis a = analyse(*img);
+        EXPECT_EQ(a.background, "blue") << "seed " << seed;
+        EXPECT_EQ(a.shape, "red") << "seed " << seed;
+        fs::remove(out);
+    }
+    fs::remove(log);
 }
 
 }  // namespace
