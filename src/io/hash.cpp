@@ -10,13 +10,19 @@
 
 namespace nb {
 
+namespace {
+std::string to_hex(const unsigned char* md, unsigned len) {
+    std::string hex;
+    for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
+    return hex;
+}
+}  // namespace
+
 std::string sha256_hex(const void* data, size_t n) {
     unsigned char md[32];
     unsigned int len = 0;
     EVP_Digest(data, n, md, &len, EVP_sha256(), nullptr);
-    std::string hex;
-    for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
-    return hex;
+    return to_hex(md, len);
 }
 
 // Streamed with read(): mapping a multi-GB checkpoint to hash it would add the whole file to the resident set.
@@ -32,9 +38,7 @@ Result<std::string> sha256_file(const std::string& path) {
     unsigned char md[32];
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx.get(), md, &len);
-    std::string hex;
-    for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", md[i]);
-    return hex;
+    return to_hex(md, len);
 }
 
 }  // namespace nb

@@ -66,10 +66,24 @@ Result<TensorEntry> parse_entry(const std::string& path, const std::string& name
 
 }  // namespace
 
-Result<Tensor> entry_to_f32(const TensorEntry& e) {
+Result<void> check_convertible(const TensorEntry& e) {
     if (!e.dtype)
         return make_error(Errc::unsupported, "{}: tensor '{}' has dtype {}, which is not supported (F32, F16, BF16)",
                           e.source, e.name, e.dtype_name);
+    return {};
+}
+
+Result<void> entry_to_f32_into(const TensorEntry& e, std::span<float> dst) {
+    if (auto ok = check_convertible(e); !ok) return ok;
+    if (int64_t(dst.size()) != shape_numel(e.shape))
+        return make_error(Errc::shape, "{}: tensor '{}' has {} values, destination holds {}", e.source, e.name,
+                          shape_numel(e.shape), dst.size());
+    convert_to_f32(*e.dtype, e.data, dst.data(), dst.size());
+    return {};
+}
+
+Result<Tensor> entry_to_f32(const TensorEntry& e) {
+    if (auto ok = check_convertible(e); !ok) return std::unexpected(ok.error());
     Tensor t = Tensor::empty(e.shape);
     convert_to_f32(*e.dtype, e.data, t.data(), size_t(t.numel()));
     return t;

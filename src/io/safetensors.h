@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,10 @@ struct TensorEntry {
 
 // Converts an entry to an fp32 tensor; unsupported dtypes are an error naming the tensor and dtype.
 Result<Tensor> entry_to_f32(const TensorEntry& e);
+// The same checks without converting (deferred loading), and the conversion into an existing buffer of
+// exactly shape_numel(e.shape) floats (reloading released weights).
+Result<void> check_convertible(const TensorEntry& e);
+Result<void> entry_to_f32_into(const TensorEntry& e, std::span<float> dst);
 // Drops the entry's whole mmapped pages from the resident set (they stay in the page cache): loading a
 // checkpoint then never holds the file and its converted copy in memory at once.
 void drop_entry_pages(const TensorEntry& e);

@@ -51,9 +51,8 @@ Tensor Binder::tensor(std::string_view name, const Shape& shape) {
     used_->insert(k);
     if (dry_run()) return {};
     if (deferred()) {
-        if (!e->dtype) {
-            *error_ = Error{Errc::unsupported, fmt::format("{}: tensor '{}' has dtype {}, which is not supported "
-                                                           "(F32, F16, BF16)", e->source, k, e->dtype_name)};
+        if (auto ok = check_convertible(*e); !ok) {
+            *error_ = ok.error();
             return {};
         }
         Tensor out = Tensor::without_values(shape);

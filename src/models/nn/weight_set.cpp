@@ -1,6 +1,5 @@
 #include "models/nn/weight_set.h"
 
-#include "core/dtype.h"
 
 namespace nb::nn {
 
@@ -36,11 +35,11 @@ Result<void> WeightSet::acquire() {
     for (auto& [key, it] : items_) {
         if (!it.released) continue;
         const TensorEntry& e = *it.source.entry;
-        if (!e.dtype || shape_numel(e.shape) != it.tensor.numel())
-            return make_error(Errc::format, "{}: tensor '{}' cannot be reloaded (dtype {}, shape {})", e.source,
-                              key, e.dtype_name, shape_str(e.shape));
         it.tensor.restore_values();
-        convert_to_f32(*e.dtype, e.data, it.tensor.data(), size_t(it.tensor.numel()));
+        if (auto ok = entry_to_f32_into(e, it.tensor.span()); !ok) {
+            it.tensor.release_values();
+            return ok;
+        }
         drop_entry_pages(e);
         if (it.source.pack == WeightSource::Pack::conv) ops::prepack_conv(it.tensor, it.source.stride, it.source.pad);
         if (it.source.pack == WeightSource::Pack::linear) ops::prepack_linear(it.tensor);
