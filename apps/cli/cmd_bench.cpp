@@ -20,7 +20,7 @@ CommandRunner register_bench(CLI::App& app) {
     s->add_option("--steps", o->steps, "UNet CFG steps to time (median reported)")->capture_default_str();
     s->add_option("-t,--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
     s->add_option("--precision", o->precision, "auto, bf16 or fp32")->capture_default_str();
-    s->add_flag("--profile", o->profile, "Also print where the UNet step's time goes, per op");
+    s->add_flag("--profile", o->profile, "Also print where the UNet step's and the VAE decode's time goes, per op");
     s->add_flag("--json", *json, "Print the report as JSON");
     return [o, json] {
         auto r = run_benchmark(*o, [&](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); });

@@ -82,6 +82,7 @@ struct OpTime {
     std::string op;
     double seconds = 0;
     int64_t calls = 0;
+    int64_t macs = 0;  // multiply-accumulates counted inside the op's calls
 };
 void set_profiling(bool on);
 std::vector<OpTime> take_profile();  // and reset

@@ -112,19 +112,28 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     }));
     say(fmt::format("unet step: {:.2f} s; RSS {:.0f} MB, peak so far {:.0f} MB", r.parts.back().median_s,
                     current_rss_mb(), peak_rss_mb()));
-    if (opt.profile) {
+    // Where a part's time went, per op, averaged over its runs.
+    auto take_profile = [&](const std::string& part, int runs) {
+        if (!opt.profile) return;
         auto prof = ops::take_profile();
         std::sort(prof.begin(), prof.end(), [](auto& a, auto& b) { return a.seconds > b.seconds; });
-        for (const auto& o : prof)
-            r.profile.push_back(fmt::format("{:<12} {:8.3f} s per step  ({} calls per step)", o.op,
-                                            o.seconds / std::max(1, opt.steps), o.calls / std::max(1, opt.steps)));
-        ops::set_profiling(false);
-    }
+        r.profile.push_back(part + ":");
+        for (const auto& o : prof) {
+            std::string line = fmt::format("  {:<16} {:8.3f} s  {:4} calls", o.op, o.seconds / runs, o.calls / runs);
+            if (o.macs > 0 && o.seconds > 0)
+                line += fmt::format("  {:7.1f} GFLOP  {:6.1f} GFLOP/s", 2e-9 * double(o.macs) / runs,
+                                    2e-9 * double(o.macs) / o.seconds);
+            r.profile.push_back(std::move(line));
+        }
+    };
+    take_profile("unet step, per step", std::max(1, opt.steps));
 
     Tensor latent = x.clone();
     ops::scale_(latent, 0.05f);
     r.parts.push_back(time_part("vae decode", 1, [&] { Tensor img = m->vae.decode_auto(latent); }));
     say(fmt::format("vae decode: {:.2f} s", r.parts.back().median_s));
+    take_profile("vae decode", 1);
+    ops::set_profiling(false);
     r.peak_rss_mb = peak_rss_mb();
     return r;
 }

@@ -181,7 +181,10 @@ Score score(const Analysis& a, const Case& c) {
 
 Engine& engine() {
     static auto e = [] {
-        auto r = Engine::load({demo_model(), "", 2});
+        LoadOptions o;
+        o.model_path = demo_model();
+        o.threads = 2;
+        auto r = Engine::load(o);
         if (!r) throw std::runtime_error(r.error().message);
         return std::move(*r);
     }();

@@ -241,7 +241,7 @@ TEST(UpscaleCli, UpscalesKeepsParametersAndRefusesBadInput) {
                                       "RealESRGANv2-animevideo-xsx2, Postprocess upscale by: 3");
     EXPECT_EQ(text->at("postprocessing"), "Postprocess upscaler: RealESRGANv2-animevideo-xsx2, Postprocess upscale by: 3");
 
-    for (const std::string bad : {"--upscale-model " + dir + "/missing.pth", "--upscale-model " + model + " --scale 9",
+    for (const std::string& bad : {"--upscale-model " + dir + "/missing.pth", "--upscale-model " + model + " --scale 9",
                                   "--upscale-model " + dir + "/in.png", "--upscale-model " + model + " --resize 10"}) {
         const std::string o = dir + "/bad.png";
         r = run_cli("upscale -i " + dir + "/in.png -o " + o + " " + bad);

@@ -47,6 +47,31 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ConvTest,
                                            ConvCase{1, 32, 15, 17, 16, 3, 2, {0, 0, 1, 1}},  // VAE asym. pad
                                            ConvCase{3, 7, 9, 5, 5, 3, 1, ops::Pad2d::same(1)}));
 
+// 3x3 stride-1 fp32 convolutions over >= 128x128 output pixels take the Winograd kernel (the profile names it):
+// same tolerance as the direct kernel, also after the weight's values were released into its packed copy.
+TEST(Ops, WinogradConvMatchesReference) {
+    for (auto [n, c, h, w, o] : {std::tuple{1, 64, 128, 128, 48}, {2, 32, 96, 100, 32}}) {
+        Tensor x = randn({n, c, h, w}, 7), wt = randn({o, c, 3, 3}, 8, 0.1f), b = randn({o}, 9);
+        ops::ref::Conv2dShape s{n, c, h, w, o, 3, 3, 1, 1, 1, 1, 1};
+        Tensor r = Tensor::empty({n, o, h, w});
+        ops::ref::conv2d(s, x.data(), wt.data(), b.data(), r.data());
+        ops::prepack_conv(wt, 1, ops::Pad2d::same(1));  // as at load: packed for the direct kernel, values released
+        ops::set_profiling(true);
+        Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(1));
+        auto prof = ops::take_profile();
+        ops::set_profiling(false);
+        ASSERT_EQ(prof.size(), 1u);
+        EXPECT_EQ(prof[0].op, "conv2d_winograd") << n << "x" << c << "x" << h << "x" << w;
+        EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << n << "x" << c << "x" << h << "x" << w;
+        // the direct kernel on a smaller input still sees the same weight
+        Tensor xs = randn({1, c, 8, 8}, 10), rs = Tensor::empty({1, o, 8, 8});
+        ops::ref::Conv2dShape ss{1, c, 8, 8, o, 3, 3, 1, 1, 1, 1, 1};
+        ops::ensure_values(wt);
+        ops::ref::conv2d(ss, xs.data(), wt.data(), b.data(), rs.data());
+        EXPECT_TRUE(test::close_rel(ops::conv2d(xs, wt, b, 1, ops::Pad2d::same(1)), rs, 1e-5));
+    }
+}
+
 TEST(Ops, LinearMatchesReference) {
     for (auto [m, n, k] : {std::tuple{154, 320, 768}, {77, 7, 13}, {1, 1280, 320}}) {
         Tensor x = randn({m, k}, 4), w = randn({n, k}, 5, 0.05f), b = randn({n}, 6);

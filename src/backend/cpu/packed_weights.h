@@ -14,4 +14,8 @@ namespace nb::cpu {
 // Packs from the fp32 values on first use, or re-lays out an existing packed copy for another layout.
 dnnl::memory packed_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want);
 
+// The Winograd-transformed copy of a 3x3 conv weight for layout `want`, made on first use (from the values or
+// the packed copy) and kept beside them: a derived copy, 4x the weight's size, that never replaces it.
+dnnl::memory winograd_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want);
+
 }  // namespace nb::cpu

@@ -11,17 +11,20 @@ namespace nb::cpu {
 namespace {
 bool g_on = false;
 std::mutex g_mu;
-std::map<std::string, std::pair<double, int64_t>> g_times;
+std::map<std::string, nb::ops::OpTime> g_times;
 }  // namespace
 
 bool profiling() { return g_on; }
 
-void profile_add(const char* op, double seconds) {
+void profile_add(const char* op, double seconds, int64_t macs) {
     std::lock_guard lock(g_mu);
     auto& e = g_times[op];
-    e.first += seconds;
-    e.second += 1;
+    e.seconds += seconds;
+    e.calls += 1;
+    e.macs += macs;
 }
+
+int64_t profile_macs_now() { return ops::mac_count(); }
 
 }  // namespace nb::cpu
 
@@ -32,7 +35,10 @@ void set_profiling(bool on) { cpu::g_on = on; }
 std::vector<OpTime> take_profile() {
     std::lock_guard lock(cpu::g_mu);
     std::vector<OpTime> out;
-    for (const auto& [k, v] : cpu::g_times) out.push_back({k, v.first, v.second});
+    for (auto [k, v] : cpu::g_times) {
+        v.op = k;
+        out.push_back(std::move(v));
+    }
     cpu::g_times.clear();
     return out;
 }
