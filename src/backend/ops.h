@@ -17,6 +17,9 @@ struct Pad2d {
 
 // x [N, C, H, W], w [O, C, KH, KW], b [O] or undefined -> [N, O, Ho, Wo].
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad);
+// Large stride-1 "same" convolutions run in bands of rows holding about this many bytes of input + output
+// activations (default 32 MB; smaller = less memory, more halo rows recomputed).
+void set_conv_band_bytes(int64_t bytes);
 // x [..., K], w [N, K], b [N] or undefined -> [..., N].
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 // x [N, C, ...] -> same shape; optional fused SiLU.
@@ -54,6 +57,8 @@ void prepack_linear(const Tensor& w);
 void return_free_memory();
 // Brings back the fp32 values of a weight whose values were released (from its packed copy).
 void ensure_values(const Tensor& w);
+// Bytes held by the kernels' packed weight copies (16-bit compact copies at 2 bytes per value).
+int64_t packed_weight_bytes();
 
 // Multiply-accumulates done by conv2d / linear / attention since the last reset (for `bench` GFLOP/s).
 int64_t mac_count();

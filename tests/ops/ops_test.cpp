@@ -1,11 +1,13 @@
 // Every fast kernel against its scalar reference (ops/ref.h), on SD-like and odd shapes.
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include <gtest/gtest.h>
 
 #include "backend/cpu/vec_math.h"
 #include "backend/ops.h"
+#include "core/dtype.h"
 #include "ops/ref.h"
 #include "testutil/golden.h"
 
@@ -75,9 +77,9 @@ TEST(Ops, WinogradConvMatchesReference) {
 TEST(Ops, LinearMatchesReference) {
     for (auto [m, n, k] : {std::tuple{154, 320, 768}, {77, 7, 13}, {1, 1280, 320}}) {
         Tensor x = randn({m, k}, 4), w = randn({n, k}, 5, 0.05f), b = randn({n}, 6);
-        Tensor y = ops::linear(x, w, b);
         Tensor r = Tensor::empty({m, n});
-        ops::ref::linear(x.data(), w.data(), b.data(), r.data(), m, n, k);
+        ops::ref::linear(x.data(), w.data(), b.data(), r.data(), m, n, k);  // first: linear packs w, releasing its values
+        Tensor y = ops::linear(x, w, b);
         EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << m << "x" << n << "x" << k;
     }
 }
@@ -165,6 +167,65 @@ TEST(Ops, LayoutHelpersRoundTrip) {
 
 namespace nb {
 namespace {
+
+// Large convolutions run in bands of rows with a halo (conv2d; here the smallest bands, 8192 pixels): the
+// bands' seams, the edge bands (halo taken from inside the image) and a short last band must all match the
+// reference.
+TEST(Ops, BandedConvMatchesReference) {
+    ops::set_conv_band_bytes(0);
+    struct Case {
+        int64_t n, c, h, w, o, k;
+    };
+    for (auto [n, c, h, w, o, k] : {Case{1, 32, 288, 256, 32, 3},  // Winograd bands of 30 rows, last short
+                                    Case{2, 8, 170, 200, 12, 3},   // batch 2: bands of 18 rows
+                                    Case{1, 16, 300, 260, 8, 1}}) {  // 1x1: no halo
+        const int p = int(k / 2);
+        Tensor x = randn({n, c, h, w}, 21), wt = randn({o, c, k, k}, 22, 0.1f), b = randn({o}, 23);
+        ops::ref::Conv2dShape s{n, c, h, w, o, k, k, 1, p, p, p, p};
+        Tensor r = Tensor::empty({n, o, h, w});
+        ops::ref::conv2d(s, x.data(), wt.data(), b.data(), r.data());
+        Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(p));
+        EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << n << "x" << c << "x" << h << "x" << w << " k" << k;
+    }
+    ops::set_conv_band_bytes(32 << 20);
+}
+
+// Weights whose values are all fp16 values (an fp16 checkpoint's) are held in 16 bits after packing and
+// expanded per use: same results as the reference, half the memory, values restored exactly.
+TEST(Ops, Fp16ExactWeightsAreHeldCompact) {
+    auto to_f16_grid = [](Tensor t) {
+        for (auto& v : t.span()) v = f16_to_f32(f32_to_f16(v));
+        return t;
+    };
+    Tensor x = randn({2, 64, 12, 12}, 11), w = to_f16_grid(randn({96, 64, 3, 3}, 12, 0.1f)), b = randn({96}, 13);
+    Tensor w_copy = w.clone();
+    Tensor r = Tensor::empty({2, 96, 12, 12});
+    ops::ref::conv2d({2, 64, 12, 12, 96, 3, 3, 1, 1, 1, 1, 1}, x.data(), w.data(), b.data(), r.data());
+    const int64_t before = ops::packed_weight_bytes();
+    EXPECT_TRUE(test::close_rel(ops::conv2d(x, w, b, 1, ops::Pad2d::same(1)), r, 1e-5));
+    EXPECT_FALSE(w.has_values());
+    EXPECT_EQ(ops::packed_weight_bytes() - before, w.numel() * 2);  // 96 x 64 fills the kernel's blocks exactly
+    EXPECT_TRUE(test::close_rel(ops::conv2d(x, w, b, 1, ops::Pad2d::same(1)), r, 1e-5));  // second use
+
+    Tensor xl = randn({77, 320}, 14), wl = to_f16_grid(randn({640, 320}, 15, 0.05f)), bl = randn({640}, 16);
+    Tensor rl = Tensor::empty({77, 640});
+    ops::ref::linear(xl.data(), wl.data(), bl.data(), rl.data(), 77, 640, 320);
+    Tensor wl_copy = wl.clone();
+    const int64_t before_l = ops::packed_weight_bytes();
+    EXPECT_TRUE(test::close_rel(ops::linear(xl, wl, bl), rl, 1e-5));
+    EXPECT_EQ(ops::packed_weight_bytes() - before_l, wl.numel() * 2);
+
+    ops::ensure_values(w);
+    ops::ensure_values(wl);
+    EXPECT_EQ(0, std::memcmp(w.data(), w_copy.data(), size_t(w.numel()) * 4));
+    EXPECT_EQ(0, std::memcmp(wl.data(), wl_copy.data(), size_t(wl.numel()) * 4));
+
+    // plain fp32 values (not exact in 16 bits) stay fp32
+    Tensor wf = randn({640, 320}, 17, 0.05f);
+    const int64_t before_f = ops::packed_weight_bytes();
+    ops::linear(xl, wf, bl);
+    EXPECT_EQ(ops::packed_weight_bytes() - before_f, wf.numel() * 4);
+}
 
 TEST(Ops, ConvSeesWeightsChangedInPlace) {
     Tensor x = Tensor::full({1, 8, 6, 6}, 1.f), w = Tensor::full({16, 8, 3, 3}, 0.5f), b(Shape{16});

@@ -7,6 +7,8 @@
 // 4x the weight's size and oneDNN transforms them slowly (tens of ms per 512x512x3x3 weight), so it is used
 // only where a call has at least kWinogradMinPixels output pixels: the VAE decoder's upper levels at 512x512
 // and up, the UNet only from 1024x1024. The transformed copy is cached beside the weight.
+#include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -26,13 +28,19 @@ using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
 constexpr int64_t kWinogradMinPixels = 128 * 128;
+// Banded convolution (see conv2d): bands hold about g_band_bytes of input + output activations (Winograd's
+// scratch is ~2.25x that again), with at least kMinBandPixels output pixels each; convolutions over more than
+// twice a band's pixels are banded.
+std::atomic<int64_t> g_band_bytes{32 << 20};
+constexpr int64_t kMinBandPixels = 8192;
 
 struct ConvKey {
     int64_t n, c, h, w, o, kh, kw;
     int stride, pt, pl, pb, pr;
     bool bias;
     bool bf16;
-    auto tie() const { return std::tie(n, c, h, w, o, kh, kw, stride, pt, pl, pb, pr, bias, bf16); }
+    bool winograd = false;  // may use Winograd (decided on the whole convolution's size, not a band's)
+    auto tie() const { return std::tie(n, c, h, w, o, kh, kw, stride, pt, pl, pb, pr, bias, bf16, winograd); }
     bool operator<(const ConvKey& k) const { return tie() < k.tie(); }
     int64_t out_h() const { return (h + pt + pb - kh) / stride + 1; }
     int64_t out_w() const { return (w + pl + pr - kw) / stride + 1; }
@@ -60,13 +68,15 @@ ConvPlan& plan_for(const ConvKey& k) {
     const dt in = k.bf16 ? dt::bf16 : dt::f32;  // fp32 accumulation and output either way
     dnnl::memory::desc src_md(src, in, tag::any), wei_md(wei, in, tag::any),
         bia_md(bia, dt::f32, tag::a), dst_md(dst, dt::f32, tag::any);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // cpu::scratchpad(): one buffer, not one per plan
     auto make = [&](dnnl::algorithm alg) {
         dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md, wei_md,
                                           k.bias ? bia_md : dnnl::memory::desc(), dst_md, {k.stride, k.stride},
                                           {k.pt, k.pl}, {k.pb, k.pr});
-        return dnnl::convolution_forward::primitive_desc(d, eng);
+        return dnnl::convolution_forward::primitive_desc(d, attr, eng);
     };
-    if (k.winograd_candidate()) {
+    if (k.winograd) {
         try {
             auto pd = make(dnnl::algorithm::convolution_winograd);
             return g_plans.emplace(k, ConvPlan{pd, dnnl::convolution_forward(pd), true}).first->second;
@@ -93,48 +103,103 @@ void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
     cpu::packed_weights(w, user, want);
 }
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad) {
-    cpu::ProfileScope prof_("conv2d");
-    ConvKey k{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3),
-              stride,   pad.t,    pad.l,    pad.b,    pad.r,    b.defined(), precision() == Precision::bf16};
-    if (w.dim(1) != x.dim(1))
-        throw std::logic_error("conv2d: input channels " + std::to_string(x.dim(1)) + " != weight " + shape_str(w.shape()));
+namespace {
+
+// Strided view of rows [r0, r0 + rows) of an NCHW tensor [n, c, h, w] stored at `data`.
+dnnl::memory rows_view(float* data, int64_t n, int64_t c, int64_t h, int64_t w, int64_t r0, int64_t rows) {
+    dnnl::memory::desc d({n, c, rows, w}, dt::f32, dnnl::memory::dims{c * h * w, h * w, w, 1});
+    return dnnl::memory(d, cpu::dnnl_engine(), data + r0 * w);
+}
+
+// Runs plan p (key k) on `src` (a view in the caller's layout) and writes rows [o0, o0 + dst's rows) of the
+// plan's output into `dst` (also a view). Blocked copies live only for this call.
+void run_plan(const ConvPlan& p, const ConvKey& k, dnnl::memory src, const dnnl::memory& wei, const Tensor& b,
+              dnnl::memory dst, int64_t o0) {
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
+    dnnl::memory src_in = src;
+    if (p.pd.src_desc() != src.get_desc()) {
+        src_in = dnnl::memory(p.pd.src_desc(), eng);
+        dnnl::reorder(src, src_in).execute(strm, src, src_in);
+    }
+    const bool whole = dst.get_desc().dims()[2] == k.out_h();
+    dnnl::memory dst_out = whole && p.pd.dst_desc() == dst.get_desc() ? dst : dnnl::memory(p.pd.dst_desc(), eng);
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_in}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst_out}};
+    if (b.defined())
+        args[DNNL_ARG_BIAS] = dnnl::memory({{k.o}, dt::f32, tag::a}, eng, const_cast<float*>(b.data()));
+    if (p.pd.scratchpad_desc().get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = cpu::scratchpad(p.pd.scratchpad_desc());
+    p.prim.execute(strm, args);
+    strm.wait();
+    src_in = dnnl::memory();  // freed before the output copy
+    args.clear();
+    if (dst_out != dst) {
+        dnnl::memory from = dst_out;
+        if (!whole) {
+            const auto sub = p.pd.dst_desc().submemory_desc(dst.get_desc().dims(), {0, 0, o0, 0});
+            from = dnnl::memory(sub, eng, dst_out.get_data_handle());
+        }
+        dnnl::reorder(from, dst).execute(strm, from, dst);
+        strm.wait();
+    }
+}
+
+}  // namespace
+
+void set_conv_band_bytes(int64_t bytes) { g_band_bytes = bytes; }
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad) {
+    cpu::ProfileScope prof_("conv2d");
+    if (w.dim(1) != x.dim(1))
+        throw std::logic_error("conv2d: input channels " + std::to_string(x.dim(1)) + " != weight " + shape_str(w.shape()));
+    const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3), kh = w.dim(2), kw = w.dim(3);
+    const bool bf16 = precision() == Precision::bf16;
+    ConvKey full{n, c, h, wd, w.dim(0), kh, kw, stride, pad.t, pad.l, pad.b, pad.r, b.defined(), bf16};
+    const int64_t ho = full.out_h(), wo = full.out_w();
+    count_macs(n * full.o * ho * wo * c * kh * kw);
+    Tensor y = Tensor::empty({n, full.o, ho, wo});
+
+    // Large "same" convolutions run in bands of output rows: each band convolves its input rows plus a halo
+    // of `pad` rows on either side, so the blocked copies of input and output (and Winograd's scratch, ~4.5x
+    // the input) exist for one band at a time instead of the whole image -- 1.7 GB less at a 512x512 VAE
+    // decode's 256-channel level. Every band has the same input height (bands at the image edges take
+    // their halo from inside the image), so one plan and one weight layout serve them all; the halo
+    // rows computed against the plan's zero padding are not copied out.
+    const int64_t halo = pad.t;
+    const bool same = stride == 1 && kh == kw && kh % 2 == 1 && pad.t == kh / 2 && pad.b == pad.t &&
+                      pad.l == kw / 2 && pad.r == pad.l;
+    const int64_t band_pixels = std::max(kMinBandPixels, g_band_bytes.load() / (4 * (c + full.o)));
+    const int64_t band_rows = std::max<int64_t>(8, band_pixels / (n * wd)) - 2 * halo;
+    const bool banded = same && n * h * wd > 2 * band_pixels && band_rows > 0 && h > band_rows + 2 * halo;
+    const int64_t in_rows = banded ? band_rows + 2 * halo : h;
+    ConvKey k = full;
+    k.winograd = full.winograd_candidate();
+    k.h = in_rows;
+
+    auto& eng = cpu::dnnl_engine();
     std::unique_lock lock(g_mu);
-    ConvPlan& p = plan_for(k);
-    const int64_t ho = k.out_h(), wo = k.out_w();
-    Tensor y = Tensor::empty({k.n, k.o, ho, wo});
-    count_macs(k.n * k.o * ho * wo * k.c * k.kh * k.kw);
-
-    dnnl::memory::desc user_src({k.n, k.c, k.h, k.w}, dt::f32, tag::nchw);
-    dnnl::memory::desc user_dst({k.n, k.o, ho, wo}, dt::f32, tag::nchw);
-    dnnl::memory::desc user_wei({k.o, k.c, k.kh, k.kw}, dt::f32, tag::oihw);
-    dnnl::memory wei_mem;
-
-    const auto want = p.pd.weights_desc();
+    const ConvPlan& p = plan_for(k);
     const bool winograd = p.winograd;
+    const auto want = p.pd.weights_desc();
     lock.unlock();
     if (winograd) prof_.rename("conv2d_winograd");
+
+    dnnl::memory::desc user_wei({k.o, k.c, kh, kw}, dt::f32, tag::oihw);
+    dnnl::memory wei_mem;
     if (winograd) wei_mem = cpu::winograd_weights(w, user_wei, want);
     else if (!w.has_values() || want != user_wei) wei_mem = cpu::packed_weights(w, user_wei, want);
     else wei_mem = dnnl::memory(user_wei, eng, const_cast<float*>(w.data()));
 
-    dnnl::memory src_m(user_src, eng, const_cast<float*>(x.data()));
-    dnnl::memory dst_m(user_dst, eng, y.data());
-    dnnl::memory src_in = src_m, dst_out = dst_m;
-    if (p.pd.src_desc() != user_src) {
-        src_in = dnnl::memory(p.pd.src_desc(), eng);
-        dnnl::reorder(src_m, src_in).execute(strm, src_m, src_in);
+    float* xd = const_cast<float*>(x.data());
+    if (!banded) {
+        run_plan(p, k, rows_view(xd, n, c, h, wd, 0, h), wei_mem, b, rows_view(y.data(), n, k.o, ho, wo, 0, ho), 0);
+        return y;
     }
-    if (p.pd.dst_desc() != user_dst) dst_out = dnnl::memory(p.pd.dst_desc(), eng);
-    std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_SRC, src_in}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_out}};
-    if (b.defined())
-        args[DNNL_ARG_BIAS] = dnnl::memory({{k.o}, dt::f32, tag::a}, eng, const_cast<float*>(b.data()));
-    p.prim.execute(strm, args);
-    if (dst_out != dst_m) dnnl::reorder(dst_out, dst_m).execute(strm, dst_out, dst_m);
-    strm.wait();
+    for (int64_t r0 = 0; r0 < h; r0 += band_rows) {
+        const int64_t r1 = std::min(h, r0 + band_rows);
+        const int64_t s0 = std::clamp<int64_t>(r0 - halo, 0, h - in_rows);  // input rows [s0, s0 + in_rows)
+        run_plan(p, k, rows_view(xd, n, c, h, wd, s0, in_rows), wei_mem, b,
+                 rows_view(y.data(), n, k.o, ho, wo, r0, r1 - r0), r0 - s0);
+    }
     return y;
 }
 

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <atomic>
+#include <memory>
 
 #include "backend/ops.h"
 
@@ -17,6 +18,26 @@ dnnl::engine& dnnl_engine() {
 dnnl::stream& dnnl_stream() {
     static dnnl::stream s(dnnl_engine());
     return s;
+}
+
+namespace {
+thread_local std::unique_ptr<char[]> t_scratch;
+thread_local size_t t_scratch_size = 0;
+}  // namespace
+
+dnnl::memory scratchpad(const dnnl::memory::desc& d) {
+    const size_t need = d.get_size();
+    if (need > t_scratch_size) {
+        t_scratch.reset();  // never hold two
+        t_scratch.reset(new char[need]);
+        t_scratch_size = need;
+    }
+    return dnnl::memory(d, dnnl_engine(), t_scratch.get());
+}
+
+void release_scratchpad() {
+    t_scratch.reset();
+    t_scratch_size = 0;
 }
 
 }  // namespace nb::cpu
@@ -50,7 +71,10 @@ namespace {
 }();
 }  // namespace
 
-void return_free_memory() { malloc_trim(0); }
+void return_free_memory() {
+    cpu::release_scratchpad();
+    malloc_trim(0);
+}
 
 void set_num_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();

@@ -1,4 +1,5 @@
-// Linear layers. fp32: oneDNN sgemm (row-major, C = A B^T with B in torch's [out, in] layout).
+// Linear layers. fp32: oneDNN sgemm (row-major, C = A B^T with B in torch's [out, in] layout), on the weight's
+// packed copy in that same layout (held in 16 bits where exact, see packed_weights.h).
 // bf16: a oneDNN matmul primitive per shape (cached) with weights reordered once into its preferred bf16
 // layout (cached by weight buffer, like convolution weights); input converted on the fly, fp32 output.
 #include <map>
@@ -68,13 +69,18 @@ Tensor linear_bf16(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m,
 }  // namespace
 
 void prepack_linear(const Tensor& w) {
-    if (precision() != Precision::bf16 || !w.defined() || !w.has_values()) return;
+    if (!w.defined() || !w.has_values()) return;
+    const dnnl::memory::desc plain({w.dim(1), w.dim(0)}, dt::f32, tag::ba);
+    if (precision() == Precision::fp32) {
+        cpu::packed_weights(w, plain, plain);
+        return;
+    }
     // Plan for a nominal 1024-row input; other row counts re-lay out the packed copy if needed.
     const int64_t n = w.dim(0), k = w.dim(1);
     std::unique_lock lock(g_mu);
     const auto want = plan_for(1024, n, k, false).pd.weights_desc();
     lock.unlock();
-    cpu::packed_weights(w, dnnl::memory::desc({k, n}, dt::f32, tag::ba), want);
+    cpu::packed_weights(w, plain, want);
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -86,7 +92,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     out.back() = n;
     count_macs(m * n * k);
     if (precision() == Precision::bf16) return linear_bf16(x, w, b, m, n, k, std::move(out));
-    ensure_values(w);  // packed in bf16 mode earlier
+    const dnnl::memory::desc plain({k, n}, dt::f32, tag::ba);
+    const dnnl::memory wmem = cpu::packed_weights(w, plain, plain);
+    const float* wd = static_cast<const float*>(wmem.get_data_handle());
     Tensor y = Tensor::empty(out);
     float beta = 0.f;
     if (b.defined()) {
@@ -97,7 +105,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
             for (int64_t j = 0; j < n; ++j) yd[i * n + j] = bd[j];
         beta = 1.f;
     }
-    dnnl_sgemm('N', 'T', m, n, k, 1.f, x.data(), k, w.data(), k, beta, y.data(), n);
+    dnnl_sgemm('N', 'T', m, n, k, 1.f, x.data(), k, wd, k, beta, y.data(), n);
     return y;
 }
 

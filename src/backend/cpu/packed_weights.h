@@ -2,6 +2,11 @@
 // The packed copy becomes the only copy: the fp32 values are released (in bf16 a SD 1.5 UNet then holds
 // 1.7 GB instead of 3.4 GB fp32 + 1.7 GB packed; in fp32 the copy is a lossless re-layout); ensure_values()
 // brings them back when something needs them (LoRA merging), weights_changed() drops the packed copy.
+// An fp32 packed copy whose values are all exactly fp16 (or bf16) values -- every weight of an fp16
+// checkpoint -- is held in those 16 bits and expanded into a per-thread scratch buffer when used: an SD 1.5
+// UNet then holds 1.7 GB instead of 3.4 GB at fp32 compute, bit-identical results, for one conversion pass
+// over the weights per evaluation (~0.13 s per UNet step at 40 GB/s). LoRA-merged weights are not exact in
+// 16 bits and stay fp32.
 #pragma once
 
 #include <dnnl.hpp>
@@ -12,6 +17,7 @@ namespace nb::cpu {
 
 // The packed memory of `w` in layout `want`. `user` describes w's own fp32 layout (oihw / [K, N] "ba").
 // Packs from the fp32 values on first use, or re-lays out an existing packed copy for another layout.
+// A compact copy comes back expanded in this thread's scratch: use it before the next call on this thread.
 dnnl::memory packed_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want);
 
 // The Winograd-transformed copy of a 3x3 conv weight for layout `want`, made on first use (from the values or
