@@ -20,6 +20,7 @@ CommandRunner register_bench(CLI::App& app) {
     s->add_option("--steps", o->steps, "UNet CFG steps to time (median reported)")->capture_default_str();
     s->add_option("-t,--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
     s->add_option("--precision", o->precision, "auto, bf16 or fp32")->capture_default_str();
+    s->add_option("--type", o->weight_type, "UNet weights in memory: auto, f32 or q8_0")->capture_default_str();
     s->add_flag("--profile", o->profile, "Also print where the UNet step's and the VAE decode's time goes, per op");
     s->add_flag("--json", *json, "Print the report as JSON");
     return [o, json] {
@@ -29,7 +30,7 @@ CommandRunner register_bench(CLI::App& app) {
             return exit_code(r.error());
         }
         if (*json) {
-            nlohmann::json j = {{"model", r->model}, {"threads", r->threads}, {"precision", r->precision}, {"width", r->width},
+            nlohmann::json j = {{"model", r->model}, {"threads", r->threads}, {"precision", r->precision}, {"weight_type", r->weight_type}, {"width", r->width},
                                 {"height", r->height}, {"load_s", r->load_s}, {"peak_rss_mb", r->peak_rss_mb}};
             for (const auto& p : r->parts)
                 j["parts"].push_back({{"name", p.name}, {"median_s", p.median_s}, {"runs", p.runs}, {"gflop", p.gflop},
@@ -37,8 +38,8 @@ CommandRunner register_bench(CLI::App& app) {
             std::printf("%s\n", j.dump(2).c_str());
             return 0;
         }
-        std::printf("model: %s\nsize: %dx%d, threads: %d, precision: %s\nload: %.2f s\n", r->model.c_str(), r->width,
-                    r->height, r->threads, r->precision.c_str(), r->load_s);
+        std::printf("model: %s\nsize: %dx%d, threads: %d, precision: %s, weights: %s\nload: %.2f s\n", r->model.c_str(),
+                    r->width, r->height, r->threads, r->precision.c_str(), r->weight_type.c_str(), r->load_s);
         for (const auto& p : r->parts)
             std::printf("%-32s %8.3f s  (median of %d)  %8.1f GFLOP  %7.1f GFLOP/s\n", p.name.c_str(), p.median_s,
                         p.runs, p.gflop, p.median_s > 0 ? p.gflop / p.median_s : 0);

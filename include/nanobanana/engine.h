@@ -21,6 +21,11 @@ struct LoadOptions {
     // "auto" (= fp32 for now: bf16 misses the 1e-2 image tolerance on the golden pipeline), "bf16" (about 2x
     // faster UNet steps on CPUs with native bf16) or "fp32" (exact reference math).
     std::string precision = "auto";
+    // How the UNet's weights are held in memory (stable-diffusion.cpp's --type): "auto" (fp32 values, in 16 bits
+    // where exact -- every weight of an fp16 checkpoint; results identical to f32), "f32" (always 4 bytes: a
+    // little faster at small sizes, twice the memory) or "q8_0" (8-bit blocks, 1.125 bytes per weight; lossy,
+    // fp32 precision only).
+    std::string weight_type = "auto";
     // Frees each component's converted weights once its phase of a generation is over and reloads them from
     // the (mmapped) checkpoint when needed: lower peak memory for one-shot runs (the CLI), at the cost of a
     // reload per generation. Off (default) keeps everything loaded, so later generations pay no load cost.
@@ -128,6 +133,7 @@ struct BenchOptions {
     int steps = 3;  // UNet CFG steps timed after one warm-up step (median reported)
     int threads = 0;
     std::string precision = "auto";
+    std::string weight_type = "auto";  // as LoadOptions::weight_type
     bool profile = false;  // per-op time of the UNet steps
 };
 struct BenchPart {
@@ -140,6 +146,7 @@ struct BenchReport {
     std::string model;
     int threads = 0;
     std::string precision;
+    std::string weight_type;
     int width = 0, height = 0;
     double load_s = 0;
     std::vector<BenchPart> parts;

@@ -82,6 +82,25 @@ private:
     Precision saved_;
 };
 
+// How kernels hold an fp32 weight's packed copy (chosen when a weight is first packed; bf16 copies are bf16):
+//  exact: in 16 bits where every value is exactly an fp16 (or bf16) value -- an fp16 checkpoint's weights --
+//         else fp32; expanded per use, results identical to f32 (default);
+//  f32:   always fp32 (twice the memory, no expansion per use: a little faster at small sizes);
+//  q8_0:  blocks of 32 int8 values with one scale (1.125 bytes per value, ggml's q8_0 layout idea); lossy --
+//         an explicit choice, like stable-diffusion.cpp's `--type q8_0`.
+enum class WeightStorage { exact, f32, q8_0 };
+void set_weight_storage(WeightStorage s);
+WeightStorage weight_storage();
+struct WeightStorageScope {
+    explicit WeightStorageScope(WeightStorage s) : saved_(weight_storage()) { set_weight_storage(s); }
+    ~WeightStorageScope() { set_weight_storage(saved_); }
+    WeightStorageScope(const WeightStorageScope&) = delete;
+    WeightStorageScope& operator=(const WeightStorageScope&) = delete;
+
+private:
+    WeightStorage saved_;
+};
+
 // Per-op wall-time profile (off by default; `bench --profile`).
 struct OpTime {
     std::string op;

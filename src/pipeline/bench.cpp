@@ -19,7 +19,8 @@
 
 namespace nb {
 
-Result<void> apply_precision(const std::string& name);  // engine.cpp
+Result<void> apply_precision(const std::string& name);                // engine.cpp
+Result<ops::WeightStorage> parse_weight_type(const std::string& name);  // engine.cpp
 
 namespace {
 
@@ -70,6 +71,7 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
                           opt.height);
     ops::set_num_threads(opt.threads);
     if (auto pr = apply_precision(opt.precision); !pr) return std::unexpected(pr.error());
+    NB_TRY(storage, parse_weight_type(opt.weight_type));
     std::string path = opt.model_path;
     if (path.empty()) {
         NB_TRY(p, pipeline::ensure_random_sd15(say));
@@ -79,11 +81,12 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     r.model = path;
     r.threads = ops::num_threads();
     r.precision = ops::precision() == ops::Precision::bf16 ? "bf16" : "fp32";
+    r.weight_type = opt.weight_type.empty() ? "auto" : opt.weight_type;
     r.width = opt.width;
     r.height = opt.height;
     say("loading " + path);
     const double t0 = now_s();
-    NB_TRY(m, pipeline::SDModel::load(path, opt.vocab_path));
+    NB_TRY(m, pipeline::SDModel::load(path, opt.vocab_path, false, storage));
     r.load_s = now_s() - t0;
     say(fmt::format("loaded in {:.2f} s: RSS {:.0f} MB, peak so far {:.0f} MB", r.load_s, current_rss_mb(), peak_rss_mb()));
 

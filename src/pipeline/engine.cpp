@@ -42,10 +42,22 @@ Result<void> apply_precision(const std::string& name) {
     return {};
 }
 
+Result<ops::WeightStorage> parse_weight_type(const std::string& name) {
+    if (name == "auto" || name.empty()) return ops::WeightStorage::exact;
+    if (name == "f32") return ops::WeightStorage::f32;
+    if (name == "q8_0") {
+        if (ops::precision() != ops::Precision::fp32)
+            return make_error(Errc::invalid_argument, "weight type q8_0 needs --precision fp32 (bf16 keeps bf16 weights)");
+        return ops::WeightStorage::q8_0;
+    }
+    return make_error(Errc::invalid_argument, "weight type must be auto, f32 or q8_0 (got '{}')", name);
+}
+
 Result<std::unique_ptr<Engine>> Engine::load(const LoadOptions& opt) {
     ops::set_num_threads(opt.threads);
     if (auto r = apply_precision(opt.precision); !r) return std::unexpected(r.error());
-    NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights));
+    NB_TRY(storage, parse_weight_type(opt.weight_type));
+    NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights, storage));
     std::unique_ptr<Engine> e(new Engine());
     e->impl_->model = std::move(model);
     e->impl_->lora_dir = opt.lora_dir;

@@ -22,7 +22,8 @@ int64_t json_int(const std::map<std::string, std::string>& meta, const char* key
 
 }  // namespace
 
-Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const std::string& vocab, bool deferred) {
+Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const std::string& vocab, bool deferred,
+                                               ops::WeightStorage unet_storage) {
     std::optional<nn::Binder::Deferred> defer;
     if (deferred) defer.emplace();
     auto m = std::make_unique<SDModel>();
@@ -49,10 +50,15 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     unet::HeadsHint heads{json_int(meta, "unet_config", "num_heads"),
                           json_int(meta, "unet_config", "num_head_channels")};
     NB_TRY(unet_cfg, unet::UNetConfig::detect(unet_b, heads));
-    NB_TRY(unet_m, unet::UNet::load(unet_b, unet_cfg));
+    auto unet_loaded = [&] {
+        ops::WeightStorageScope storage(unet_storage);  // the binder packs as it binds (unless deferred)
+        return unet::UNet::load(unet_b, unet_cfg);
+    }();
+    NB_TRY(unet_m, std::move(unet_loaded));
     m->unet = std::move(unet_m);
     m->weights.insert(unet_b.bound().begin(), unet_b.bound().end());
     m->unet_weights.add(unet_b);
+    m->unet_weights.set_storage(unet_storage);
 
     NB_TRY(vae_cfg, vae::VAEConfig::detect(lookup));
     NB_TRY(vae_m, vae::VAE::load(lookup, vae_cfg, &m->vae_weights));

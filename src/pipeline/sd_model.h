@@ -36,8 +36,10 @@ struct SDModel {
 
     // `vocab`: explicit tokenizer path (--vocab) or empty to search (text::find_vocab). `deferred`: bind and
     // check every tensor but convert none; each component's WeightSet loads it on first use.
+    // `unet_storage`: how the UNet's packed weights are held (ops::WeightStorage; q8_0 is the lossy opt-in).
     static Result<std::unique_ptr<SDModel>> load(const std::string& path, const std::string& vocab,
-                                                 bool deferred = false);
+                                                 bool deferred = false,
+                                                 ops::WeightStorage unet_storage = ops::WeightStorage::exact);
 
     // Unique tensor prefixes of the components in the LDM single-file layout.
     static constexpr const char* kClipPrefix = "cond_stage_model.transformer.text_model.";

@@ -220,5 +220,39 @@ TEST(Pipeline, Bf16StaysNearFp32) {
     ops::set_precision(ops::Precision::fp32);
 }
 
+// q8_0 UNet weights (opt-in `--type q8_0`, lossy): measured how far the decoded image moves from the fp32
+// reference; the bound catches regressions (e.g. a wrong block scale) without claiming q8 is exact. The UNet
+// really holds ~1.125 bytes per weight.
+TEST(Pipeline, Q8WeightsStayNearFp32) {
+    int64_t before = ops::packed_weight_bytes();
+    auto exact = test::load_tiny_sd();
+    const int64_t exact_bytes = ops::packed_weight_bytes() - before;
+    before = ops::packed_weight_bytes();
+    auto m = test::load_tiny_sd(ops::WeightStorage::q8_0);
+    const int64_t q8_bytes = ops::packed_weight_bytes() - before;
+    // The UNet's conv/linear weights: 2 bytes each in the fp16 file (held exactly in 16 bits), ~1.125 as q8_0.
+    EXPECT_LT(q8_bytes, exact_bytes - m->unet_weights.numel() * 3 / 4) << exact_bytes << " vs " << q8_bytes;
+    for (auto [run, sampler] : {std::pair{"dpmpp_2m_karras", "DPM++ 2M Karras"}, std::pair{"euler_a", "Euler a"}}) {
+        pipeline::Txt2ImgRequest req;
+        req.params.prompt = kPrompt;
+        req.params.steps = 8;
+        req.params.width = req.params.height = 128;
+        req.params.sampler = sampler;
+        req.seed = 42;
+        auto out = pipeline::txt2img(*m, req, {});
+        ASSERT_TRUE(out) << out.error().message;
+        const Tensor& img = (*out)[0].image;
+        const Tensor ref = g(std::string(run) + ".decoded");
+        double md = 0, mr = 0;
+        for (int64_t i = 0; i < ref.numel(); ++i) {
+            md = std::max(md, double(std::abs(img.data()[i] - ref.data()[i])));
+            mr = std::max(mr, double(std::abs(ref.data()[i])));
+        }
+        std::printf("q8_0 %s: max|diff| / max|ref| = %.3e\n", run, md / mr);
+        EXPECT_TRUE(test::close_rel(img, ref, 5e-2)) << run;
+        EXPECT_FALSE(test::close_rel(img, ref, 1e-4)) << "not quantized?";
+    }
+}
+
 }  // namespace
 }  // namespace nb

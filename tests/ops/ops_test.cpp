@@ -227,6 +227,43 @@ TEST(Ops, Fp16ExactWeightsAreHeldCompact) {
     EXPECT_EQ(ops::packed_weight_bytes() - before_f, wf.numel() * 4);
 }
 
+// WeightStorage::q8_0: blocks of 32 int8 values + one fp32 scale (1.125 bytes per value); each value within
+// half a quantisation step (max|block| / 254) of the original; kept as q8_0 when re-packed after a change.
+TEST(Ops, Q8WeightsAreQuantizedInBlocks) {
+    Tensor x = randn({77, 320}, 31), w = randn({640, 320}, 32, 0.05f), b = randn({640}, 33);
+    Tensor w0 = w.clone();
+    Tensor r = Tensor::empty({77, 640});
+    ops::ref::linear(x.data(), w.data(), b.data(), r.data(), 77, 640, 320);
+    int64_t before = ops::packed_weight_bytes();
+    Tensor y;
+    {
+        ops::WeightStorageScope q8(ops::WeightStorage::q8_0);
+        y = ops::linear(x, w, b);
+    }
+    EXPECT_EQ(ops::packed_weight_bytes() - before, w.numel() + w.numel() / 32 * 4);
+    EXPECT_TRUE(test::close_rel(y, r, 2e-2));
+    EXPECT_FALSE(test::close_rel(y, r, 1e-4)) << "not quantized?";
+    ops::ensure_values(w);
+    float amax = 0.f, worst = 0.f;
+    for (int64_t i = 0; i < w.numel(); ++i) {
+        amax = std::max(amax, std::abs(w0.data()[i]));
+        worst = std::max(worst, std::abs(w.data()[i] - w0.data()[i]));
+    }
+    EXPECT_LE(worst, amax / 254.f * 1.001f);
+    EXPECT_GT(worst, 0.f);
+    ops::weights_changed(w);  // as after a LoRA merge: re-packed on next use, still as q8_0 (default is exact)
+    before = ops::packed_weight_bytes();
+    ops::linear(x, w, b);
+    EXPECT_EQ(ops::packed_weight_bytes() - before, w.numel() + w.numel() / 32 * 4);
+
+    // convolution (blocked layout) too
+    Tensor xc = randn({1, 64, 10, 10}, 34), wc = randn({64, 64, 3, 3}, 35, 0.05f), bc = randn({64}, 36);
+    Tensor rc = Tensor::empty({1, 64, 10, 10});
+    ops::ref::conv2d({1, 64, 10, 10, 64, 3, 3, 1, 1, 1, 1, 1}, xc.data(), wc.data(), bc.data(), rc.data());
+    ops::WeightStorageScope q8(ops::WeightStorage::q8_0);
+    EXPECT_TRUE(test::close_rel(ops::conv2d(xc, wc, bc, 1, ops::Pad2d::same(1)), rc, 2e-2));
+}
+
 TEST(Ops, ConvSeesWeightsChangedInPlace) {
     Tensor x = Tensor::full({1, 8, 6, 6}, 1.f), w = Tensor::full({16, 8, 3, 3}, 0.5f), b(Shape{16});
     Tensor y1 = ops::conv2d(x, w, b, 1, ops::Pad2d::same(1));

@@ -11,9 +11,9 @@
 namespace nb::test {
 
 // A fresh model (callers that modify weights or precision own their copy).
-inline std::unique_ptr<pipeline::SDModel> load_tiny_sd() {
+inline std::unique_ptr<pipeline::SDModel> load_tiny_sd(ops::WeightStorage unet = ops::WeightStorage::exact) {
     auto r = pipeline::SDModel::load(shared_path("golden/pipeline/sd_tiny_fp16.safetensors"),
-                                     shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz"));
+                                     shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz"), false, unet);
     if (!r) throw std::runtime_error(r.error().message);
     return std::move(*r);
 }

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -28,10 +29,28 @@ struct Packed {
     // `mem` (half the memory) and expanded into a scratch buffer per use.
     std::vector<uint16_t> compact;
     DType compact_type = DType::f32;
+    // WeightStorage::q8_0: the fp32 packed copy as blocks of kQ8Block int8 values with one fp32 scale each.
+    std::vector<int8_t> q8;
+    std::vector<float> q8_scale;
+    ops::WeightStorage storage = ops::WeightStorage::exact;  // chosen when first packed, kept on re-layout
     dnnl::memory wino;          // Winograd-transformed copy (derived; the values or the packed copy stay the weight)
 
-    bool packed() const { return bool(mem) || !compact.empty(); }
+    bool packed() const { return bool(mem) || !compact.empty() || !q8.empty(); }
 };
+
+constexpr size_t kQ8Block = 32;
+
+// Frees a vector's buffer (`v = {}` would only clear it, keeping the capacity).
+template <class T>
+void free_buffer(std::vector<T>& v) {
+    std::vector<T>().swap(v);
+}
+
+void free_copies(Packed& p) {
+    free_buffer(p.compact);
+    free_buffer(p.q8);
+    free_buffer(p.q8_scale);
+}
 
 std::mutex g_mu;
 std::map<const void*, Packed> g_packed;
@@ -65,8 +84,33 @@ bool compact_exactly(const float* v, size_t n, std::vector<uint16_t>& out, DType
             type = t;
             return true;
         }
-    out = {};
+    free_buffer(out);
     return false;
+}
+
+// q8_0 (as in ggml): per block of 32 consecutive values, scale = max|v| / 127, q = round(v / scale).
+void quantize_q8(const float* v, size_t n, std::vector<int8_t>& q, std::vector<float>& scale) {
+    const size_t blocks = (n + kQ8Block - 1) / kQ8Block;
+    q.resize(n);
+    scale.resize(blocks);
+#pragma omp parallel for schedule(static) if (blocks > 4096)
+    for (size_t b = 0; b < blocks; ++b) {
+        const size_t i0 = b * kQ8Block, i1 = std::min(n, i0 + kQ8Block);
+        float amax = 0.f;
+        for (size_t i = i0; i < i1; ++i) amax = std::max(amax, std::fabs(v[i]));
+        const float d = amax / 127.f, inv = d > 0.f ? 1.f / d : 0.f;
+        scale[b] = d;
+        for (size_t i = i0; i < i1; ++i) q[i] = int8_t(std::nearbyint(v[i] * inv));
+    }
+}
+
+void dequantize_q8(const int8_t* q, const float* scale, float* dst, size_t n) {
+    for (size_t b = 0; b * kQ8Block < n; ++b) {
+        const size_t i0 = b * kQ8Block, i1 = std::min(n, i0 + kQ8Block);
+        const float d = scale[b];
+#pragma omp simd
+        for (size_t i = i0; i < i1; ++i) dst[i] = float(q[i]) * d;
+    }
 }
 
 // 16-bit values to fp32, 8 at a time (F16C / AVX2 are in the x86-64-v3 baseline).
@@ -89,15 +133,24 @@ void expand(DType t, const uint16_t* src, float* dst, size_t n) {
 dnnl::memory usable(const Packed& p) {
     if (p.mem) return p.mem;
     thread_local std::vector<float> scratch;
-    const size_t n = p.compact.size();
+    const size_t n = p.q8.empty() ? p.compact.size() : p.q8.size();
     if (scratch.size() < n) {
-        scratch = {};  // never hold two
+        free_buffer(scratch);  // never hold two
         scratch.resize(n);
     }
     constexpr size_t kChunk = 1 << 16;
     const int64_t chunks = int64_t((n + kChunk - 1) / kChunk);
-    const uint16_t* src = p.compact.data();
     float* dst = scratch.data();
+    if (!p.q8.empty()) {
+        static_assert(kChunk % kQ8Block == 0);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+        for (int64_t c = 0; c < chunks; ++c) {
+            const size_t b = size_t(c) * kChunk;
+            dequantize_q8(p.q8.data() + b, p.q8_scale.data() + b / kQ8Block, dst + b, std::min(kChunk, n - b));
+        }
+        return dnnl::memory(p.layout, dnnl_engine(), dst);
+    }
+    const uint16_t* src = p.compact.data();
     const DType t = p.compact_type;
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (int64_t c = 0; c < chunks; ++c) {
@@ -107,16 +160,28 @@ dnnl::memory usable(const Packed& p) {
     return dnnl::memory(p.layout, dnnl_engine(), dst);
 }
 
-// Makes `m` (layout `want`) the packed copy of p, held compact when that is exact.
+// Makes `m` (layout `want`) the packed copy of p, held as p.storage says (fp32 copies only).
 void set_packed(Packed& p, const dnnl::memory& m, const dnnl::memory::desc& want) {
     p.layout = want;
     p.mem = m;
-    p.compact.clear();
-    p.compact.shrink_to_fit();
-    if (want.data_type() != dt::f32) return;
+    free_copies(p);
+    if (want.data_type() != dt::f32 || p.storage == ops::WeightStorage::f32) return;
     const size_t n = want.get_size() / sizeof(float);
-    if (compact_exactly(static_cast<const float*>(m.get_data_handle()), n, p.compact, p.compact_type))
+    const float* v = static_cast<const float*>(m.get_data_handle());
+    if (p.storage == ops::WeightStorage::q8_0) {
+        quantize_q8(v, n, p.q8, p.q8_scale);
         p.mem = dnnl::memory();
+    } else if (compact_exactly(v, n, p.compact, p.compact_type)) {
+        p.mem = dnnl::memory();
+    }
+}
+
+Packed new_entry(const Tensor& w, const dnnl::memory::desc& user) {
+    Packed p;
+    p.owner = w;
+    p.user = user;
+    p.storage = ops::weight_storage();
+    return p;
 }
 
 }  // namespace
@@ -134,19 +199,19 @@ dnnl::memory packed_weights(const Tensor& w, const dnnl::memory::desc& user, con
         dnnl::reorder(from, m).execute(strm, from, m);
         strm.wait();
         set_packed(p, m, want);
-        return m;  // the caller's handle keeps the fp32 buffer alive for this use
+        return usable(p);  // as held (q8_0 is lossy: every use must see the same values)
     }
     if (!w.has_values()) throw std::logic_error("packed_weights: weight has neither values nor a packed copy");
     dnnl::memory src(user, eng, const_cast<float*>(w.data()));
     dnnl::memory m(want, eng);
     dnnl::reorder(src, m).execute(strm, src, m);
     strm.wait();
-    if (it == g_packed.end()) it = g_packed.emplace(w.storage_id(), Packed{w, user, {}, {}, {}, DType::f32, {}}).first;
+    if (it == g_packed.end()) it = g_packed.emplace(w.storage_id(), new_entry(w, user)).first;
     set_packed(it->second, m, want);
-    // The packed copy is now the weight: bf16 by design, fp32 losslessly (re-laid out, held in 16 bits only
-    // where that is exact).
+    // The packed copy is now the weight: bf16 by design; fp32 re-laid out and held in 16 bits where exact,
+    // or as q8_0 when asked (WeightStorage).
     w.release_values();
-    return m;
+    return usable(it->second);
 }
 
 dnnl::memory winograd_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
@@ -169,7 +234,7 @@ dnnl::memory winograd_weights(const Tensor& w, const dnnl::memory::desc& user, c
     dnnl::memory m(want, eng);
     dnnl::reorder(plain, m).execute(strm, plain, m);
     strm.wait();
-    if (it == g_packed.end()) it = g_packed.emplace(w.storage_id(), Packed{w, user, {}, {}, {}, DType::f32, {}}).first;
+    if (it == g_packed.end()) it = g_packed.emplace(w.storage_id(), new_entry(w, user)).first;
     it->second.wino = m;
     return m;
 }
@@ -197,16 +262,29 @@ int64_t packed_weight_bytes() {
     std::lock_guard lock(cpu::g_mu);
     int64_t n = 0;
     for (const auto& [_, p] : cpu::g_packed) {
-        n += int64_t(p.compact.size() * sizeof(uint16_t));
+        n += int64_t(p.compact.size() * sizeof(uint16_t) + p.q8.size() + p.q8_scale.size() * sizeof(float));
         if (p.mem) n += int64_t(p.mem.get_desc().get_size());
         if (p.wino) n += int64_t(p.wino.get_desc().get_size());
     }
     return n;
 }
 
+namespace {
+WeightStorage g_storage = WeightStorage::exact;
+}
+void set_weight_storage(WeightStorage s) { g_storage = s; }
+WeightStorage weight_storage() { return g_storage; }
+
 void weights_changed(const Tensor& w) {
     std::lock_guard lock(cpu::g_mu);
-    cpu::g_packed.erase(w.storage_id());
+    auto it = cpu::g_packed.find(w.storage_id());
+    if (it == cpu::g_packed.end()) return;
+    // Drop every copy but keep the entry: the weight is re-packed as it was first stored (q8_0 stays q8_0).
+    cpu::Packed& p = it->second;
+    p.layout = {};
+    p.mem = {};
+    cpu::free_copies(p);
+    p.wino = {};
 }
 
 }  // namespace nb::ops

@@ -6,7 +6,8 @@
 // checkpoint -- is held in those 16 bits and expanded into a per-thread scratch buffer when used: an SD 1.5
 // UNet then holds 1.7 GB instead of 3.4 GB at fp32 compute, bit-identical results, for one conversion pass
 // over the weights per evaluation (~0.13 s per UNet step at 40 GB/s). LoRA-merged weights are not exact in
-// 16 bits and stay fp32.
+// 16 bits and stay fp32. ops::WeightStorage chooses otherwise (always fp32, or lossy q8_0 blocks) when a weight
+// is first packed; re-packing after a change keeps that choice.
 #pragma once
 
 #include <dnnl.hpp>

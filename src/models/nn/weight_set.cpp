@@ -32,6 +32,7 @@ void WeightSet::release(const std::set<std::string>& keep) {
 
 Result<void> WeightSet::acquire() {
     if (resident_) return {};
+    ops::WeightStorageScope storage(storage_);
     for (auto& [key, it] : items_) {
         if (!it.released) continue;
         const TensorEntry& e = *it.source.entry;

@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "models/nn/binder.h"
@@ -29,6 +30,9 @@ public:
     // Brings released weights back: converted from their checkpoint entries and re-packed as at load time.
     // No-op when resident. Errors name the tensor (the file may have changed under the mmap).
     Result<void> acquire();
+    // How the kernels hold this set's packed weights when it is (re)loaded (ops::WeightStorage).
+    void set_storage(ops::WeightStorage s) { storage_ = s; }
+    ops::WeightStorage storage() const { return storage_; }
 
 private:
     struct Item {
@@ -38,6 +42,7 @@ private:
     };
     std::map<std::string, Item> items_;
     bool resident_ = true;
+    ops::WeightStorage storage_ = ops::WeightStorage::exact;
 };
 
 }  // namespace nb::nn
