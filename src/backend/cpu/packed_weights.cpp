@@ -105,12 +105,14 @@ void quantize_q8(const float* v, size_t n, std::vector<int8_t>& q, std::vector<f
 }
 
 void dequantize_q8(const int8_t* q, const float* scale, float* dst, size_t n) {
-    for (size_t b = 0; b * kQ8Block < n; ++b) {
-        const size_t i0 = b * kQ8Block, i1 = std::min(n, i0 + kQ8Block);
+    const size_t full = n / kQ8Block;
+    for (size_t b = 0; b < full; ++b) {  // fixed trip count: straight-line vector code per block
         const float d = scale[b];
-#pragma omp simd
-        for (size_t i = i0; i < i1; ++i) dst[i] = float(q[i]) * d;
+        const int8_t* qb = q + b * kQ8Block;
+        float* out = dst + b * kQ8Block;
+        for (size_t j = 0; j < kQ8Block; ++j) out[j] = float(qb[j]) * d;
     }
+    for (size_t i = full * kQ8Block; i < n; ++i) dst[i] = float(q[i]) * scale[full];
 }
 
 // 16-bit values to fp32, 8 at a time (F16C / AVX2 are in the x86-64-v3 baseline).
