@@ -71,6 +71,7 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     }
     if (auto it = meta.find("parameterization"); it != meta.end() && it->second == "v") m->prediction = Prediction::v;
     ws.drop_resident_pages();  // every weight has been converted; keep only our own copies resident
+    ops::return_free_memory();  // and hand back the heap pages the conversions used
     return m;
 }
 
