@@ -72,15 +72,19 @@ enum class Precision { fp32, bf16 };
 void set_precision(Precision p);
 Precision precision();
 bool cpu_has_bf16();
-struct PrecisionScope {  // sets a precision for a scope, restores the previous one
-    explicit PrecisionScope(Precision p) : saved_(precision()) { set_precision(p); }
-    ~PrecisionScope() { set_precision(saved_); }
-    PrecisionScope(const PrecisionScope&) = delete;
-    PrecisionScope& operator=(const PrecisionScope&) = delete;
+// Sets a process-wide kernel setting for a scope and restores the previous value after it.
+template <class T, T (*Get)(), void (*Set)(T)>
+class SettingScope {
+public:
+    explicit SettingScope(T v) : saved_(Get()) { Set(v); }
+    ~SettingScope() { Set(saved_); }
+    SettingScope(const SettingScope&) = delete;
+    SettingScope& operator=(const SettingScope&) = delete;
 
 private:
-    Precision saved_;
+    T saved_;
 };
+using PrecisionScope = SettingScope<Precision, precision, set_precision>;
 
 // How kernels hold an fp32 weight's packed copy (chosen when a weight is first packed; bf16 copies are bf16):
 //  exact: in 16 bits where every value is exactly an fp16 (or bf16) value -- an fp16 checkpoint's weights --
@@ -91,15 +95,7 @@ private:
 enum class WeightStorage { exact, f32, q8_0 };
 void set_weight_storage(WeightStorage s);
 WeightStorage weight_storage();
-struct WeightStorageScope {
-    explicit WeightStorageScope(WeightStorage s) : saved_(weight_storage()) { set_weight_storage(s); }
-    ~WeightStorageScope() { set_weight_storage(saved_); }
-    WeightStorageScope(const WeightStorageScope&) = delete;
-    WeightStorageScope& operator=(const WeightStorageScope&) = delete;
-
-private:
-    WeightStorage saved_;
-};
+using WeightStorageScope = SettingScope<WeightStorage, weight_storage, set_weight_storage>;
 
 // Per-op wall-time profile (off by default; `bench --profile`).
 struct OpTime {

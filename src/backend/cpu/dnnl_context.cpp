@@ -4,7 +4,6 @@
 #include <omp.h>
 
 #include <atomic>
-#include <memory>
 
 #include "backend/ops.h"
 
@@ -21,24 +20,14 @@ dnnl::stream& dnnl_stream() {
 }
 
 namespace {
-thread_local std::unique_ptr<char[]> t_scratch;
-thread_local size_t t_scratch_size = 0;
+thread_local GrowingBuffer t_scratch;
 }  // namespace
 
 dnnl::memory scratchpad(const dnnl::memory::desc& d) {
-    const size_t need = d.get_size();
-    if (need > t_scratch_size) {
-        t_scratch.reset();  // never hold two
-        t_scratch.reset(new char[need]);
-        t_scratch_size = need;
-    }
-    return dnnl::memory(d, dnnl_engine(), t_scratch.get());
+    return dnnl::memory(d, dnnl_engine(), t_scratch.get(d.get_size()));
 }
 
-void release_scratchpad() {
-    t_scratch.reset();
-    t_scratch_size = 0;
-}
+void release_scratchpad() { t_scratch.release(); }
 
 }  // namespace nb::cpu
 

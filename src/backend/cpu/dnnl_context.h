@@ -1,8 +1,33 @@
 #pragma once
 
+#include <cstddef>
+#include <memory>
+
 #include <dnnl.hpp>
 
 namespace nb::cpu {
+// A reusable buffer that grows to the largest request (dropping the old one first, so there are never two)
+// and keeps it until release(): kernels' per-thread scratch.
+class GrowingBuffer {
+public:
+    void* get(size_t bytes) {
+        if (bytes > size_) {
+            data_.reset();
+            data_.reset(new char[bytes]);
+            size_ = bytes;
+        }
+        return data_.get();
+    }
+    void release() {
+        data_.reset();
+        size_ = 0;
+    }
+
+private:
+    std::unique_ptr<char[]> data_;
+    size_t size_ = 0;
+};
+
 dnnl::engine& dnnl_engine();
 dnnl::stream& dnnl_stream();
 // Scratch memory for a primitive created with scratchpad_mode::user: this thread's buffer, grown to the

@@ -134,15 +134,11 @@ void expand(DType t, const uint16_t* src, float* dst, size_t n) {
 // (valid until the next expansion on this thread; ops use a weight right away).
 dnnl::memory usable(const Packed& p) {
     if (p.mem) return p.mem;
-    thread_local std::vector<float> scratch;
+    thread_local GrowingBuffer scratch;
     const size_t n = p.q8.empty() ? p.compact.size() : p.q8.size();
-    if (scratch.size() < n) {
-        free_buffer(scratch);  // never hold two
-        scratch.resize(n);
-    }
+    float* dst = static_cast<float*>(scratch.get(n * sizeof(float)));
     constexpr size_t kChunk = 1 << 16;
     const int64_t chunks = int64_t((n + kChunk - 1) / kChunk);
-    float* dst = scratch.data();
     if (!p.q8.empty()) {
         static_assert(kChunk % kQ8Block == 0);
 #pragma omp parallel for schedule(static) if (chunks > 1)

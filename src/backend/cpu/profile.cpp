@@ -24,8 +24,6 @@ void profile_add(const char* op, double seconds, int64_t macs) {
     e.macs += macs;
 }
 
-int64_t profile_macs_now() { return ops::mac_count(); }
-
 }  // namespace nb::cpu
 
 namespace nb::ops {

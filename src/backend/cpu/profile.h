@@ -4,26 +4,27 @@
 #include <chrono>
 #include <cstdint>
 
+#include "backend/ops.h"
+
 namespace nb::cpu {
 
 bool profiling();
 // One call of `op`: its wall time and the multiply-accumulates it counted (ops::count_macs).
 void profile_add(const char* op, double seconds, int64_t macs);
-int64_t profile_macs_now();
 
 class ProfileScope {
 public:
     explicit ProfileScope(const char* op) : op_(op), on_(profiling()) {
         if (on_) {
             t0_ = std::chrono::steady_clock::now();
-            macs0_ = profile_macs_now();
+            macs0_ = ops::mac_count();
         }
     }
     void rename(const char* op) { op_ = op; }  // once the op knows which kernel it ran
     ~ProfileScope() {
         if (on_)
             profile_add(op_, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count(),
-                        profile_macs_now() - macs0_);
+                        ops::mac_count() - macs0_);
     }
 
 private:
