@@ -20,6 +20,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
 // Large stride-1 "same" convolutions run in bands of rows holding about this many bytes of input + output
 // activations (default 32 MB; smaller = less memory, more halo rows recomputed).
 void set_conv_band_bytes(int64_t bytes);
+// Weights held in 16 bits or q8_0 are expanded to fp32 per use; convolutions and linears whose fp32 weight is
+// larger than this (default 16 MB) run in output-channel groups of at most this size, so that the expansion
+// scratch holds one group.
+void set_weight_group_bytes(int64_t bytes);
+int64_t weight_group_bytes();
 // x [..., K], w [N, K], b [N] or undefined -> [..., N].
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 // x [N, C, ...] -> same shape; optional fused SiLU.
@@ -59,6 +64,9 @@ void return_free_memory();
 void ensure_values(const Tensor& w);
 // Bytes held by the kernels' packed weight copies (16-bit compact copies at 2 bytes per value).
 int64_t packed_weight_bytes();
+// Bytes of this thread's scratch for expanded (16-bit / q8_0) weights: the largest weight group used since
+// the last return_free_memory().
+int64_t weight_scratch_bytes();
 
 // Multiply-accumulates done by conv2d / linear / attention since the last reset (for `bench` GFLOP/s).
 int64_t mac_count();

@@ -227,6 +227,46 @@ TEST(Ops, Fp16ExactWeightsAreHeldCompact) {
     EXPECT_EQ(ops::packed_weight_bytes() - before_f, wf.numel() * 4);
 }
 
+// A big weight held in 16 bits (or q8_0) runs in output-channel groups (ops::set_weight_group_bytes; here
+// 160 KB): conv and linear still match the reference and the expansion scratch never holds more than a group.
+TEST(Ops, BigCompactWeightsRunInGroups) {
+    auto to_f16_grid = [](Tensor t) {
+        for (auto& v : t.span()) v = f16_to_f32(f32_to_f16(v));
+        return t;
+    };
+    constexpr int64_t kGroup = 160 << 10;
+    ops::set_weight_group_bytes(kGroup);
+    ops::return_free_memory();  // empties this thread's expansion scratch
+    Tensor x = randn({2, 64, 9, 7}, 41), w = to_f16_grid(randn({256, 64, 3, 3}, 42, 0.1f)), b = randn({256}, 43);
+    Tensor r = Tensor::empty({2, 256, 9, 7});
+    ops::ref::conv2d({2, 64, 9, 7, 256, 3, 3, 1, 1, 1, 1, 1}, x.data(), w.data(), b.data(), r.data());
+    ops::prepack_conv(w, 1, ops::Pad2d::same(1));
+    EXPECT_TRUE(test::close_rel(ops::conv2d(x, w, b, 1, ops::Pad2d::same(1)), r, 1e-5));
+    EXPECT_GT(ops::weight_scratch_bytes(), 0);
+    EXPECT_LE(ops::weight_scratch_bytes(), kGroup) << "the 590 KB weight was expanded whole";
+
+    Tensor xl = randn({33, 256}, 44), wl = to_f16_grid(randn({400, 256}, 45, 0.05f)), bl = randn({400}, 46);
+    Tensor rl = Tensor::empty({33, 400});
+    ops::ref::linear(xl.data(), wl.data(), bl.data(), rl.data(), 33, 400, 256);
+    EXPECT_TRUE(test::close_rel(ops::linear(xl, wl, bl), rl, 1e-5));  // 400 columns: groups of 128, last of 16
+    EXPECT_LE(ops::weight_scratch_bytes(), kGroup);
+
+    {  // q8_0 groups dequantise the same blocks as the whole weight
+        Tensor wq = randn({256, 64, 3, 3}, 47, 0.1f);
+        ops::set_weight_group_bytes(int64_t(1) << 40);
+        Tensor whole;
+        {
+            ops::WeightStorageScope q8(ops::WeightStorage::q8_0);
+            whole = ops::conv2d(x, wq, b, 1, ops::Pad2d::same(1));
+        }
+        ops::set_weight_group_bytes(kGroup);
+        ops::return_free_memory();
+        EXPECT_TRUE(test::close_rel(ops::conv2d(x, wq, b, 1, ops::Pad2d::same(1)), whole, 1e-6));
+        EXPECT_LE(ops::weight_scratch_bytes(), kGroup);
+    }
+    ops::set_weight_group_bytes(16 << 20);
+}
+
 // WeightStorage::q8_0: blocks of 32 int8 values + one fp32 scale (1.125 bytes per value); each value within
 // half a quantisation step (max|block| / 254) of the original; kept as q8_0 when re-packed after a change.
 TEST(Ops, Q8WeightsAreQuantizedInBlocks) {

@@ -131,7 +131,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
         if (t.numel() < n) t = Tensor::empty({n});
     };
     reserve(scores, heads * rows_max * tk);
-    reserve(probs, heads * rows_max * tk);
+    if (bf16) reserve(probs, heads * rows_max * tk);  // fp32 softmaxes the scores in place
     reserve(qp, heads * rows_max * dh);
     reserve(kp, heads * tk * dh);
     reserve(vp, heads * tk * dv);
@@ -165,7 +165,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
             } else {
                 // Plain pointers: the scratch tensors are thread_local, worker threads must not name them.
                 float* s = scores.data();
-                uint16_t* pb = reinterpret_cast<uint16_t*>(probs.data());
+                uint16_t* pb = bf16 ? reinterpret_cast<uint16_t*>(probs.data()) : nullptr;
 #pragma omp parallel for schedule(static)
                 for (int64_t r = 0; r < heads * rows; ++r) {
                     const int64_t valid = std::min(tk, r0 + r % rows + 1);

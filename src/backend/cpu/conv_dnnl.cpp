@@ -33,6 +33,7 @@ constexpr int64_t kWinogradMinPixels = 128 * 128;
 // twice a band's pixels are banded.
 std::atomic<int64_t> g_band_bytes{32 << 20};
 constexpr int64_t kMinBandPixels = 8192;
+std::atomic<int64_t> g_group_bytes{16 << 20};  // see weight_groups; shared with linear()
 
 struct ConvKey {
     int64_t n, c, h, w, o, kh, kw;
@@ -88,6 +89,45 @@ ConvPlan& plan_for(const ConvKey& k) {
     return g_plans.emplace(k, ConvPlan{pd, dnnl::convolution_forward(pd), false}).first->second;
 }
 
+// A weight held in 16 bits (or q8_0) is expanded to fp32 for each call. A big one is split into output-channel
+// groups of at most g_group_bytes (fp32) that run as separate convolutions into the output's channel ranges,
+// so the expansion scratch holds one group: in an SD 1.5 UNet 16 MB instead of the 118 MB of its largest
+// weight (2560 -> 1280 channels, 3x3), at 8x8..16x16 pixels where rereading the input per group costs little.
+// The packed copy is then [G, O/G, C, KH, KW]: each group in the layout its kernel wants, one after another.
+int64_t group_count(const Tensor& w, const ConvKey& k) {
+    constexpr int64_t kStep = 16;  // output channels per group: a multiple of the kernels' channel blocks
+    const int64_t bytes = k.o * k.c * k.kh * k.kw * int64_t(sizeof(float)), cap = g_group_bytes.load();
+    if (k.bf16 || bytes <= cap || k.o % kStep || !cpu::packed_weights_expand(w)) return 1;
+    for (int64_t count = (bytes + cap - 1) / cap; count < k.o / kStep; ++count)
+        if ((k.o / kStep) % count == 0) return count;
+    return k.o / kStep;
+}
+
+// `count` copies of 4-D layout `part` one after another, as a 5-D [count, ...] layout (empty if `part` is not a
+// plain blocked layout).
+dnnl::memory::desc stack_groups(const dnnl::memory::desc& part, int64_t count) {
+    dnnl_memory_desc_t d = part.data;
+    if (d.ndims != 4 || d.format_kind != dnnl_blocked || d.offset0 != 0 || d.extra.flags != 0) return {};
+    auto& blk = d.format_desc.blocking;
+    for (int i = 4; i > 0; --i) {
+        d.dims[i] = d.dims[i - 1];
+        d.padded_dims[i] = d.padded_dims[i - 1];
+        d.padded_offsets[i] = d.padded_offsets[i - 1];
+        blk.strides[i] = blk.strides[i - 1];
+    }
+    d.ndims = 5;
+    d.dims[0] = d.padded_dims[0] = count;
+    d.padded_offsets[0] = 0;
+    blk.strides[0] = dnnl_dim_t(part.get_size() / sizeof(float));
+    for (int i = 0; i < blk.inner_nblks; ++i) ++blk.inner_idxs[i];
+    return dnnl::memory::desc(d);
+}
+
+// The grouped user layout: oihw seen as [G, O/G, C, KH, KW] (the same bytes).
+dnnl::memory::desc grouped_user(const ConvKey& k, int64_t count) {
+    return dnnl::memory::desc({count, k.o / count, k.c, k.kh, k.kw}, dt::f32, tag::goihw);
+}
+
 }  // namespace
 
 void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
@@ -98,22 +138,31 @@ void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
               stride, pad.t,    pad.l, pad.b, pad.r,    true,     precision() == Precision::bf16};
     dnnl::memory::desc user({w.dim(0), w.dim(1), w.dim(2), w.dim(3)}, dt::f32, tag::oihw);
     std::unique_lock lock(g_mu);
-    const auto want = plan_for(k).pd.weights_desc();
+    auto want = plan_for(k).pd.weights_desc();
+    if (const int64_t groups = group_count(w, k); groups > 1) {  // as conv2d will use it
+        ConvKey gk = k;
+        gk.o /= groups;
+        if (auto stacked = stack_groups(plan_for(gk).pd.weights_desc(), groups); !stacked.is_zero()) {
+            want = stacked;
+            user = grouped_user(k, groups);
+        }
+    }
     lock.unlock();
-    cpu::packed_weights(w, user, want);
+    cpu::pack_weights(w, user, want);
 }
 
 namespace {
 
-// Strided view of rows [r0, r0 + rows) of an NCHW tensor [n, c, h, w] stored at `data`.
-dnnl::memory rows_view(float* data, int64_t n, int64_t c, int64_t h, int64_t w, int64_t r0, int64_t rows) {
-    dnnl::memory::desc d({n, c, rows, w}, dt::f32, dnnl::memory::dims{c * h * w, h * w, w, 1});
-    return dnnl::memory(d, cpu::dnnl_engine(), data + r0 * w);
+// Strided view of channels [c0, c0 + c) x rows [r0, r0 + rows) of an NCHW tensor [n, ct, h, w] at `data`.
+dnnl::memory view(float* data, int64_t n, int64_t ct, int64_t c0, int64_t c, int64_t h, int64_t w, int64_t r0,
+                  int64_t rows) {
+    dnnl::memory::desc d({n, c, rows, w}, dt::f32, dnnl::memory::dims{ct * h * w, h * w, w, 1});
+    return dnnl::memory(d, cpu::dnnl_engine(), data + (c0 * h + r0) * w);
 }
 
 // Runs plan p (key k) on `src` (a view in the caller's layout) and writes rows [o0, o0 + dst's rows) of the
 // plan's output into `dst` (also a view). Blocked copies live only for this call.
-void run_plan(const ConvPlan& p, const ConvKey& k, dnnl::memory src, const dnnl::memory& wei, const Tensor& b,
+void run_plan(const ConvPlan& p, const ConvKey& k, dnnl::memory src, const dnnl::memory& wei, const float* bias,
               dnnl::memory dst, int64_t o0) {
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
@@ -125,8 +174,7 @@ void run_plan(const ConvPlan& p, const ConvKey& k, dnnl::memory src, const dnnl:
     const bool whole = dst.get_desc().dims()[2] == k.out_h();
     dnnl::memory dst_out = whole && p.pd.dst_desc() == dst.get_desc() ? dst : dnnl::memory(p.pd.dst_desc(), eng);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_in}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst_out}};
-    if (b.defined())
-        args[DNNL_ARG_BIAS] = dnnl::memory({{k.o}, dt::f32, tag::a}, eng, const_cast<float*>(b.data()));
+    if (bias) args[DNNL_ARG_BIAS] = dnnl::memory({{k.o}, dt::f32, tag::a}, eng, const_cast<float*>(bias));
     if (p.pd.scratchpad_desc().get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = cpu::scratchpad(p.pd.scratchpad_desc());
     p.prim.execute(strm, args);
     strm.wait();
@@ -144,6 +192,9 @@ void run_plan(const ConvPlan& p, const ConvKey& k, dnnl::memory src, const dnnl:
 }
 
 }  // namespace
+
+void set_weight_group_bytes(int64_t bytes) { g_group_bytes = bytes; }
+int64_t weight_group_bytes() { return g_group_bytes; }
 
 void set_conv_band_bytes(int64_t bytes) { g_band_bytes = bytes; }
 
@@ -180,26 +231,42 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     const ConvPlan& p = plan_for(k);
     const bool winograd = p.winograd;
     const auto want = p.pd.weights_desc();
+    const int64_t groups = winograd ? 1 : group_count(w, k);
+    ConvKey gk = k;
+    gk.o = k.o / groups;
+    const ConvPlan& gp = groups > 1 ? plan_for(gk) : p;
+    const auto part = gp.pd.weights_desc(), stacked = groups > 1 ? stack_groups(part, groups) : part;
     lock.unlock();
     if (winograd) prof_.rename("conv2d_winograd");
 
+    float* xd = const_cast<float*>(x.data());
+    // Output channels [o0, o0 + kk.o) with plan pl and weights wei, in bands of rows when banded.
+    auto run = [&](const ConvPlan& pl, const ConvKey& kk, const dnnl::memory& wei, int64_t o0) {
+        const float* bias = b.defined() ? b.data() + o0 : nullptr;
+        if (!banded) {
+            run_plan(pl, kk, view(xd, n, c, 0, c, h, wd, 0, h), wei, bias, view(y.data(), n, full.o, o0, kk.o, ho, wo, 0, ho), 0);
+            return;
+        }
+        for (int64_t r0 = 0; r0 < h; r0 += band_rows) {
+            const int64_t r1 = std::min(h, r0 + band_rows);
+            const int64_t s0 = std::clamp<int64_t>(r0 - halo, 0, h - in_rows);  // input rows [s0, s0 + in_rows)
+            run_plan(pl, kk, view(xd, n, c, 0, c, h, wd, s0, in_rows), wei, bias,
+                     view(y.data(), n, full.o, o0, kk.o, ho, wo, r0, r1 - r0), r0 - s0);
+        }
+    };
     dnnl::memory::desc user_wei({k.o, k.c, kh, kw}, dt::f32, tag::oihw);
+    if (groups > 1 && !stacked.is_zero()) {
+        const size_t n_part = part.get_size() / sizeof(float);
+        for (int64_t g = 0; g < groups; ++g)
+            run(gp, gk, cpu::packed_weights_part(w, grouped_user(k, groups), stacked, size_t(g) * n_part, part),
+                g * gk.o);
+        return y;
+    }
     dnnl::memory wei_mem;
     if (winograd) wei_mem = cpu::winograd_weights(w, user_wei, want);
     else if (!w.has_values() || want != user_wei) wei_mem = cpu::packed_weights(w, user_wei, want);
     else wei_mem = dnnl::memory(user_wei, eng, const_cast<float*>(w.data()));
-
-    float* xd = const_cast<float*>(x.data());
-    if (!banded) {
-        run_plan(p, k, rows_view(xd, n, c, h, wd, 0, h), wei_mem, b, rows_view(y.data(), n, k.o, ho, wo, 0, ho), 0);
-        return y;
-    }
-    for (int64_t r0 = 0; r0 < h; r0 += band_rows) {
-        const int64_t r1 = std::min(h, r0 + band_rows);
-        const int64_t s0 = std::clamp<int64_t>(r0 - halo, 0, h - in_rows);  // input rows [s0, s0 + in_rows)
-        run_plan(p, k, rows_view(xd, n, c, h, wd, s0, in_rows), wei_mem, b,
-                 rows_view(y.data(), n, k.o, ho, wo, r0, r1 - r0), r0 - s0);
-    }
+    run(p, k, wei_mem, 0);
     return y;
 }
 

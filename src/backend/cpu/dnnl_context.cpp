@@ -20,8 +20,10 @@ dnnl::stream& dnnl_stream() {
 }
 
 namespace {
-thread_local GrowingBuffer t_scratch;
+thread_local GrowingBuffer t_scratch, t_weight_scratch;
 }  // namespace
+
+GrowingBuffer& weight_scratch() { return t_weight_scratch; }
 
 dnnl::memory scratchpad(const dnnl::memory::desc& d) {
     return dnnl::memory(d, dnnl_engine(), t_scratch.get(d.get_size()));
@@ -62,8 +64,11 @@ namespace {
 
 void return_free_memory() {
     cpu::release_scratchpad();
+    cpu::weight_scratch().release();
     malloc_trim(0);
 }
+
+int64_t weight_scratch_bytes() { return int64_t(cpu::weight_scratch().size()); }
 
 void set_num_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();

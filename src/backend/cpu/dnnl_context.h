@@ -18,6 +18,7 @@ public:
         }
         return data_.get();
     }
+    size_t size() const { return size_; }
     void release() {
         data_.reset();
         size_ = 0;
@@ -35,6 +36,9 @@ dnnl::stream& dnnl_stream();
 // of MB -- then exists once, not once per cached primitive); ops::return_free_memory() frees it.
 dnnl::memory scratchpad(const dnnl::memory::desc& d);
 void release_scratchpad();
+// This thread's buffer for weights expanded from 16 bits / q8_0 (packed_weights.h); also freed by
+// ops::return_free_memory().
+GrowingBuffer& weight_scratch();
 }  // namespace nb::cpu
 
 namespace nb::ops {

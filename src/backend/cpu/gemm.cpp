@@ -72,7 +72,7 @@ void prepack_linear(const Tensor& w) {
     if (!w.defined() || !w.has_values()) return;
     const dnnl::memory::desc plain({w.dim(1), w.dim(0)}, dt::f32, tag::ba);
     if (precision() == Precision::fp32) {
-        cpu::packed_weights(w, plain, plain);
+        cpu::pack_weights(w, plain, plain);
         return;
     }
     // Plan for a nominal 1024-row input; other row counts re-lay out the packed copy if needed.
@@ -80,7 +80,7 @@ void prepack_linear(const Tensor& w) {
     std::unique_lock lock(g_mu);
     const auto want = plan_for(1024, n, k, false).pd.weights_desc();
     lock.unlock();
-    cpu::packed_weights(w, plain, want);
+    cpu::pack_weights(w, plain, want);
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -93,8 +93,6 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     count_macs(m * n * k);
     if (precision() == Precision::bf16) return linear_bf16(x, w, b, m, n, k, std::move(out));
     const dnnl::memory::desc plain({k, n}, dt::f32, tag::ba);
-    const dnnl::memory wmem = cpu::packed_weights(w, plain, plain);
-    const float* wd = static_cast<const float*>(wmem.get_data_handle());
     Tensor y = Tensor::empty(out);
     float beta = 0.f;
     if (b.defined()) {
@@ -105,7 +103,20 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
             for (int64_t j = 0; j < n; ++j) yd[i * n + j] = bd[j];
         beta = 1.f;
     }
-    dnnl_sgemm('N', 'T', m, n, k, 1.f, x.data(), k, wd, k, beta, y.data(), n);
+    // W [N, K] is row-major: output columns [j0, j0 + nc) use the contiguous rows j0.. of W. A big weight held
+    // in 16 bits runs in such groups (rows of whole q8_0 blocks) so that only one group is expanded at a time (see weight_group_bytes).
+    int64_t nc = n;
+    if (n * k * int64_t(sizeof(float)) > weight_group_bytes() && k % 32 == 0 && cpu::packed_weights_expand(w))
+        nc = std::max<int64_t>(64, weight_group_bytes() / (k * int64_t(sizeof(float))) / 64 * 64);
+    for (int64_t j0 = 0; j0 < n; j0 += nc) {
+        const int64_t cols = std::min(nc, n - j0);
+        const dnnl::memory wmem =
+            cols == n ? cpu::packed_weights(w, plain, plain)
+                      : cpu::packed_weights_part(w, plain, plain, size_t(j0 * k),
+                                                 dnnl::memory::desc({k, cols}, dt::f32, tag::ba));
+        const float* wd = static_cast<const float*>(wmem.get_data_handle());
+        dnnl_sgemm('N', 'T', m, cols, k, 1.f, x.data(), k, wd, k, beta, y.data() + j0, n);
+    }
     return y;
 }
 

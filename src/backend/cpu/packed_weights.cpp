@@ -130,32 +130,59 @@ void expand(DType t, const uint16_t* src, float* dst, size_t n) {
     convert_to_f32(t, src + i, dst + i, n - i);
 }
 
-// The packed copy as fp32 memory: `mem` itself, or the compact bits expanded into this thread's scratch
-// (valid until the next expansion on this thread; ops use a weight right away).
-dnnl::memory usable(const Packed& p) {
-    if (p.mem) return p.mem;
-    thread_local GrowingBuffer scratch;
-    const size_t n = p.q8.empty() ? p.compact.size() : p.q8.size();
-    float* dst = static_cast<float*>(scratch.get(n * sizeof(float)));
+// Expands elements [first, first + count) of a compact (16-bit or q8_0; `first` then block-aligned) packed
+// copy into dst.
+void expand_into(const Packed& p, size_t first, size_t count, float* dst) {
     constexpr size_t kChunk = 1 << 16;
-    const int64_t chunks = int64_t((n + kChunk - 1) / kChunk);
+    const int64_t chunks = int64_t((count + kChunk - 1) / kChunk);
     if (!p.q8.empty()) {
         static_assert(kChunk % kQ8Block == 0);
+        if (first % kQ8Block) throw std::logic_error("packed weights: q8_0 part not block-aligned");
 #pragma omp parallel for schedule(static) if (chunks > 1)
         for (int64_t c = 0; c < chunks; ++c) {
             const size_t b = size_t(c) * kChunk;
-            dequantize_q8(p.q8.data() + b, p.q8_scale.data() + b / kQ8Block, dst + b, std::min(kChunk, n - b));
+            dequantize_q8(p.q8.data() + first + b, p.q8_scale.data() + (first + b) / kQ8Block, dst + b,
+                          std::min(kChunk, count - b));
         }
-        return dnnl::memory(p.layout, dnnl_engine(), dst);
+        return;
     }
-    const uint16_t* src = p.compact.data();
+    const uint16_t* src = p.compact.data() + first;
     const DType t = p.compact_type;
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (int64_t c = 0; c < chunks; ++c) {
         const size_t b = size_t(c) * kChunk;
-        expand(t, src + b, dst + b, std::min(kChunk, n - b));
+        expand(t, src + b, dst + b, std::min(kChunk, count - b));
     }
-    return dnnl::memory(p.layout, dnnl_engine(), dst);
+}
+
+// Elements [first, first + count) of the packed copy as fp32 memory of layout `d`: in place when held fp32,
+// else expanded into this thread's weight scratch (valid until the next expansion on this thread; ops use a
+// weight right away).
+dnnl::memory usable(const Packed& p, size_t first, size_t count, const dnnl::memory::desc& d) {
+    if (p.mem) return dnnl::memory(d, dnnl_engine(), static_cast<float*>(p.mem.get_data_handle()) + first);
+    float* dst = static_cast<float*>(weight_scratch().get(count * sizeof(float)));
+    expand_into(p, first, count, dst);
+    return dnnl::memory(d, dnnl_engine(), dst);
+}
+
+dnnl::memory usable(const Packed& p) { return usable(p, 0, p.layout.get_size() / sizeof(float), p.layout); }
+
+// The whole packed copy as fp32 memory for a one-off conversion (re-layout, Winograd transform, restoring
+// values): `mem` itself, or an expansion into a buffer of its own, so that the per-use scratch stays the
+// size of the weight groups kernels use.
+dnnl::memory whole_copy(const Packed& p) {
+    if (p.mem) return p.mem;
+    dnnl::memory m(p.layout, dnnl_engine());
+    expand_into(p, 0, p.layout.get_size() / sizeof(float), static_cast<float*>(m.get_data_handle()));
+    return m;
+}
+
+// The weight in its own plain fp32 layout (p.user), made from the packed copy.
+dnnl::memory as_plain(const Packed& p) {
+    dnnl::memory from = whole_copy(p), m(p.user, dnnl_engine());
+    dnnl::reorder(from, m).execute(dnnl_stream(), from, m);
+    dnnl_stream().wait();
+    return m;
 }
 
 // Makes `m` (layout `want`) the packed copy of p, held as p.storage says (fp32 copies only).
@@ -184,20 +211,32 @@ Packed new_entry(const Tensor& w, const dnnl::memory::desc& user) {
 
 }  // namespace
 
-dnnl::memory packed_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
+namespace {
+
+// w's entry with its packed copy in layout `want`, made (from the values, or by re-laying out the copy) if
+// needed. Caller holds g_mu.
+const Packed& packed_in(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
     auto& eng = dnnl_engine();
     auto& strm = dnnl_stream();
-    std::lock_guard lock(g_mu);
     auto it = g_packed.find(w.storage_id());
     if (it != g_packed.end() && it->second.packed()) {
         Packed& p = it->second;
-        if (p.layout == want) return usable(p);
+        if (p.layout == want) return p;
         // Another shape's kernel wants another layout: re-lay out the packed copy (values may be released).
-        dnnl::memory from = usable(p), m(want, eng);
-        dnnl::reorder(from, m).execute(strm, from, m);
+        // A grouped layout ([G, O/G, ...]) and a whole one have different dims: go through the plain layout.
+        dnnl::memory m(want, eng);
+        if (p.layout.dims() != want.dims()) {
+            const dnnl::memory plain = as_plain(p);
+            dnnl::memory from(user, eng, plain.get_data_handle());
+            dnnl::reorder(from, m).execute(strm, from, m);
+            p.user = user;
+        } else {
+            dnnl::memory from = whole_copy(p);
+            dnnl::reorder(from, m).execute(strm, from, m);
+        }
         strm.wait();
         set_packed(p, m, want);
-        return usable(p);  // as held (q8_0 is lossy: every use must see the same values)
+        return p;  // as held (q8_0 is lossy: every use must see the same values)
     }
     if (!w.has_values()) throw std::logic_error("packed_weights: weight has neither values nor a packed copy");
     dnnl::memory src(user, eng, const_cast<float*>(w.data()));
@@ -209,7 +248,36 @@ dnnl::memory packed_weights(const Tensor& w, const dnnl::memory::desc& user, con
     // The packed copy is now the weight: bf16 by design; fp32 re-laid out and held in 16 bits where exact,
     // or as q8_0 when asked (WeightStorage).
     w.release_values();
-    return usable(it->second);
+    return it->second;
+}
+
+}  // namespace
+
+dnnl::memory packed_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
+    std::lock_guard lock(g_mu);
+    return usable(packed_in(w, user, want));
+}
+
+void pack_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
+    std::lock_guard lock(g_mu);
+    packed_in(w, user, want);
+}
+
+dnnl::memory packed_weights_part(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want,
+                                 size_t first, const dnnl::memory::desc& part) {
+    std::lock_guard lock(g_mu);
+    const Packed& p = packed_in(w, user, want);
+    const size_t count = part.get_size() / sizeof(float);
+    if (want.data_type() != dt::f32 || part.data_type() != dt::f32 || first + count > want.get_size() / sizeof(float))
+        throw std::logic_error("packed_weights_part: part outside the fp32 packed copy");
+    return usable(p, first, count, part);
+}
+
+bool packed_weights_expand(const Tensor& w) {
+    std::lock_guard lock(g_mu);
+    auto it = g_packed.find(w.storage_id());
+    if (it == g_packed.end()) return ops::weight_storage() != ops::WeightStorage::f32;
+    return it->second.packed() && !it->second.mem;
 }
 
 dnnl::memory winograd_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
@@ -219,15 +287,14 @@ dnnl::memory winograd_weights(const Tensor& w, const dnnl::memory::desc& user, c
     auto it = g_packed.find(w.storage_id());
     if (it != g_packed.end() && it->second.wino && it->second.wino.get_desc() == want) return it->second.wino;
     // oneDNN transforms only from the plain layout: use the values, or unpack the packed copy into a temporary.
-    dnnl::memory plain;
+    dnnl::memory plain, owner;
     if (w.has_values()) {
         plain = dnnl::memory(user, eng, const_cast<float*>(w.data()));
     } else {
         if (it == g_packed.end() || !it->second.packed())
             throw std::logic_error("winograd_weights: weight has neither values nor a packed copy");
-        dnnl::memory from = usable(it->second);
-        plain = dnnl::memory(user, eng);
-        dnnl::reorder(from, plain).execute(strm, from, plain);
+        owner = as_plain(it->second);  // its p.user may be a grouped view of the same bytes
+        plain = dnnl::memory(user, eng, owner.get_data_handle());
     }
     dnnl::memory m(want, eng);
     dnnl::reorder(plain, m).execute(strm, plain, m);
@@ -250,7 +317,7 @@ void ensure_values(const Tensor& w) {
     w.restore_values();
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
-    dnnl::memory from = cpu::usable(it->second);
+    dnnl::memory from = cpu::whole_copy(it->second);
     dnnl::memory dst(it->second.user, eng, const_cast<float*>(w.data()));
     dnnl::reorder(from, dst).execute(strm, from, dst);
     strm.wait();

@@ -33,6 +33,7 @@ struct TransformerBlock {
     nn::LayerNorm norm1, norm2, norm3;
     Attention attn1, attn2;  // self, cross
     nn::Linear ff_in, ff_out;  // GEGLU feed-forward: dim -> 2*4*dim, 4*dim -> dim
+    static constexpr int64_t kFeedForwardRows = 1024;  // tokens per feed-forward block
     // x [N, T, C], ctx [N, S, C_ctx] -> [N, T, C]
     Tensor forward(Tensor x, const Tensor& ctx) const;
 };
