@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/activation_heap.h"
+
 namespace nb {
 
 int64_t shape_numel(const Shape& s) {
@@ -16,18 +18,18 @@ int64_t shape_numel(const Shape& s) {
 
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
+// 64-byte aligned (AVX-512 loads); large buffers from the activation heap.
 static float* alloc_floats(int64_t n) {
-    // 64-byte alignment for AVX-512 loads.
-    return static_cast<float*>(::operator new[](size_t(std::max<int64_t>(n, 1)) * sizeof(float), std::align_val_t(64)));
+    return static_cast<float*>(activation_heap::allocate(size_t(n) * sizeof(float)));
 }
 
-Tensor::Storage::~Storage() {
-    if (values) ::operator delete[](values, std::align_val_t(64));
-}
+static void free_floats(float* p, int64_t n) { activation_heap::deallocate(p, size_t(n) * sizeof(float)); }
+
+Tensor::Storage::~Storage() { free_floats(values, n); }
 
 void Tensor::release_values() const {
     if (storage_ && storage_->values) {
-        ::operator delete[](storage_->values, std::align_val_t(64));
+        free_floats(storage_->values, storage_->n);
         storage_->values = nullptr;
     }
 }

@@ -98,7 +98,9 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     say(fmt::format("text encode: {:.2f} s", r.parts.back().median_s));
 
     pipeline::CondSchedule cs{{{1 << 30, cond.context}}}, us{{{1 << 30, uncond.context}}};
-    auto den = pipeline::make_cfg_denoiser(*m, cs, us, {7.f, {}});
+    // As generate runs it: cond and uncond batched or one after the other, by size.
+    const bool batched = pipeline::batch_cond_uncond_for(int64_t(opt.height / 8) * (opt.width / 8));
+    auto den = pipeline::make_cfg_denoiser(*m, cs, us, {7.f, {}, {}, batched});
     Tensor x = Tensor::empty({1, 4, opt.height / 8, opt.width / 8});
     std::mt19937 g(0);
     std::normal_distribution<float> nd;
@@ -109,7 +111,8 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     const float sigmas[] = {14.6f, 9.7f, 6.6f, 4.6f, 3.2f, 2.2f, 1.5f, 1.0f};
     ops::set_profiling(opt.profile);
     ops::take_profile();
-    r.parts.push_back(time_part("unet step (cond + uncond batch)", std::max(1, opt.steps), [&] {
+    r.parts.push_back(time_part(batched ? "unet step (cond + uncond batch)" : "unet step (cond, uncond)",
+                                std::max(1, opt.steps), [&] {
         Tensor d = den(x, sigmas[step++ % 8]);
         say(fmt::format("unet step {}", step));
     }));

@@ -59,6 +59,8 @@ const Tensor& CondSchedule::at(int call) const {
     return entries.back().second;
 }
 
+bool batch_cond_uncond_for(int64_t latent_pixels) { return latent_pixels < 64 * 64; }
+
 sampling::Denoiser make_cfg_denoiser(const SDModel& m, const CondSchedule& cond, const CondSchedule& uncond,
                                      CFGOptions opt) {
     auto calls = std::make_shared<int>(0);
@@ -74,7 +76,7 @@ sampling::Denoiser make_cfg_denoiser(const SDModel& m, const CondSchedule& cond,
         if (opt.cfg_scale == 1.f) return run(x, c, 1);
         const Tensor& u = uncond.at(call);
         Tensor d_c, d_u;
-        if (c.dim(1) == u.dim(1)) {
+        if (opt.batch_cond_uncond && c.dim(1) == u.dim(1)) {
             Tensor both = run(stack0({x, x}), stack0({c, u}), 2);
             d_c = both.slice0(0, 1);
             d_u = both.slice0(1, 2);

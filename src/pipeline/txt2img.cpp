@@ -49,7 +49,7 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
     CondSchedule uncond = encode_schedule(m, p.negative_prompt, p.steps, clip_skip);
     done_with(m.clip_weights);
     const int64_t h = p.height / 8, w = p.width / 8;
-    CFGOptions cfg{p.cfg_scale, {}, choice.timesteps};
+    CFGOptions cfg{p.cfg_scale, {}, choice.timesteps, batch_cond_uncond_for(h * w)};
     if (m.unet.config().in_channels == 9) {
         if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
         cfg.c_concat = txt2img_inpaint_conditioning(m, h, w);

@@ -166,19 +166,26 @@ void run_plan(const ConvPlan& p, const ConvKey& k, dnnl::memory src, const dnnl:
               dnnl::memory dst, int64_t o0) {
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
+    // The kernel's blocked copies of input and output live in activation tensors (the same allocator).
+    auto buffer = [&](const dnnl::memory::desc& d, Tensor& owner) {
+        owner = Tensor::empty({int64_t((d.get_size() + sizeof(float) - 1) / sizeof(float))});
+        return dnnl::memory(d, eng, owner.data());
+    };
+    Tensor src_buf, dst_buf;
     dnnl::memory src_in = src;
     if (p.pd.src_desc() != src.get_desc()) {
-        src_in = dnnl::memory(p.pd.src_desc(), eng);
+        src_in = buffer(p.pd.src_desc(), src_buf);
         dnnl::reorder(src, src_in).execute(strm, src, src_in);
     }
     const bool whole = dst.get_desc().dims()[2] == k.out_h();
-    dnnl::memory dst_out = whole && p.pd.dst_desc() == dst.get_desc() ? dst : dnnl::memory(p.pd.dst_desc(), eng);
+    dnnl::memory dst_out = whole && p.pd.dst_desc() == dst.get_desc() ? dst : buffer(p.pd.dst_desc(), dst_buf);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_in}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst_out}};
     if (bias) args[DNNL_ARG_BIAS] = dnnl::memory({{k.o}, dt::f32, tag::a}, eng, const_cast<float*>(bias));
     if (p.pd.scratchpad_desc().get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = cpu::scratchpad(p.pd.scratchpad_desc());
     p.prim.execute(strm, args);
     strm.wait();
     src_in = dnnl::memory();  // freed before the output copy
+    src_buf = Tensor();
     args.clear();
     if (dst_out != dst) {
         dnnl::memory from = dst_out;

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "backend/ops.h"
+#include "core/activation_heap.h"
 
 namespace nb::cpu {
 
@@ -51,10 +52,10 @@ void set_precision(Precision p) { g_precision = p; }
 Precision precision() { return g_precision; }
 
 namespace {
-// Activations are large, short-lived buffers: glibc would mmap and unmap each one, paying page faults on
-// every op. Keeping them in the heap (reused after free) removes that cost. Buffers of 64 MB and more (VAE
-// decoder activations at 512x512 and up) are still mapped: in the heap their mix of sizes fragments it (a
-// 512x512 decode peaked ~0.2 GB higher), and their page-fault cost is small next to the convolutions on them.
+// Large tensors (activations) come from the activation heap (core/activation_heap.h); what glibc still
+// serves are oneDNN's buffers and the packed weights. Those up to 64 MB stay in the heap rather than being
+// mapped and unmapped on every use (page faults per call); the heap is not trimmed on each free, and
+// return_free_memory() hands its free pages back between phases.
 [[maybe_unused]] const bool g_malloc_tuned = [] {
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
@@ -65,6 +66,7 @@ namespace {
 void return_free_memory() {
     cpu::release_scratchpad();
     cpu::weight_scratch().release();
+    activation_heap::release_free_pages();
     malloc_trim(0);
 }
 
