@@ -90,10 +90,16 @@ Result<Tensor> entry_to_f32(const TensorEntry& e) {
 }
 
 void drop_entry_pages(const TensorEntry& e) {
+    if (!e.data || e.mapping.empty()) return;
+    // Reading an entry maps whole page-cache folios (up to 2 MB), which reach into its neighbours: drop
+    // the 2 MB-aligned span around it, within the file. Unmapping a neighbour's pages is harmless (a read
+    // maps them again from the page cache).
+    constexpr uintptr_t kSpan = 2 << 20;
+    uintptr_t begin = uintptr_t(e.data) & ~(kSpan - 1), end = (uintptr_t(e.data) + e.nbytes + kSpan - 1) & ~(kSpan - 1);
     const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-    const uintptr_t begin = (uintptr_t(e.data) + page - 1) & ~(page - 1);
-    const uintptr_t end = (uintptr_t(e.data) + e.nbytes) & ~(page - 1);
-    if (e.data && end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    begin = std::max(begin, uintptr_t(e.mapping.data()) & ~(page - 1));  // mappings start on a page
+    end = std::min(end, (uintptr_t(e.mapping.data()) + e.mapping.size() + page - 1) & ~(page - 1));
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 Result<SafeTensors> SafeTensors::open(const std::string& path) {
@@ -135,6 +141,7 @@ Result<SafeTensors> SafeTensors::parse(std::shared_ptr<MappedFile> file) {
             continue;
         }
         NB_TRY(e, parse_entry(path, it.key(), *it, data_area, data_size));
+        e.mapping = {p, size};
         st.entries_.push_back(std::move(e));
     }
     // Overlap check: sort by start offset; each tensor must end before the next begins.

@@ -26,6 +26,9 @@ struct TensorEntry {
     const uint8_t* data = nullptr;
     size_t nbytes = 0;
     std::string source;          // file path, for error messages
+    // The read-only file mapping `data` lies in, whose pages drop_entry_pages may unmap; empty when `data` is
+    // a buffer of ours (a decompressed zip member), which is never dropped.
+    std::span<const uint8_t> mapping;
 };
 
 // Converts an entry to an fp32 tensor; unsupported dtypes are an error naming the tensor and dtype.

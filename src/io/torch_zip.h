@@ -24,6 +24,7 @@ struct ZipMember {
     std::string name;
     const uint8_t* data = nullptr;
     size_t size = 0;
+    std::span<const uint8_t> mapping;  // the file's mapping when `data` lies in it (stored, not deflated)
 };
 
 // Raw DEFLATE (RFC 1951) decoder; the output must be exactly `out_size` bytes (torch_zip_inflate.cpp).

@@ -102,6 +102,16 @@ TEST(TorchZip, ReadsStoredRealEsrganX2) {
     ASSERT_NE(z->find("body.34.weight"), nullptr);
     EXPECT_EQ(z->find("body.34.weight")->shape, (Shape{12, 64, 3, 3}));
     EXPECT_EQ(z->find("body.1.weight")->shape, (Shape{64}));  // PReLU slopes
+    // Stored members are read in place from the file's mapping; dropping their pages re-reads the file.
+    const TensorEntry* e = z->find("body.0.weight");
+    EXPECT_FALSE(e->mapping.empty());
+    EXPECT_GE(e->data, e->mapping.data());
+    EXPECT_LE(e->data + e->nbytes, e->mapping.data() + e->mapping.size());
+    auto before = z->load_f32("body.0.weight");
+    drop_entry_pages(*e);
+    auto after = z->load_f32("body.0.weight");
+    ASSERT_TRUE(before && after);
+    EXPECT_EQ(0, std::memcmp(before->data(), after->data(), size_t(before->numel()) * 4));
 }
 
 TEST(TorchZip, ReadsDeflatedRezippedAnimeVideoV3) {
@@ -122,6 +132,13 @@ TEST(TorchZip, ReadsDeflatedRezippedAnimeVideoV3) {
     // First values of storage 94173432687680 (body.0.weight), read with Python's zipfile + struct.
     EXPECT_EQ(w->data()[0], -0.04737050086259842f);
     EXPECT_EQ(w->data()[3], -1.8980638980865479f);
+    // A deflated member lives in a buffer of ours: dropping its "pages" must not touch it.
+    const TensorEntry* e = v3->find("body.0.weight");
+    EXPECT_TRUE(e->mapping.empty());
+    drop_entry_pages(*e);
+    auto again = v3->load_f32("body.0.weight");
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->data()[0], -0.04737050086259842f);
     EXPECT_EQ(v3->find("body.34.bias")->shape, (Shape{48}));
     auto x4 = TorchZip::open(test::shared_path("assets/upscalers/RealESRGANv2-animevideo-xsx4.pth"));
     ASSERT_TRUE(x4) << x4.error().message;

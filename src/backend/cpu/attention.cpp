@@ -1,7 +1,7 @@
 // Multi-head attention without materialising every query's (Tq x Tk) scores at once: queries are processed
 // in blocks of kBlockQ rows, all heads of a block together (one batched oneDNN matmul for Q K^T, a softmax,
-// one batched matmul for P V). At 512x512 (Tq = Tk = 4096, 8 heads) a block's scores take 8 x 256 x 4096
-// floats = 32 MB, against 1 GB for the whole matrix of one batch item. Q, K, V are read in place through
+// one batched matmul for P V). At 512x512 (Tq = Tk = 4096, 8 heads) a block's scores take 8 x 128 x 4096
+// floats = 16 MB, against 0.5 GB for the whole matrix of one batch item (256-row blocks were no faster). Q, K, V are read in place through
 // strided views ([B, T, H*Dh] seen as [H, T, Dh]); in bf16 mode they are converted once per call and the
 // softmax writes P directly in bf16, with fp32 scores and accumulation.
 #include <algorithm>
@@ -26,7 +26,7 @@ namespace {
 using dt = dnnl::memory::data_type;
 using dims = dnnl::memory::dims;
 
-constexpr int64_t kBlockQ = 256;
+constexpr int64_t kBlockQ = 128;
 
 // Heads are packed into contiguous per-head blocks before the matmuls (strided head views push oneDNN onto
 // its slow generic gemm): Q block [H, rows, Dh], K^T [H, Dh, Tk], V [H, Tk, Dh], in the compute dtype.
@@ -124,18 +124,12 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
     auto& strm = cpu::dnnl_stream();
     Tensor o = Tensor::empty(q.shape());
     const int64_t rows_max = std::min(kBlockQ, tq), dv = padded_head_width(dh);
-    // Scratch reused across calls (fresh 32 MB buffers per call cost more in page faults than compute).
-    // Sizes in floats; bf16 buffers use half of theirs.
-    thread_local Tensor scores, probs, qp, kp, vp, op;
-    auto reserve = [](Tensor& t, int64_t n) {
-        if (t.numel() < n) t = Tensor::empty({n});
-    };
-    reserve(scores, heads * rows_max * tk);
-    if (bf16) reserve(probs, heads * rows_max * tk);  // fp32 softmaxes the scores in place
-    reserve(qp, heads * rows_max * dh);
-    reserve(kp, heads * tk * dh);
-    reserve(vp, heads * tk * dv);
-    reserve(op, heads * rows_max * dv);
+    // Per-call scratch from the activation heap (its pages stay mapped between calls: no page faults), so
+    // that it exists only while attention runs. Sizes in floats; bf16 buffers use half of theirs.
+    Tensor scores = Tensor::empty({heads * rows_max * tk});
+    Tensor probs = bf16 ? Tensor::empty({heads * rows_max * tk}) : Tensor();  // fp32: softmax in place
+    Tensor qp = Tensor::empty({heads * rows_max * dh}), kp = Tensor::empty({heads * tk * dh});
+    Tensor vp = Tensor::empty({heads * tk * dv}), op = Tensor::empty({heads * rows_max * dv});
     auto pack = [&](const float* x, int64_t t0, int64_t rows, Tensor& dst, bool transpose, int64_t ld) {
         if (bf16)
             pack_heads(x, t0, rows, int64_t(heads), dh, ld, reinterpret_cast<uint16_t*>(dst.data()), transpose);
@@ -163,7 +157,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
                 if (bf16) dnnl::reorder(sm, pm).execute(strm, sm, pm);
                 strm.wait();
             } else {
-                // Plain pointers: the scratch tensors are thread_local, worker threads must not name them.
+                // Plain pointers for the worker threads.
                 float* s = scores.data();
                 uint16_t* pb = bf16 ? reinterpret_cast<uint16_t*>(probs.data()) : nullptr;
 #pragma omp parallel for schedule(static)

@@ -25,6 +25,7 @@ struct Packed {
     dnnl::memory::desc user;    // the weight's own fp32 layout
     dnnl::memory::desc layout;  // layout (and dtype) of the packed copy; empty while only `wino` exists
     dnnl::memory mem;           // the packed copy, unless it is held compact
+    Tensor mem_buffer;          // mem's bytes
     // fp32 packed copy whose values all convert exactly to 16 bits: held as fp16 or bf16 bits instead of
     // `mem` (half the memory) and expanded into a scratch buffer per use.
     std::vector<uint16_t> compact;
@@ -167,28 +168,37 @@ dnnl::memory usable(const Packed& p, size_t first, size_t count, const dnnl::mem
 
 dnnl::memory usable(const Packed& p) { return usable(p, 0, p.layout.get_size() / sizeof(float), p.layout); }
 
+// Memory of layout d in a tensor buffer (`owner`): conversion buffers come from the activation heap, which
+// reuses their pages, instead of leaving holes in the general heap between the packed copies made meanwhile.
+dnnl::memory new_buffer(const dnnl::memory::desc& d, Tensor& owner) {
+    owner = Tensor::empty({int64_t((d.get_size() + sizeof(float) - 1) / sizeof(float))});
+    return dnnl::memory(d, dnnl_engine(), owner.data());
+}
+
 // The whole packed copy as fp32 memory for a one-off conversion (re-layout, Winograd transform, restoring
-// values): `mem` itself, or an expansion into a buffer of its own, so that the per-use scratch stays the
-// size of the weight groups kernels use.
-dnnl::memory whole_copy(const Packed& p) {
+// values): `mem` itself, or an expansion into a buffer of its own (`owner`), so that the per-use scratch stays
+// the size of the weight groups kernels use.
+dnnl::memory whole_copy(const Packed& p, Tensor& owner) {
     if (p.mem) return p.mem;
-    dnnl::memory m(p.layout, dnnl_engine());
+    dnnl::memory m = new_buffer(p.layout, owner);
     expand_into(p, 0, p.layout.get_size() / sizeof(float), static_cast<float*>(m.get_data_handle()));
     return m;
 }
 
-// The weight in its own plain fp32 layout (p.user), made from the packed copy.
-dnnl::memory as_plain(const Packed& p) {
-    dnnl::memory from = whole_copy(p), m(p.user, dnnl_engine());
+// The weight in its own plain fp32 layout (p.user), made from the packed copy, in `owner`.
+dnnl::memory as_plain(const Packed& p, Tensor& owner) {
+    Tensor tmp;
+    dnnl::memory from = whole_copy(p, tmp), m = new_buffer(p.user, owner);
     dnnl::reorder(from, m).execute(dnnl_stream(), from, m);
     dnnl_stream().wait();
     return m;
 }
 
 // Makes `m` (layout `want`) the packed copy of p, held as p.storage says (fp32 copies only).
-void set_packed(Packed& p, const dnnl::memory& m, const dnnl::memory::desc& want) {
+void set_packed(Packed& p, const dnnl::memory& m, Tensor buffer, const dnnl::memory::desc& want) {
     p.layout = want;
     p.mem = m;
+    p.mem_buffer = std::move(buffer);
     free_copies(p);
     if (want.data_type() != dt::f32 || p.storage == ops::WeightStorage::f32) return;
     const size_t n = want.get_size() / sizeof(float);
@@ -196,8 +206,10 @@ void set_packed(Packed& p, const dnnl::memory& m, const dnnl::memory::desc& want
     if (p.storage == ops::WeightStorage::q8_0) {
         quantize_q8(v, n, p.q8, p.q8_scale);
         p.mem = dnnl::memory();
+        p.mem_buffer = Tensor();
     } else if (compact_exactly(v, n, p.compact, p.compact_type)) {
         p.mem = dnnl::memory();
+        p.mem_buffer = Tensor();
     }
 }
 
@@ -224,27 +236,29 @@ const Packed& packed_in(const Tensor& w, const dnnl::memory::desc& user, const d
         if (p.layout == want) return p;
         // Another shape's kernel wants another layout: re-lay out the packed copy (values may be released).
         // A grouped layout ([G, O/G, ...]) and a whole one have different dims: go through the plain layout.
-        dnnl::memory m(want, eng);
+        Tensor buffer, tmp;
+        dnnl::memory m = new_buffer(want, buffer);
         if (p.layout.dims() != want.dims()) {
-            const dnnl::memory plain = as_plain(p);
+            const dnnl::memory plain = as_plain(p, tmp);
             dnnl::memory from(user, eng, plain.get_data_handle());
             dnnl::reorder(from, m).execute(strm, from, m);
             p.user = user;
         } else {
-            dnnl::memory from = whole_copy(p);
+            dnnl::memory from = whole_copy(p, tmp);
             dnnl::reorder(from, m).execute(strm, from, m);
         }
         strm.wait();
-        set_packed(p, m, want);
+        set_packed(p, m, std::move(buffer), want);
         return p;  // as held (q8_0 is lossy: every use must see the same values)
     }
     if (!w.has_values()) throw std::logic_error("packed_weights: weight has neither values nor a packed copy");
     dnnl::memory src(user, eng, const_cast<float*>(w.data()));
-    dnnl::memory m(want, eng);
+    Tensor buffer;
+    dnnl::memory m = new_buffer(want, buffer);
     dnnl::reorder(src, m).execute(strm, src, m);
     strm.wait();
     if (it == g_packed.end()) it = g_packed.emplace(w.storage_id(), new_entry(w, user)).first;
-    set_packed(it->second, m, want);
+    set_packed(it->second, m, std::move(buffer), want);
     // The packed copy is now the weight: bf16 by design; fp32 re-laid out and held in 16 bits where exact,
     // or as q8_0 when asked (WeightStorage).
     w.release_values();
@@ -287,14 +301,15 @@ dnnl::memory winograd_weights(const Tensor& w, const dnnl::memory::desc& user, c
     auto it = g_packed.find(w.storage_id());
     if (it != g_packed.end() && it->second.wino && it->second.wino.get_desc() == want) return it->second.wino;
     // oneDNN transforms only from the plain layout: use the values, or unpack the packed copy into a temporary.
-    dnnl::memory plain, owner;
+    dnnl::memory plain;
+    Tensor owner;
     if (w.has_values()) {
         plain = dnnl::memory(user, eng, const_cast<float*>(w.data()));
     } else {
         if (it == g_packed.end() || !it->second.packed())
             throw std::logic_error("winograd_weights: weight has neither values nor a packed copy");
-        owner = as_plain(it->second);  // its p.user may be a grouped view of the same bytes
-        plain = dnnl::memory(user, eng, owner.get_data_handle());
+        as_plain(it->second, owner);  // its p.user may be a grouped view of the same bytes
+        plain = dnnl::memory(user, eng, owner.data());
     }
     dnnl::memory m(want, eng);
     dnnl::reorder(plain, m).execute(strm, plain, m);
@@ -317,7 +332,8 @@ void ensure_values(const Tensor& w) {
     w.restore_values();
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
-    dnnl::memory from = cpu::whole_copy(it->second);
+    Tensor tmp;
+    dnnl::memory from = cpu::whole_copy(it->second, tmp);
     dnnl::memory dst(it->second.user, eng, const_cast<float*>(w.data()));
     dnnl::reorder(from, dst).execute(strm, from, dst);
     strm.wait();
@@ -348,6 +364,7 @@ void weights_changed(const Tensor& w) {
     cpu::Packed& p = it->second;
     p.layout = {};
     p.mem = {};
+    p.mem_buffer = {};
     cpu::free_copies(p);
     p.wino = {};
 }

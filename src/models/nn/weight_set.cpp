@@ -1,5 +1,7 @@
 #include "models/nn/weight_set.h"
 
+#include <vector>
+
 
 namespace nb::nn {
 
@@ -33,7 +35,17 @@ void WeightSet::release(const std::set<std::string>& keep) {
 Result<void> WeightSet::acquire() {
     if (resident_) return {};
     ops::WeightStorageScope storage(storage_);
-    for (auto& [key, it] : items_) {
+    // Weights of 16 MB and more first, each followed by handing its conversion buffers back: converting one
+    // briefly holds it in fp32 twice (values and packed copy) beside its 16-bit copy, up to 0.3 GB for the
+    // largest UNet weight, which then happens before the rest is resident instead of on top of it.
+    constexpr int64_t kBig = 4 << 20;  // floats
+    std::vector<Item*> order;
+    for (auto& [key, it] : items_)
+        if (it.tensor.numel() >= kBig) order.push_back(&it);
+    for (auto& [key, it] : items_)
+        if (it.tensor.numel() < kBig) order.push_back(&it);
+    for (Item* item : order) {
+        Item& it = *item;
         if (!it.released) continue;
         const TensorEntry& e = *it.source.entry;
         it.tensor.restore_values();
@@ -45,6 +57,7 @@ Result<void> WeightSet::acquire() {
         if (it.source.pack == WeightSource::Pack::conv) ops::prepack_conv(it.tensor, it.source.stride, it.source.pad);
         if (it.source.pack == WeightSource::Pack::linear) ops::prepack_linear(it.tensor);
         it.released = false;
+        if (it.tensor.numel() >= kBig) ops::return_free_memory();  // its conversion buffers, before the next
     }
     resident_ = true;
     ops::return_free_memory();  // the conversion buffers freed after packing
