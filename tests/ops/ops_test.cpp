@@ -244,6 +244,14 @@ TEST(Ops, BigCompactWeightsRunInGroups) {
     EXPECT_TRUE(test::close_rel(ops::conv2d(x, w, b, 1, ops::Pad2d::same(1)), r, 1e-5));
     EXPECT_GT(ops::weight_scratch_bytes(), 0);
     EXPECT_LE(ops::weight_scratch_bytes(), kGroup) << "the 590 KB weight was expanded whole";
+    // Other sizes may want another layout: the grouped copy is re-laid out group by group, values unchanged.
+    for (auto [n, h, wd] : {std::tuple{1, 2, 2}, {2, 40, 33}, {2, 9, 7}}) {
+        Tensor xs = randn({n, 64, h, wd}, 48), rs = Tensor::empty({n, 256, h, wd});
+        ops::ensure_values(w);
+        ops::ref::conv2d({n, 64, h, wd, 256, 3, 3, 1, 1, 1, 1, 1}, xs.data(), w.data(), b.data(), rs.data());
+        EXPECT_TRUE(test::close_rel(ops::conv2d(xs, w, b, 1, ops::Pad2d::same(1)), rs, 1e-5)) << h << "x" << wd;
+        EXPECT_LE(ops::weight_scratch_bytes(), kGroup);
+    }
 
     Tensor xl = randn({33, 256}, 44), wl = to_f16_grid(randn({400, 256}, 45, 0.05f)), bl = randn({400}, 46);
     Tensor rl = Tensor::empty({33, 400});

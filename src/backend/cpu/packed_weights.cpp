@@ -1,6 +1,7 @@
 #include "backend/cpu/packed_weights.h"
 
 #include <immintrin.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <cmath>
@@ -90,10 +91,8 @@ bool compact_exactly(const float* v, size_t n, std::vector<uint16_t>& out, DType
 }
 
 // q8_0 (as in ggml): per block of 32 consecutive values, scale = max|v| / 127, q = round(v / scale).
-void quantize_q8(const float* v, size_t n, std::vector<int8_t>& q, std::vector<float>& scale) {
+void quantize_q8_into(const float* v, size_t n, int8_t* q, float* scale) {
     const size_t blocks = (n + kQ8Block - 1) / kQ8Block;
-    q.resize(n);
-    scale.resize(blocks);
 #pragma omp parallel for schedule(static) if (blocks > 4096)
     for (size_t b = 0; b < blocks; ++b) {
         const size_t i0 = b * kQ8Block, i1 = std::min(n, i0 + kQ8Block);
@@ -103,6 +102,12 @@ void quantize_q8(const float* v, size_t n, std::vector<int8_t>& q, std::vector<f
         scale[b] = d;
         for (size_t i = i0; i < i1; ++i) q[i] = int8_t(std::nearbyint(v[i] * inv));
     }
+}
+
+void quantize_q8(const float* v, size_t n, std::vector<int8_t>& q, std::vector<float>& scale) {
+    q.resize(n);
+    scale.resize((n + kQ8Block - 1) / kQ8Block);
+    quantize_q8_into(v, n, q.data(), scale.data());
 }
 
 void dequantize_q8(const int8_t* q, const float* scale, float* dst, size_t n) {
@@ -225,6 +230,63 @@ Packed new_entry(const Tensor& w, const dnnl::memory::desc& user) {
 
 namespace {
 
+// One group's 4-D layout of a stacked [G, ...] layout (conv_dnnl.cpp's weight groups: each group's block in
+// the same layout, one after another); empty if `d` is not such a layout.
+dnnl::memory::desc group_part(const dnnl::memory::desc& d5) {
+    dnnl_memory_desc_t d = d5.data;
+    if (d.ndims != 5 || d.format_kind != dnnl_blocked || d.offset0 != 0 || d.extra.flags != 0) return {};
+    auto& blk = d.format_desc.blocking;
+    const dnnl_dim_t group_stride = blk.strides[0];
+    for (int i = 0; i < blk.inner_nblks; ++i)
+        if (blk.inner_idxs[i]-- == 0) return {};  // blocked across groups
+    for (int i = 0; i < 4; ++i) {
+        d.dims[i] = d.dims[i + 1];
+        d.padded_dims[i] = d.padded_dims[i + 1];
+        d.padded_offsets[i] = d.padded_offsets[i + 1];
+        blk.strides[i] = blk.strides[i + 1];
+    }
+    d.ndims = 4;
+    dnnl::memory::desc part(d);
+    if (dnnl_dim_t(part.get_size() / sizeof(float)) != group_stride ||
+        part.get_size() * size_t(d5.dims()[0]) != d5.get_size())
+        return {};
+    return part;
+}
+
+// Re-lays out a compact (16-bit or q8_0) grouped packed copy into grouped layout `want` one group at a time,
+// so that the fp32 buffers hold a group (<= 16 MB), not the whole weight twice (225 MB for SD 1.5's largest,
+// when a small latent makes its kernel choose another layout than the one it was packed for). False when
+// either layout is not grouped.
+bool relayout_by_group(Packed& p, const dnnl::memory::desc& want) {
+    if (p.mem || p.layout.dims() != want.dims() || want.data_type() != dt::f32) return false;
+    const auto from = group_part(p.layout), to = group_part(want);
+    if (from.is_zero() || to.is_zero()) return false;
+    const int64_t groups = want.dims()[0];
+    const size_t n_from = from.get_size() / sizeof(float), n_to = to.get_size() / sizeof(float);
+    const bool q8 = !p.q8.empty();
+    if (q8 && (n_from % kQ8Block || n_to % kQ8Block)) return false;
+    std::vector<uint16_t> compact(q8 ? 0 : n_to * size_t(groups));
+    std::vector<int8_t> q(q8 ? n_to * size_t(groups) : 0);
+    std::vector<float> scale(q8 ? q.size() / kQ8Block : 0);
+    Tensor a = Tensor::empty({int64_t(n_from)}), b = Tensor::empty({int64_t(n_to)});
+    for (int64_t g = 0; g < groups; ++g) {
+        expand_into(p, size_t(g) * n_from, n_from, a.data());
+        dnnl::memory ma(from, dnnl_engine(), a.data()), mb(to, dnnl_engine(), b.data());
+        dnnl::reorder(ma, mb).execute(dnnl_stream(), ma, mb);
+        dnnl_stream().wait();
+        const size_t o = size_t(g) * n_to;
+        if (q8)
+            quantize_q8_into(b.data(), n_to, q.data() + o, scale.data() + o / kQ8Block);
+        else if (!compact_as(p.compact_type, b.data(), n_to, compact.data() + o))
+            throw std::logic_error("packed weights: re-layout changed a 16-bit value");
+    }
+    p.layout = want;
+    p.compact.swap(compact);
+    p.q8.swap(q);
+    p.q8_scale.swap(scale);
+    return true;
+}
+
 // w's entry with its packed copy in layout `want`, made (from the values, or by re-laying out the copy) if
 // needed. Caller holds g_mu.
 const Packed& packed_in(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
@@ -236,6 +298,10 @@ const Packed& packed_in(const Tensor& w, const dnnl::memory::desc& user, const d
         if (p.layout == want) return p;
         // Another shape's kernel wants another layout: re-lay out the packed copy (values may be released).
         // A grouped layout ([G, O/G, ...]) and a whole one have different dims: go through the plain layout.
+        if (relayout_by_group(p, want)) {
+            malloc_trim(0);  // the old copy's pages (up to 59 MB) leave with it
+            return p;
+        }
         Tensor buffer, tmp;
         dnnl::memory m = new_buffer(want, buffer);
         if (p.layout.dims() != want.dims()) {
