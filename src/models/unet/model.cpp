@@ -24,10 +24,16 @@ Tensor Attention::forward(const Tensor& x, const Tensor& ctx) const {
     return out.forward(o);
 }
 
+Tensor Attention::self(Tensor x) const {
+    Tensor qx = q.forward(x), kx = k.forward(x), vx = v.forward(x);
+    x = Tensor();
+    Tensor o = ops::attention(qx, kx, vx, int(heads));
+    qx = kx = vx = Tensor();
+    return out.forward(o);
+}
+
 Tensor TransformerBlock::forward(Tensor x, const Tensor& ctx) const {
-    Tensor h = norm1.forward(x);
-    ops::add_(x, attn1.forward(h, h));
-    h = Tensor();
+    ops::add_(x, attn1.self(norm1.forward(x)));
     ops::add_(x, attn2.forward(norm2.forward(x), ctx));
     // The feed-forward is per token: run it on blocks of kFeedForwardRows tokens, so that its hidden
     // activations (8x the width before GEGLU, 4x after) exist for one block at a time -- at 512x512 the

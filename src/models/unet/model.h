@@ -25,8 +25,10 @@ struct ResBlock {
 struct Attention {
     nn::Linear q, k, v, out;  // q/k/v without bias
     int64_t heads = 8;
-    // x [N, T, C], ctx [N, S, C_ctx] (self-attention: ctx = x) -> [N, T, C]
+    // x [N, T, C], ctx [N, S, C_ctx] -> [N, T, C]
     Tensor forward(const Tensor& x, const Tensor& ctx) const;
+    // Self-attention (ctx = x); x is released once projected.
+    Tensor self(Tensor x) const;
 };
 
 struct TransformerBlock {
