@@ -33,7 +33,7 @@ constexpr int64_t kWinogradMinPixels = 128 * 128;
 // twice a band's pixels are banded.
 std::atomic<int64_t> g_band_bytes{32 << 20};
 constexpr int64_t kMinBandPixels = 8192;
-std::atomic<int64_t> g_group_bytes{16 << 20};  // see weight_groups; shared with linear()
+std::atomic<int64_t> g_group_bytes{16 << 20};  // see group_count; linear() uses it too
 
 struct ConvKey {
     int64_t n, c, h, w, o, kh, kw;
@@ -251,7 +251,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     auto run = [&](const ConvPlan& pl, const ConvKey& kk, const dnnl::memory& wei, int64_t o0) {
         const float* bias = b.defined() ? b.data() + o0 : nullptr;
         if (!banded) {
-            run_plan(pl, kk, view(xd, n, c, 0, c, h, wd, 0, h), wei, bias, view(y.data(), n, full.o, o0, kk.o, ho, wo, 0, ho), 0);
+            run_plan(pl, kk, view(xd, n, c, 0, c, h, wd, 0, h), wei, bias,
+                     view(y.data(), n, full.o, o0, kk.o, ho, wo, 0, ho), 0);
             return;
         }
         for (int64_t r0 = 0; r0 < h; r0 += band_rows) {

@@ -104,7 +104,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
         beta = 1.f;
     }
     // W [N, K] is row-major: output columns [j0, j0 + nc) use the contiguous rows j0.. of W. A big weight held
-    // in 16 bits runs in such groups (rows of whole q8_0 blocks) so that only one group is expanded at a time (see weight_group_bytes).
+    // in 16 bits runs in such groups (rows of whole q8_0 blocks), so that one group at a time is expanded
+    // (see weight_group_bytes).
     int64_t nc = n;
     if (n * k * int64_t(sizeof(float)) > weight_group_bytes() && k % 32 == 0 && cpu::packed_weights_expand(w))
         nc = std::max<int64_t>(64, weight_group_bytes() / (k * int64_t(sizeof(float))) / 64 * 64);
