@@ -123,9 +123,30 @@ dnnl::memory::desc stack_groups(const dnnl::memory::desc& part, int64_t count) {
     return dnnl::memory::desc(d);
 }
 
-// The grouped user layout: oihw seen as [G, O/G, C, KH, KW] (the same bytes).
-dnnl::memory::desc grouped_user(const ConvKey& k, int64_t count) {
-    return dnnl::memory::desc({count, k.o / count, k.c, k.kh, k.kw}, dt::f32, tag::goihw);
+// The plan that runs weight w in convolution k, and how w's packed copy is laid out for it: whole, or in
+// output-channel groups (group_count) stacked as [G, O/G, C, KH, KW], each group in its kernel's layout.
+struct WeightPlan {
+    const ConvPlan* plan;  // runs the whole convolution, or one group
+    ConvKey key;           // the plan's key (o = output channels per group)
+    int64_t groups = 1;
+    dnnl::memory::desc user;    // w's fp32 oihw values, seen as [G, O/G, ...] when grouped (the same bytes)
+    dnnl::memory::desc packed;  // the packed copy's layout
+    dnnl::memory::desc part;    // one group's layout (= packed when whole)
+};
+
+// Caller holds g_mu.
+WeightPlan weight_plan(const Tensor& w, const ConvKey& k) {
+    WeightPlan wp{&plan_for(k), k, 1, dnnl::memory::desc({k.o, k.c, k.kh, k.kw}, dt::f32, tag::oihw), {}, {}};
+    wp.packed = wp.part = wp.plan->pd.weights_desc();
+    const int64_t groups = wp.plan->winograd ? 1 : group_count(w, k);
+    if (groups == 1) return wp;
+    ConvKey gk = k;
+    gk.o = k.o / groups;
+    const ConvPlan& gp = plan_for(gk);
+    const auto part = gp.pd.weights_desc(), stacked = stack_groups(part, groups);
+    if (stacked.is_zero()) return wp;
+    return {&gp, gk, groups, dnnl::memory::desc({groups, gk.o, k.c, k.kh, k.kw}, dt::f32, tag::goihw), stacked,
+            part};
 }
 
 }  // namespace
@@ -136,19 +157,10 @@ void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
     // other shapes re-lay out the packed copy if theirs differs.
     ConvKey k{2,     w.dim(1), 32,    32,    w.dim(0), w.dim(2), w.dim(3),
               stride, pad.t,    pad.l, pad.b, pad.r,    true,     precision() == Precision::bf16};
-    dnnl::memory::desc user({w.dim(0), w.dim(1), w.dim(2), w.dim(3)}, dt::f32, tag::oihw);
     std::unique_lock lock(g_mu);
-    auto want = plan_for(k).pd.weights_desc();
-    if (const int64_t groups = group_count(w, k); groups > 1) {  // as conv2d will use it
-        ConvKey gk = k;
-        gk.o /= groups;
-        if (auto stacked = stack_groups(plan_for(gk).pd.weights_desc(), groups); !stacked.is_zero()) {
-            want = stacked;
-            user = grouped_user(k, groups);
-        }
-    }
+    const WeightPlan wp = weight_plan(w, k);  // as conv2d will use it
     lock.unlock();
-    cpu::pack_weights(w, user, want);
+    cpu::pack_weights(w, wp.user, wp.packed);
 }
 
 namespace {
@@ -166,19 +178,15 @@ void run_plan(const ConvPlan& p, const ConvKey& k, dnnl::memory src, const dnnl:
               dnnl::memory dst, int64_t o0) {
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
-    // The kernel's blocked copies of input and output live in activation tensors (the same allocator).
-    auto buffer = [&](const dnnl::memory::desc& d, Tensor& owner) {
-        owner = Tensor::empty({int64_t((d.get_size() + sizeof(float) - 1) / sizeof(float))});
-        return dnnl::memory(d, eng, owner.data());
-    };
-    Tensor src_buf, dst_buf;
+    Tensor src_buf, dst_buf;  // the kernel's blocked copies of input and output
     dnnl::memory src_in = src;
     if (p.pd.src_desc() != src.get_desc()) {
-        src_in = buffer(p.pd.src_desc(), src_buf);
+        src_in = cpu::tensor_memory(p.pd.src_desc(), src_buf);
         dnnl::reorder(src, src_in).execute(strm, src, src_in);
     }
     const bool whole = dst.get_desc().dims()[2] == k.out_h();
-    dnnl::memory dst_out = whole && p.pd.dst_desc() == dst.get_desc() ? dst : buffer(p.pd.dst_desc(), dst_buf);
+    dnnl::memory dst_out =
+        whole && p.pd.dst_desc() == dst.get_desc() ? dst : cpu::tensor_memory(p.pd.dst_desc(), dst_buf);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_in}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst_out}};
     if (bias) args[DNNL_ARG_BIAS] = dnnl::memory({{k.o}, dt::f32, tag::a}, eng, const_cast<float*>(bias));
     if (p.pd.scratchpad_desc().get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = cpu::scratchpad(p.pd.scratchpad_desc());
@@ -235,46 +243,39 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
 
     auto& eng = cpu::dnnl_engine();
     std::unique_lock lock(g_mu);
-    const ConvPlan& p = plan_for(k);
-    const bool winograd = p.winograd;
-    const auto want = p.pd.weights_desc();
-    const int64_t groups = winograd ? 1 : group_count(w, k);
-    ConvKey gk = k;
-    gk.o = k.o / groups;
-    const ConvPlan& gp = groups > 1 ? plan_for(gk) : p;
-    const auto part = gp.pd.weights_desc(), stacked = groups > 1 ? stack_groups(part, groups) : part;
+    const WeightPlan wp = weight_plan(w, k);
+    const bool winograd = wp.plan->winograd;
     lock.unlock();
     if (winograd) prof_.rename("conv2d_winograd");
 
     float* xd = const_cast<float*>(x.data());
-    // Output channels [o0, o0 + kk.o) with plan pl and weights wei, in bands of rows when banded.
-    auto run = [&](const ConvPlan& pl, const ConvKey& kk, const dnnl::memory& wei, int64_t o0) {
+    const ConvKey& kk = wp.key;
+    // Output channels [o0, o0 + kk.o) with weights wei, in bands of rows when banded.
+    auto run = [&](const dnnl::memory& wei, int64_t o0) {
         const float* bias = b.defined() ? b.data() + o0 : nullptr;
         if (!banded) {
-            run_plan(pl, kk, view(xd, n, c, 0, c, h, wd, 0, h), wei, bias,
+            run_plan(*wp.plan, kk, view(xd, n, c, 0, c, h, wd, 0, h), wei, bias,
                      view(y.data(), n, full.o, o0, kk.o, ho, wo, 0, ho), 0);
             return;
         }
         for (int64_t r0 = 0; r0 < h; r0 += band_rows) {
             const int64_t r1 = std::min(h, r0 + band_rows);
             const int64_t s0 = std::clamp<int64_t>(r0 - halo, 0, h - in_rows);  // input rows [s0, s0 + in_rows)
-            run_plan(pl, kk, view(xd, n, c, 0, c, h, wd, s0, in_rows), wei, bias,
+            run_plan(*wp.plan, kk, view(xd, n, c, 0, c, h, wd, s0, in_rows), wei, bias,
                      view(y.data(), n, full.o, o0, kk.o, ho, wo, r0, r1 - r0), r0 - s0);
         }
     };
-    dnnl::memory::desc user_wei({k.o, k.c, kh, kw}, dt::f32, tag::oihw);
-    if (groups > 1 && !stacked.is_zero()) {
-        const size_t n_part = part.get_size() / sizeof(float);
-        for (int64_t g = 0; g < groups; ++g)
-            run(gp, gk, cpu::packed_weights_part(w, grouped_user(k, groups), stacked, size_t(g) * n_part, part),
-                g * gk.o);
+    if (wp.groups > 1) {
+        const size_t n_part = wp.part.get_size() / sizeof(float);
+        for (int64_t g = 0; g < wp.groups; ++g)
+            run(cpu::packed_weights_part(w, wp.user, wp.packed, size_t(g) * n_part, wp.part), g * kk.o);
         return y;
     }
     dnnl::memory wei_mem;
-    if (winograd) wei_mem = cpu::winograd_weights(w, user_wei, want);
-    else if (!w.has_values() || want != user_wei) wei_mem = cpu::packed_weights(w, user_wei, want);
-    else wei_mem = dnnl::memory(user_wei, eng, const_cast<float*>(w.data()));
-    run(p, k, wei_mem, 0);
+    if (winograd) wei_mem = cpu::winograd_weights(w, wp.user, wp.packed);
+    else if (!w.has_values() || wp.packed != wp.user) wei_mem = cpu::packed_weights(w, wp.user, wp.packed);
+    else wei_mem = dnnl::memory(wp.user, eng, const_cast<float*>(w.data()));
+    run(wei_mem, 0);
     return y;
 }
 

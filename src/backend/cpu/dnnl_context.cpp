@@ -20,6 +20,11 @@ dnnl::stream& dnnl_stream() {
     return s;
 }
 
+dnnl::memory tensor_memory(const dnnl::memory::desc& d, Tensor& owner) {
+    owner = Tensor::empty({int64_t((d.get_size() + sizeof(float) - 1) / sizeof(float))});
+    return dnnl::memory(d, dnnl_engine(), owner.data());
+}
+
 namespace {
 thread_local GrowingBuffer t_scratch, t_weight_scratch;
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <dnnl.hpp>
 
+#include "core/tensor.h"
+
 namespace nb::cpu {
 // A reusable buffer that grows to the largest request (dropping the old one first, so there are never two)
 // and keeps it until release(): kernels' per-thread scratch.
@@ -31,6 +33,10 @@ private:
 
 dnnl::engine& dnnl_engine();
 dnnl::stream& dnnl_stream();
+// Memory of layout d whose bytes are a tensor buffer held by `owner`: kernels' temporary copies (blocked
+// activations, conversion buffers) then come from the activation heap, like every other activation, instead
+// of oneDNN's own allocations in the general heap.
+dnnl::memory tensor_memory(const dnnl::memory::desc& d, Tensor& owner);
 // Scratch memory for a primitive created with scratchpad_mode::user: this thread's buffer, grown to the
 // largest request and reused by every call (big kernels' scratch -- Winograd's transformed tiles, hundreds
 // of MB -- then exists once, not once per cached primitive); ops::return_free_memory() frees it.

@@ -173,19 +173,12 @@ dnnl::memory usable(const Packed& p, size_t first, size_t count, const dnnl::mem
 
 dnnl::memory usable(const Packed& p) { return usable(p, 0, p.layout.get_size() / sizeof(float), p.layout); }
 
-// Memory of layout d in a tensor buffer (`owner`): conversion buffers come from the activation heap, which
-// reuses their pages, instead of leaving holes in the general heap between the packed copies made meanwhile.
-dnnl::memory new_buffer(const dnnl::memory::desc& d, Tensor& owner) {
-    owner = Tensor::empty({int64_t((d.get_size() + sizeof(float) - 1) / sizeof(float))});
-    return dnnl::memory(d, dnnl_engine(), owner.data());
-}
-
 // The whole packed copy as fp32 memory for a one-off conversion (re-layout, Winograd transform, restoring
 // values): `mem` itself, or an expansion into a buffer of its own (`owner`), so that the per-use scratch stays
 // the size of the weight groups kernels use.
 dnnl::memory whole_copy(const Packed& p, Tensor& owner) {
     if (p.mem) return p.mem;
-    dnnl::memory m = new_buffer(p.layout, owner);
+    dnnl::memory m = tensor_memory(p.layout, owner);
     expand_into(p, 0, p.layout.get_size() / sizeof(float), static_cast<float*>(m.get_data_handle()));
     return m;
 }
@@ -193,13 +186,14 @@ dnnl::memory whole_copy(const Packed& p, Tensor& owner) {
 // The weight in its own plain fp32 layout (p.user), made from the packed copy, in `owner`.
 dnnl::memory as_plain(const Packed& p, Tensor& owner) {
     Tensor tmp;
-    dnnl::memory from = whole_copy(p, tmp), m = new_buffer(p.user, owner);
+    dnnl::memory from = whole_copy(p, tmp), m = tensor_memory(p.user, owner);
     dnnl::reorder(from, m).execute(dnnl_stream(), from, m);
     dnnl_stream().wait();
     return m;
 }
 
-// Makes `m` (layout `want`) the packed copy of p, held as p.storage says (fp32 copies only).
+// Makes `m` (layout `want`, bytes in `buffer`) the packed copy of p, held as p.storage says (fp32 copies
+// only): as q8_0 blocks, or in 16 bits where exact; otherwise `m` itself stays.
 void set_packed(Packed& p, const dnnl::memory& m, Tensor buffer, const dnnl::memory::desc& want) {
     p.layout = want;
     p.mem = m;
@@ -208,14 +202,12 @@ void set_packed(Packed& p, const dnnl::memory& m, Tensor buffer, const dnnl::mem
     if (want.data_type() != dt::f32 || p.storage == ops::WeightStorage::f32) return;
     const size_t n = want.get_size() / sizeof(float);
     const float* v = static_cast<const float*>(m.get_data_handle());
-    if (p.storage == ops::WeightStorage::q8_0) {
+    if (p.storage == ops::WeightStorage::q8_0)
         quantize_q8(v, n, p.q8, p.q8_scale);
-        p.mem = dnnl::memory();
-        p.mem_buffer = Tensor();
-    } else if (compact_exactly(v, n, p.compact, p.compact_type)) {
-        p.mem = dnnl::memory();
-        p.mem_buffer = Tensor();
-    }
+    else if (!compact_exactly(v, n, p.compact, p.compact_type))
+        return;
+    p.mem = dnnl::memory();
+    p.mem_buffer = Tensor();
 }
 
 Packed new_entry(const Tensor& w, const dnnl::memory::desc& user) {
@@ -225,10 +217,6 @@ Packed new_entry(const Tensor& w, const dnnl::memory::desc& user) {
     p.storage = ops::weight_storage();
     return p;
 }
-
-}  // namespace
-
-namespace {
 
 // One group's 4-D layout of a stacked [G, ...] layout (conv_dnnl.cpp's weight groups: each group's block in
 // the same layout, one after another); empty if `d` is not such a layout.
@@ -303,7 +291,7 @@ const Packed& packed_in(const Tensor& w, const dnnl::memory::desc& user, const d
             return p;
         }
         Tensor buffer, tmp;
-        dnnl::memory m = new_buffer(want, buffer);
+        dnnl::memory m = tensor_memory(want, buffer);
         if (p.layout.dims() != want.dims()) {
             const dnnl::memory plain = as_plain(p, tmp);
             dnnl::memory from(user, eng, plain.get_data_handle());
@@ -320,7 +308,7 @@ const Packed& packed_in(const Tensor& w, const dnnl::memory::desc& user, const d
     if (!w.has_values()) throw std::logic_error("packed_weights: weight has neither values nor a packed copy");
     dnnl::memory src(user, eng, const_cast<float*>(w.data()));
     Tensor buffer;
-    dnnl::memory m = new_buffer(want, buffer);
+    dnnl::memory m = tensor_memory(want, buffer);
     dnnl::reorder(src, m).execute(strm, src, m);
     strm.wait();
     if (it == g_packed.end()) it = g_packed.emplace(w.storage_id(), new_entry(w, user)).first;

@@ -1,7 +1,7 @@
 #include "models/nn/weight_set.h"
 
+#include <algorithm>
 #include <vector>
-
 
 namespace nb::nn {
 
@@ -40,10 +40,8 @@ Result<void> WeightSet::acquire() {
     // largest UNet weight, which then happens before the rest is resident instead of on top of it.
     constexpr int64_t kBig = 4 << 20;  // floats
     std::vector<Item*> order;
-    for (auto& [key, it] : items_)
-        if (it.tensor.numel() >= kBig) order.push_back(&it);
-    for (auto& [key, it] : items_)
-        if (it.tensor.numel() < kBig) order.push_back(&it);
+    for (auto& [key, it] : items_) order.push_back(&it);
+    std::stable_partition(order.begin(), order.end(), [](const Item* i) { return i->tensor.numel() >= kBig; });
     for (Item* item : order) {
         Item& it = *item;
         if (!it.released) continue;
