@@ -18,7 +18,8 @@ struct Pad2d {
 // x [N, C, H, W], w [O, C, KH, KW], b [O] or undefined -> [N, O, Ho, Wo].
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad);
 // Large stride-1 "same" convolutions run in bands of rows holding about this many bytes of input + output
-// activations (default 32 MB; smaller = less memory, more halo rows recomputed).
+// activations (default 32 MB; smaller = less memory, more halo rows recomputed); Winograd's transformed input
+// is made for bands of half this size.
 void set_conv_band_bytes(int64_t bytes);
 // Weights held in 16 bits or q8_0 are expanded to fp32 per use; convolutions and linears whose fp32 weight is
 // larger than this (default 16 MB) run in output-channel groups of at most this size, so that the expansion

@@ -74,6 +74,44 @@ TEST(Ops, WinogradConvMatchesReference) {
     }
 }
 
+// Below those sizes, 3x3 stride-1 convolutions with channel counts that are multiples of 16 and at least 32
+// output tiles of 4x4 take our own Winograd kernel (backend/cpu/winograd.h): same tolerance as the direct
+// kernel, on sizes that are not multiples of 4 (partial edge tiles), with output channels in several
+// transformed-weight chunks (c = 960), in bands of tile rows (a budget of 1 MB: 4, 8 and 4 bands, the last
+// short), and after the weight's values were released into its packed copy.
+TEST(Ops, WinogradF43MatchesReference) {
+    for (auto [n, c, h, w, o, band] : {std::tuple{3, 32, 13, 10, 48, 32 << 20}, {2, 320, 32, 32, 320, 32 << 20},
+                                       {1, 960, 30, 22, 320, 32 << 20}, {2, 16, 17, 13, 16, 32 << 20},
+                                       {2, 160, 38, 24, 32, 2 << 20}, {1, 960, 30, 22, 64, 2 << 20},
+                                       {1, 480, 61, 9, 16, 2 << 20}}) {
+        ops::set_conv_band_bytes(band);
+        Tensor x = randn({n, c, h, w}, 11), wt = randn({o, c, 3, 3}, 12, 0.1f), b = randn({o}, 13);
+        ops::ref::Conv2dShape s{n, c, h, w, o, 3, 3, 1, 1, 1, 1, 1};
+        Tensor r = Tensor::empty({n, o, h, w});
+        ops::ref::conv2d(s, x.data(), wt.data(), b.data(), r.data());
+        ops::prepack_conv(wt, 1, ops::Pad2d::same(1));
+        ops::set_profiling(true);
+        Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(1));
+        auto prof = ops::take_profile();
+        ops::set_profiling(false);
+        ASSERT_EQ(prof.size(), 1u);
+        EXPECT_EQ(prof[0].op, "conv2d_winograd") << n << "x" << c << "x" << h << "x" << w;
+        EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << n << "x" << c << "x" << h << "x" << w;
+    }
+    ops::set_conv_band_bytes(32 << 20);
+    // Fewer tiles (here 2 x 3 x 3 = 18): the direct kernel.
+    Tensor x = randn({2, 32, 12, 12}, 14), wt = randn({32, 32, 3, 3}, 15, 0.1f), b = randn({32}, 16);
+    Tensor r = Tensor::empty({2, 32, 12, 12});
+    ops::ref::conv2d({2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1, 1}, x.data(), wt.data(), b.data(), r.data());
+    ops::set_profiling(true);
+    Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(1));
+    auto prof = ops::take_profile();
+    ops::set_profiling(false);
+    ASSERT_EQ(prof.size(), 1u);
+    EXPECT_EQ(prof[0].op, "conv2d");
+    EXPECT_TRUE(test::close_rel(y, r, 1e-5));
+}
+
 TEST(Ops, LinearMatchesReference) {
     for (auto [m, n, k] : {std::tuple{154, 320, 768}, {77, 7, 13}, {1, 1280, 320}}) {
         Tensor x = randn({m, k}, 4), w = randn({n, k}, 5, 0.05f), b = randn({n}, 6);
