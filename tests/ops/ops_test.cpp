@@ -112,6 +112,58 @@ TEST(Ops, WinogradF43MatchesReference) {
     EXPECT_TRUE(test::close_rel(y, r, 1e-5));
 }
 
+// Convolutions over at most 128 output pixels with weights held in 16 bits take the weight-streaming kernel
+// (backend/cpu/conv_small.h) on AVX-512 CPUs: fp16 and bf16 weights, 3x3 same, strided with odd sizes, 1x1,
+// big weights whose packed copy is in output-channel groups, and a reduction in several cached chunks. Weights not exact in 16 bits stay fp32 and
+// take the direct kernel.
+TEST(Ops, SmallConvStreams16BitWeights) {
+    if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "AVX-512 only";
+    auto to_f16_grid = [](Tensor t) {
+        for (auto& v : t.span()) v = f16_to_f32(f32_to_f16(v));
+        return t;
+    };
+    auto to_bf16_grid = [](Tensor t) {  // values below fp16's range: held as bf16
+        for (auto& v : t.span()) v = bf16_to_f32(f32_to_bf16(v * 1e-6f));
+        return t;
+    };
+    struct Case {
+        int64_t n, c, h, w, o, k;
+        int stride, pad;
+        bool bf16;
+    };
+    constexpr int64_t kGroup = 160 << 10;
+    for (auto [n, c, h, w, o, k, stride, pad, bf16] :
+         {Case{2, 64, 8, 8, 96, 3, 1, 1, false}, Case{1, 48, 9, 7, 64, 3, 2, 1, false}, Case{2, 128, 4, 4, 64, 1, 1, 0, false},
+          Case{2, 32, 8, 8, 32, 3, 1, 1, true}, Case{2, 64, 4, 4, 256, 3, 1, 1, false},
+          Case{2, 256, 8, 8, 64, 3, 1, 1, false}}) {  // the last: a reduction over 2304 values in 2 chunks
+        ops::set_weight_group_bytes(o == 256 ? kGroup : 16 << 20);  // the last case's 590 KB weight: 4 groups
+        Tensor x = randn({n, c, h, w}, 51), b = randn({o}, 53, bf16 ? 1e-6f : 1.f);
+        Tensor wt = bf16 ? to_bf16_grid(randn({o, c, k, k}, 52, 0.1f)) : to_f16_grid(randn({o, c, k, k}, 52, 0.1f));
+        ops::ref::Conv2dShape s{n, c, h, w, o, k, k, stride, pad, pad, pad, pad};
+        Tensor r = Tensor::empty({n, o, s.out_h(), s.out_w()});
+        ops::ref::conv2d(s, x.data(), wt.data(), b.data(), r.data());
+        ops::prepack_conv(wt, stride, ops::Pad2d::same(pad));
+        ops::set_profiling(true);
+        Tensor y = ops::conv2d(x, wt, b, stride, ops::Pad2d::same(pad));
+        auto prof = ops::take_profile();
+        ops::set_profiling(false);
+        ops::set_weight_group_bytes(16 << 20);
+        ASSERT_EQ(prof.size(), 1u);
+        EXPECT_EQ(prof[0].op, "conv2d_small") << n << "x" << c << "x" << h << "x" << w << " k" << k;
+        EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << n << "x" << c << "x" << h << "x" << w << " k" << k;
+    }
+    Tensor x = randn({2, 64, 8, 8}, 54), wt = randn({96, 64, 3, 3}, 55, 0.1f), b = randn({96}, 56);
+    Tensor r = Tensor::empty({2, 96, 8, 8});
+    ops::ref::conv2d({2, 64, 8, 8, 96, 3, 3, 1, 1, 1, 1, 1}, x.data(), wt.data(), b.data(), r.data());
+    ops::set_profiling(true);
+    Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(1));
+    auto prof = ops::take_profile();
+    ops::set_profiling(false);
+    ASSERT_EQ(prof.size(), 1u);
+    EXPECT_EQ(prof[0].op, "conv2d");
+    EXPECT_TRUE(test::close_rel(y, r, 1e-5));
+}
+
 TEST(Ops, LinearMatchesReference) {
     for (auto [m, n, k] : {std::tuple{154, 320, 768}, {77, 7, 13}, {1, 1280, 320}}) {
         Tensor x = randn({m, k}, 4), w = randn({n, k}, 5, 0.05f), b = randn({n}, 6);
@@ -275,9 +327,10 @@ TEST(Ops, BigCompactWeightsRunInGroups) {
     constexpr int64_t kGroup = 160 << 10;
     ops::set_weight_group_bytes(kGroup);
     ops::return_free_memory();  // empties this thread's expansion scratch
-    Tensor x = randn({2, 64, 9, 7}, 41), w = to_f16_grid(randn({256, 64, 3, 3}, 42, 0.1f)), b = randn({256}, 43);
-    Tensor r = Tensor::empty({2, 256, 9, 7});
-    ops::ref::conv2d({2, 64, 9, 7, 256, 3, 3, 1, 1, 1, 1, 1}, x.data(), w.data(), b.data(), r.data());
+    // 2 x 9 x 9 pixels: more than the weight-streaming kernel takes (it expands nothing), fewer than Winograd's.
+    Tensor x = randn({2, 64, 9, 9}, 41), w = to_f16_grid(randn({256, 64, 3, 3}, 42, 0.1f)), b = randn({256}, 43);
+    Tensor r = Tensor::empty({2, 256, 9, 9});
+    ops::ref::conv2d({2, 64, 9, 9, 256, 3, 3, 1, 1, 1, 1, 1}, x.data(), w.data(), b.data(), r.data());
     ops::prepack_conv(w, 1, ops::Pad2d::same(1));
     EXPECT_TRUE(test::close_rel(ops::conv2d(x, w, b, 1, ops::Pad2d::same(1)), r, 1e-5));
     EXPECT_GT(ops::weight_scratch_bytes(), 0);

@@ -17,6 +17,7 @@
 
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/packed_weights.h"
+#include "backend/cpu/conv_small.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/winograd.h"
 #include "backend/ops.h"
@@ -33,6 +34,9 @@ constexpr int64_t kWinogradMinPixels = 128 * 128;
 // SD 1.5 UNet shapes (2 threads, AVX-512), 32 tiles (16x16 pixels, batch 2) run 1.4-1.7x faster, 128-256 tiles
 // (32x32 / 64x64) 2.0-2.5x; at 16 tiles it only breaks even and at 4-8 tiles it is 1.5-3x slower.
 constexpr int64_t kWinogradF43MinTiles = 32;
+// Convolutions with at most this many output pixels whose weights are held in 16 bits take the
+// weight-streaming kernel (conv_small.h).
+constexpr int64_t kSmallConvMaxPixels = 128;
 // Banded convolution (see conv2d): bands hold about g_band_bytes of input + output activations (Winograd's
 // scratch is ~2.25x that again), with at least kMinBandPixels output pixels each; convolutions over more than
 // twice a band's pixels are banded.
@@ -283,6 +287,18 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
             }
         }
         return y;
+    }
+    if (!bf16 && !winograd && n * ho * wo <= kSmallConvMaxPixels && cpu::small_conv_available()) {
+        const int64_t block = cpu::small_conv_block(wp.part);
+        if (block && kk.o % block == 0) {
+            const cpu::HeldWeights held = cpu::packed_weights_held(w, wp.user, wp.packed);
+            if (held.data && held.type != DType::f32) {
+                prof_.rename("conv2d_small");
+                cpu::small_conv({n, c, h, wd, full.o, kh, kw, stride, pad.t, pad.l, ho, wo}, x.data(), held.data,
+                                held.type, block, b.defined() ? b.data() : nullptr, y.data());
+                return y;
+            }
+        }
     }
     float* xd = const_cast<float*>(x.data());
     // Output channels [o0, o0 + kk.o) with weights wei, in bands of rows when banded.

@@ -341,6 +341,15 @@ dnnl::memory packed_weights_part(const Tensor& w, const dnnl::memory::desc& user
     return usable(p, first, count, part);
 }
 
+HeldWeights packed_weights_held(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
+    std::lock_guard lock(g_mu);
+    const Packed& p = packed_in(w, user, want);
+    if (want.data_type() != dt::f32) return {};
+    if (p.mem) return {p.mem.get_data_handle(), DType::f32};
+    if (!p.compact.empty()) return {p.compact.data(), p.compact_type};
+    return {};
+}
+
 bool packed_weights_expand(const Tensor& w) {
     std::lock_guard lock(g_mu);
     auto it = g_packed.find(w.storage_id());

@@ -12,6 +12,7 @@
 
 #include <dnnl.hpp>
 
+#include "core/dtype.h"
 #include "core/tensor.h"
 
 namespace nb::cpu {
@@ -29,6 +30,14 @@ void pack_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::m
 // that the scratch holds one group, not the whole expanded weight (up to 118 MB in an SD 1.5 UNet).
 dnnl::memory packed_weights_part(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want,
                                  size_t first, const dnnl::memory::desc& part);
+// w's packed copy in layout `want` (made as packed_weights does) as held, not expanded: fp32 values, or the
+// fp16 / bf16 bits of a compact copy; data is null when held otherwise (q8_0). For kernels that convert in
+// registers; valid until the weight is re-laid out or changed.
+struct HeldWeights {
+    const void* data = nullptr;
+    DType type = DType::f32;
+};
+HeldWeights packed_weights_held(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want);
 // Whether using w's packed copy costs an expansion into scratch (held in 16 bits or q8_0; for a weight not
 // packed yet: whether the current ops::WeightStorage may hold it so).
 bool packed_weights_expand(const Tensor& w);

@@ -16,7 +16,7 @@ namespace {
 
 using dt = dnnl::memory::data_type;
 
-// (The helpers below are always inlined, so passing 64-byte vectors never crosses a call: no ABI concern.)
+// The helpers below are always inlined, so their 64-byte vector results never cross a call: no ABI concern.
 #pragma GCC diagnostic ignored "-Wpsabi"
 // 16 floats: one AVX-512 register in the avx512f clones below, two AVX2 registers in the baseline build.
 typedef float v16 __attribute__((vector_size(64)));
@@ -25,7 +25,7 @@ typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define NB_CLONES __attribute__((target_clones("avx512f", "default")))
 
 NB_ALWAYS_INLINE v16 load(const float* p) { return *reinterpret_cast<const v16u*>(p); }
-NB_ALWAYS_INLINE void store(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
+NB_ALWAYS_INLINE void store(float* p, const v16& v) { *reinterpret_cast<v16u*>(p) = v; }
 
 // The three 1-D transforms of F(4, 3) with interpolation points 0, 1, -1, 1/2, -2 and infinity (the matrices
 // follow from the points as in Lavin & Gray). Lavin's usual 0, +-1, +-2 give about 1.5x the rounding error:
@@ -42,7 +42,7 @@ NB_ALWAYS_INLINE void bt(const v16 d[6], v16 o[6]) {
     o[5] = d[1] - 1.5f * (d[2] - d[4]) - 2.f * d[3] + d[5];
 }
 // G (6x3): 3 filter taps -> Winograd domain.
-NB_ALWAYS_INLINE void gt(v16 g0, v16 g1, v16 g2, v16 o[6]) {
+NB_ALWAYS_INLINE void gt(const v16& g0, const v16& g1, const v16& g2, v16 o[6]) {
     o[0] = g0;
     o[1] = (g0 + g1 + g2) * (1.f / 3);
     o[2] = (g0 - g1 + g2) * (-1.f / 3);
