@@ -49,8 +49,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ConvTest,
                                            ConvCase{1, 32, 15, 17, 16, 3, 2, {0, 0, 1, 1}},  // VAE asym. pad
                                            ConvCase{3, 7, 9, 5, 5, 3, 1, ops::Pad2d::same(1)}));
 
-// 3x3 stride-1 fp32 convolutions over >= 128x128 output pixels take the Winograd kernel (the profile names it):
-// same tolerance as the direct kernel, also after the weight's values were released into its packed copy.
+// VAE-sized 3x3 stride-1 fp32 convolutions (128x128 pixels and more) take the Winograd kernel (the profile
+// names it) in bands of tile rows at the default budget: same tolerance as the direct kernel, also after the
+// weight's values were released into its packed copy, and the direct kernel still sees the same weight.
 TEST(Ops, WinogradConvMatchesReference) {
     for (auto [n, c, h, w, o] : {std::tuple{1, 64, 128, 128, 48}, {2, 32, 96, 100, 32}}) {
         Tensor x = randn({n, c, h, w}, 7), wt = randn({o, c, 3, 3}, 8, 0.1f), b = randn({o}, 9);
@@ -74,8 +75,8 @@ TEST(Ops, WinogradConvMatchesReference) {
     }
 }
 
-// Below those sizes, 3x3 stride-1 convolutions with channel counts that are multiples of 16 and at least 32
-// output tiles of 4x4 take our own Winograd kernel (backend/cpu/winograd.h): same tolerance as the direct
+// 3x3 stride-1 fp32 convolutions with channel counts that are multiples of 16 and at least 32 output tiles of
+// 4x4 take the Winograd kernel (backend/cpu/winograd.h): same tolerance as the direct
 // kernel, on sizes that are not multiples of 4 (partial edge tiles), with output channels in several
 // transformed-weight chunks (c = 960), in bands of tile rows (a budget of 1 MB: 4, 8 and 4 bands, the last
 // short), and after the weight's values were released into its packed copy.
@@ -99,6 +100,31 @@ TEST(Ops, WinogradF43MatchesReference) {
         EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << n << "x" << c << "x" << h << "x" << w;
     }
     ops::set_conv_band_bytes(32 << 20);
+    // Weights held in 16 bits are read as held (fp16, bf16: converted in the weight transform); q8_0 ones are
+    // expanded per group. The reference uses the values the packed copy holds (ensure_values).
+    for (int kind = 0; kind < 3; ++kind) {
+        Tensor x = randn({2, 64, 20, 18}, 17), wt = randn({96, 64, 3, 3}, 18, 0.1f), b = randn({96}, 19);
+        if (kind == 0)
+            for (auto& v : wt.span()) v = f16_to_f32(f32_to_f16(v));
+        if (kind == 1)
+            for (auto& v : wt.span()) v = bf16_to_f32(f32_to_bf16(v * 1e-6f));  // below fp16's range: bf16
+        if (kind == 1)
+            for (auto& v : b.span()) v *= 1e-6f;
+        {
+            ops::WeightStorageScope storage(kind == 2 ? ops::WeightStorage::q8_0 : ops::WeightStorage::exact);
+            ops::prepack_conv(wt, 1, ops::Pad2d::same(1));
+        }
+        ops::set_profiling(true);
+        Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(1));
+        auto prof = ops::take_profile();
+        ops::set_profiling(false);
+        ASSERT_EQ(prof.size(), 1u);
+        EXPECT_EQ(prof[0].op, "conv2d_winograd") << kind;
+        ops::ensure_values(wt);
+        Tensor r = Tensor::empty({2, 96, 20, 18});
+        ops::ref::conv2d({2, 64, 20, 18, 96, 3, 3, 1, 1, 1, 1, 1}, x.data(), wt.data(), b.data(), r.data());
+        EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << kind;
+    }
     // Fewer tiles (here 2 x 3 x 3 = 18): the direct kernel.
     Tensor x = randn({2, 32, 12, 12}, 14), wt = randn({32, 32, 3, 3}, 15, 0.1f), b = randn({32}, 16);
     Tensor r = Tensor::empty({2, 32, 12, 12});
@@ -266,7 +292,7 @@ TEST(Ops, BandedConvMatchesReference) {
     struct Case {
         int64_t n, c, h, w, o, k;
     };
-    for (auto [n, c, h, w, o, k] : {Case{1, 32, 288, 256, 32, 3},  // Winograd bands of 30 rows, last short
+    for (auto [n, c, h, w, o, k] : {Case{1, 32, 288, 256, 32, 3},  // Winograd: input bands of one tile row
                                     Case{2, 8, 170, 200, 12, 3},   // batch 2: bands of 18 rows
                                     Case{1, 16, 300, 260, 8, 1}}) {  // 1x1: no halo
         const int p = int(k / 2);

@@ -1,12 +1,12 @@
 // Convolution through oneDNN. Primitives are created once per shape and cached; weights are reordered
 // once into the layout the chosen kernel wants and cached by weight buffer (weights are immutable after load).
-//
-// 3x3 stride-1 fp32 convolutions over many pixels use Winograd F(4x4, 3x3) (oneDNN's jit_wino_4x3): 36
-// instead of 144 multiplications per 4x4 output tile, measured 1.8-3.6x faster than the direct kernel on
-// VAE/UNet shapes on AVX-512, with fp32 error of the same order as the direct sum. Its transformed weights are
-// 4x the weight's size and oneDNN transforms them slowly (tens of ms per 512x512x3x3 weight), so it is used
-// only where a call has at least kWinogradMinPixels output pixels: the VAE decoder's upper levels at 512x512
-// and up, the UNet only from 1024x1024. The transformed copy is cached beside the weight.
+// Two kernels of our own take the shapes where oneDNN's direct kernel is not the fastest, reading the weights in
+// the direct kernel's packed layout:
+//  - 3x3 stride-1 "same" fp32 convolutions over at least kWinogradF43MinTiles 4x4 output tiles: Winograd
+//    F(4x4, 3x3) (winograd.h). It replaced oneDNN's Winograd kernel, which needs transformed weights cached
+//    beside each weight (4x its size, transformed slowly) and full-size blocked copies of input and output:
+//    measured 512x512 VAE decode 8.8-9.2 s with oneDNN's, 5.7-7.1 s with ours, at the same peak RSS.
+//  - convolutions over at most kSmallConvMaxPixels output pixels with 16-bit weights (conv_small.h).
 #include <algorithm>
 #include <atomic>
 #include <map>
@@ -29,7 +29,6 @@ namespace {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-constexpr int64_t kWinogradMinPixels = 128 * 128;
 // Our own Winograd kernel (winograd.h) from this many 4x4 output tiles: measured against the direct kernel on
 // SD 1.5 UNet shapes (2 threads, AVX-512), 32 tiles (16x16 pixels, batch 2) run 1.4-1.7x faster, 128-256 tiles
 // (32x32 / 64x64) 2.0-2.5x; at 16 tiles it only breaks even and at 4-8 tiles it is 1.5-3x slower.
@@ -37,9 +36,8 @@ constexpr int64_t kWinogradF43MinTiles = 32;
 // Convolutions with at most this many output pixels whose weights are held in 16 bits take the
 // weight-streaming kernel (conv_small.h).
 constexpr int64_t kSmallConvMaxPixels = 128;
-// Banded convolution (see conv2d): bands hold about g_band_bytes of input + output activations (Winograd's
-// scratch is ~2.25x that again), with at least kMinBandPixels output pixels each; convolutions over more than
-// twice a band's pixels are banded.
+// Banded convolution (see conv2d): bands hold about g_band_bytes of input + output activations, with at least
+// kMinBandPixels output pixels each; convolutions over more than twice a band's pixels are banded.
 std::atomic<int64_t> g_band_bytes{32 << 20};
 constexpr int64_t kMinBandPixels = 8192;
 std::atomic<int64_t> g_group_bytes{16 << 20};  // see group_count; linear() uses it too
@@ -49,18 +47,14 @@ struct ConvKey {
     int stride, pt, pl, pb, pr;
     bool bias;
     bool bf16;
-    bool winograd = false;  // may use Winograd (decided on the whole convolution's size, not a band's)
-    auto tie() const { return std::tie(n, c, h, w, o, kh, kw, stride, pt, pl, pb, pr, bias, bf16, winograd); }
+    auto tie() const { return std::tie(n, c, h, w, o, kh, kw, stride, pt, pl, pb, pr, bias, bf16); }
     bool operator<(const ConvKey& k) const { return tie() < k.tie(); }
     int64_t out_h() const { return (h + pt + pb - kh) / stride + 1; }
     int64_t out_w() const { return (w + pl + pr - kw) / stride + 1; }
     bool same3x3() const { return kh == 3 && kw == 3 && stride == 1 && pt == 1 && pl == 1 && pb == 1 && pr == 1; }
-    bool winograd_candidate() const {
-        return !bf16 && same3x3() && c >= 16 && o >= 16 && n * out_h() * out_w() >= kWinogradMinPixels;
-    }
-    // Our own F(4x4, 3x3) kernel (winograd.h) below oneDNN Winograd's sizes.
+    // Our Winograd kernel (winograd.h).
     bool winograd_f43() const {
-        return !bf16 && same3x3() && cpu::WinogradF43::supports(c, o) && !winograd && !winograd_candidate() &&
+        return !bf16 && same3x3() && cpu::WinogradF43::supports(c, o) &&
                cpu::WinogradF43::tiles(n, out_h(), out_w()) >= kWinogradF43MinTiles;
     }
 };
@@ -68,7 +62,6 @@ struct ConvKey {
 struct ConvPlan {
     dnnl::convolution_forward::primitive_desc pd;
     dnnl::convolution_forward prim;
-    bool winograd = false;
 };
 
 std::mutex g_mu;
@@ -84,23 +77,12 @@ ConvPlan& plan_for(const ConvKey& k) {
     dnnl::memory::desc src_md(src, in, tag::any), wei_md(wei, in, tag::any),
         bia_md(bia, dt::f32, tag::a), dst_md(dst, dt::f32, tag::any);
     dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // cpu::scratchpad(): one buffer, not one per plan
-    auto make = [&](dnnl::algorithm alg) {
-        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md, wei_md,
-                                          k.bias ? bia_md : dnnl::memory::desc(), dst_md, {k.stride, k.stride},
-                                          {k.pt, k.pl}, {k.pb, k.pr});
-        return dnnl::convolution_forward::primitive_desc(d, attr, eng);
-    };
-    if (k.winograd) {
-        try {
-            auto pd = make(dnnl::algorithm::convolution_winograd);
-            return g_plans.emplace(k, ConvPlan{pd, dnnl::convolution_forward(pd), true}).first->second;
-        } catch (const dnnl::error&) {
-            // no Winograd kernel for this shape / ISA: direct below
-        }
-    }
-    auto pd = make(dnnl::algorithm::convolution_direct);
-    return g_plans.emplace(k, ConvPlan{pd, dnnl::convolution_forward(pd), false}).first->second;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // from the activation heap per call, not one per plan
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md,
+                                      wei_md, k.bias ? bia_md : dnnl::memory::desc(), dst_md, {k.stride, k.stride},
+                                      {k.pt, k.pl}, {k.pb, k.pr});
+    dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
+    return g_plans.emplace(k, ConvPlan{pd, dnnl::convolution_forward(pd)}).first->second;
 }
 
 // A weight held in 16 bits (or q8_0) is expanded to fp32 for each call. A big one is split into output-channel
@@ -155,7 +137,7 @@ struct WeightPlan {
 WeightPlan weight_plan(const Tensor& w, const ConvKey& k) {
     WeightPlan wp{&plan_for(k), k, 1, dnnl::memory::desc({k.o, k.c, k.kh, k.kw}, dt::f32, tag::oihw), {}, {}};
     wp.packed = wp.part = wp.plan->pd.weights_desc();
-    const int64_t groups = wp.plan->winograd ? 1 : group_count(w, k);
+    const int64_t groups = group_count(w, k);
     if (groups > 1) {
         ConvKey gk = k;
         gk.o = k.o / groups;
@@ -209,7 +191,9 @@ void run_plan(const ConvPlan& p, const ConvKey& k, dnnl::memory src, const dnnl:
         whole && p.pd.dst_desc() == dst.get_desc() ? dst : cpu::tensor_memory(p.pd.dst_desc(), dst_buf);
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_in}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst_out}};
     if (bias) args[DNNL_ARG_BIAS] = dnnl::memory({{k.o}, dt::f32, tag::a}, eng, const_cast<float*>(bias));
-    if (p.pd.scratchpad_desc().get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = cpu::scratchpad(p.pd.scratchpad_desc());
+    Tensor scratch;  // the kernel's scratchpad, also from the activation heap
+    if (p.pd.scratchpad_desc().get_size() > 0)
+        args[DNNL_ARG_SCRATCHPAD] = cpu::tensor_memory(p.pd.scratchpad_desc(), scratch);
     p.prim.execute(strm, args);
     strm.wait();
     src_in = dnnl::memory();  // freed before the output copy
@@ -235,6 +219,7 @@ void set_conv_band_bytes(int64_t bytes) { g_band_bytes = bytes; }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad) {
     cpu::ProfileScope prof_("conv2d");
+    cpu::WeightScratchScope scratch_;
     if (w.dim(1) != x.dim(1))
         throw std::logic_error("conv2d: input channels " + std::to_string(x.dim(1)) + " != weight " + shape_str(w.shape()));
     const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3), kh = w.dim(2), kw = w.dim(3);
@@ -244,51 +229,59 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     count_macs(n * full.o * ho * wo * c * kh * kw);
     Tensor y = Tensor::empty({n, full.o, ho, wo});
 
-    // Large "same" convolutions run in bands of output rows: each band convolves its input rows plus a halo
-    // of `pad` rows on either side, so the blocked copies of input and output (and Winograd's scratch, ~4.5x
-    // the input) exist for one band at a time instead of the whole image -- 1.7 GB less at a 512x512 VAE
-    // decode's 256-channel level. Every band has the same input height (bands at the image edges take
-    // their halo from inside the image), so one plan and one weight layout serve them all; the halo
-    // rows computed against the plan's zero padding are not copied out.
+    // Large "same" convolutions on the direct kernel run in bands of output rows: each band convolves its input
+    // rows plus a halo of `pad` rows on either side, so the blocked copies of input and output exist for one
+    // band at a time instead of the whole image (a 512x512 VAE decode's last 3x3 -> 3 channels). Every band has
+    // the same input height (bands at the image edges take their halo from inside the image), so one plan and
+    // one weight layout serve them all; the halo rows computed against the plan's zero padding are not copied
+    // out.
     const int64_t halo = pad.t;
     const bool same = stride == 1 && kh == kw && kh % 2 == 1 && pad.t == kh / 2 && pad.b == pad.t &&
                       pad.l == kw / 2 && pad.r == pad.l;
     const int64_t band_pixels = std::max(kMinBandPixels, g_band_bytes.load() / (4 * (c + full.o)));
     const int64_t band_rows = std::max<int64_t>(8, band_pixels / (n * wd)) - 2 * halo;
-    const bool banded = same && n * h * wd > 2 * band_pixels && band_rows > 0 && h > band_rows + 2 * halo;
+    const bool banded = !full.winograd_f43() && same && n * h * wd > 2 * band_pixels && band_rows > 0 &&
+                        h > band_rows + 2 * halo;
     const int64_t in_rows = banded ? band_rows + 2 * halo : h;
     ConvKey k = full;
-    k.winograd = full.winograd_candidate();
     k.h = in_rows;
 
     auto& eng = cpu::dnnl_engine();
     std::unique_lock lock(g_mu);
     const WeightPlan wp = weight_plan(w, k);
-    const bool winograd = wp.f43 || wp.plan->winograd;
     lock.unlock();
-    if (winograd) prof_.rename("conv2d_winograd");
 
     const ConvKey& kk = wp.key;
     const size_t n_part = wp.part.get_size() / sizeof(float);
     if (wp.f43) {  // our Winograd kernel: the input transformed once, weights per output-channel group
+        prof_.rename("conv2d_winograd");
         // Its transformed input takes bands of at most half the banded convolutions' budget: at 16 MB a 512x512
         // UNet's 960-channel convolution at 64x64 latents runs in 3 bands instead of holding 35 MB at the step's
-        // activation peak.
+        // activation peak. It makes no full-size copies, so it needs no banding of its own.
         cpu::WinogradF43 f43(x.data(), n, c, h, wd, g_band_bytes / 2);
         const cpu::WeightLayout layout(wp.part);
+        // The packed copy as held (16-bit bits are converted by the weight transform); q8_0 is expanded per group.
+        const cpu::HeldWeights held = cpu::packed_weights_held(w, wp.user, wp.packed);
+        const size_t held_size = held.type == DType::f32 ? sizeof(float) : sizeof(uint16_t);
         for (int64_t band = 0; band < f43.bands(); ++band) {
             f43.load_band(band);
             for (int64_t g = 0; g < wp.groups; ++g) {
+                cpu::WeightScratchScope group_scratch;  // q8_0: expanded per band and group, gone before the next
+                const float* bias = b.defined() ? b.data() + g * kk.o : nullptr;
+                if (held.data) {
+                    f43.run(static_cast<const char*>(held.data) + g * n_part * held_size, held.type, layout, kk.o,
+                            bias, y.data(), full.o, g * kk.o);
+                    continue;
+                }
                 const dnnl::memory wei =
                     wp.groups > 1 ? cpu::packed_weights_part(w, wp.user, wp.packed, size_t(g) * n_part, wp.part)
                                   : cpu::packed_weights(w, wp.user, wp.packed);
-                f43.run(static_cast<const float*>(wei.get_data_handle()), layout, kk.o,
-                        b.defined() ? b.data() + g * kk.o : nullptr, y.data(), full.o, g * kk.o);
+                f43.run(wei.get_data_handle(), DType::f32, layout, kk.o, bias, y.data(), full.o, g * kk.o);
             }
         }
         return y;
     }
-    if (!bf16 && !winograd && n * ho * wo <= kSmallConvMaxPixels && cpu::small_conv_available()) {
+    if (!bf16 && n * ho * wo <= kSmallConvMaxPixels && cpu::small_conv_available()) {
         const int64_t block = cpu::small_conv_block(wp.part);
         if (block && kk.o % block == 0) {
             const cpu::HeldWeights held = cpu::packed_weights_held(w, wp.user, wp.packed);
@@ -322,8 +315,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
         return y;
     }
     dnnl::memory wei_mem;
-    if (winograd) wei_mem = cpu::winograd_weights(w, wp.user, wp.packed);
-    else if (!w.has_values() || wp.packed != wp.user) wei_mem = cpu::packed_weights(w, wp.user, wp.packed);
+    if (!w.has_values() || wp.packed != wp.user) wei_mem = cpu::packed_weights(w, wp.user, wp.packed);
     else wei_mem = dnnl::memory(wp.user, eng, const_cast<float*>(w.data()));
     run(wei_mem, 0);
     return y;

@@ -85,6 +85,7 @@ void prepack_linear(const Tensor& w) {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     cpu::ProfileScope prof_("linear");
+    cpu::WeightScratchScope scratch_;
     const int64_t k = x.dim(-1), n = w.dim(0), m = x.numel() / k;
     if (w.dim(1) != k)
         throw std::logic_error("linear: input width " + std::to_string(k) + " != weight " + shape_str(w.shape()));

@@ -24,7 +24,7 @@ using dt = dnnl::memory::data_type;
 struct Packed {
     Tensor owner;               // keeps the storage (and so the key) alive
     dnnl::memory::desc user;    // the weight's own fp32 layout
-    dnnl::memory::desc layout;  // layout (and dtype) of the packed copy; empty while only `wino` exists
+    dnnl::memory::desc layout;  // layout (and dtype) of the packed copy
     dnnl::memory mem;           // the packed copy, unless it is held compact
     Tensor mem_buffer;          // mem's bytes
     // fp32 packed copy whose values all convert exactly to 16 bits: held as fp16 or bf16 bits instead of
@@ -35,7 +35,6 @@ struct Packed {
     std::vector<int8_t> q8;
     std::vector<float> q8_scale;
     ops::WeightStorage storage = ops::WeightStorage::exact;  // chosen when first packed, kept on re-layout
-    dnnl::memory wino;          // Winograd-transformed copy (derived; the values or the packed copy stay the weight)
 
     bool packed() const { return bool(mem) || !compact.empty() || !q8.empty(); }
 };
@@ -166,16 +165,16 @@ void expand_into(const Packed& p, size_t first, size_t count, float* dst) {
 // weight right away).
 dnnl::memory usable(const Packed& p, size_t first, size_t count, const dnnl::memory::desc& d) {
     if (p.mem) return dnnl::memory(d, dnnl_engine(), static_cast<float*>(p.mem.get_data_handle()) + first);
-    float* dst = static_cast<float*>(weight_scratch().get(count * sizeof(float)));
+    float* dst = weight_scratch(count);
     expand_into(p, first, count, dst);
     return dnnl::memory(d, dnnl_engine(), dst);
 }
 
 dnnl::memory usable(const Packed& p) { return usable(p, 0, p.layout.get_size() / sizeof(float), p.layout); }
 
-// The whole packed copy as fp32 memory for a one-off conversion (re-layout, Winograd transform, restoring
-// values): `mem` itself, or an expansion into a buffer of its own (`owner`), so that the per-use scratch stays
-// the size of the weight groups kernels use.
+// The whole packed copy as fp32 memory for a one-off conversion (re-layout, restoring values): `mem` itself, or
+// an expansion into a buffer of its own (`owner`), so that the per-use scratch stays the size of the weight
+// groups kernels use.
 dnnl::memory whole_copy(const Packed& p, Tensor& owner) {
     if (p.mem) return p.mem;
     dnnl::memory m = tensor_memory(p.layout, owner);
@@ -357,31 +356,6 @@ bool packed_weights_expand(const Tensor& w) {
     return it->second.packed() && !it->second.mem;
 }
 
-dnnl::memory winograd_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
-    auto& eng = dnnl_engine();
-    auto& strm = dnnl_stream();
-    std::lock_guard lock(g_mu);
-    auto it = g_packed.find(w.storage_id());
-    if (it != g_packed.end() && it->second.wino && it->second.wino.get_desc() == want) return it->second.wino;
-    // oneDNN transforms only from the plain layout: use the values, or unpack the packed copy into a temporary.
-    dnnl::memory plain;
-    Tensor owner;
-    if (w.has_values()) {
-        plain = dnnl::memory(user, eng, const_cast<float*>(w.data()));
-    } else {
-        if (it == g_packed.end() || !it->second.packed())
-            throw std::logic_error("winograd_weights: weight has neither values nor a packed copy");
-        as_plain(it->second, owner);  // its p.user may be a grouped view of the same bytes
-        plain = dnnl::memory(user, eng, owner.data());
-    }
-    dnnl::memory m(want, eng);
-    dnnl::reorder(plain, m).execute(strm, plain, m);
-    strm.wait();
-    if (it == g_packed.end()) it = g_packed.emplace(w.storage_id(), new_entry(w, user)).first;
-    it->second.wino = m;
-    return m;
-}
-
 }  // namespace nb::cpu
 
 namespace nb::ops {
@@ -408,7 +382,6 @@ int64_t packed_weight_bytes() {
     for (const auto& [_, p] : cpu::g_packed) {
         n += int64_t(p.compact.size() * sizeof(uint16_t) + p.q8.size() + p.q8_scale.size() * sizeof(float));
         if (p.mem) n += int64_t(p.mem.get_desc().get_size());
-        if (p.wino) n += int64_t(p.wino.get_desc().get_size());
     }
     return n;
 }
@@ -429,7 +402,6 @@ void weights_changed(const Tensor& w) {
     p.mem = {};
     p.mem_buffer = {};
     cpu::free_copies(p);
-    p.wino = {};
 }
 
 }  // namespace nb::ops

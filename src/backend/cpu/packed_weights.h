@@ -42,8 +42,4 @@ HeldWeights packed_weights_held(const Tensor& w, const dnnl::memory::desc& user,
 // packed yet: whether the current ops::WeightStorage may hold it so).
 bool packed_weights_expand(const Tensor& w);
 
-// The Winograd-transformed copy of a 3x3 conv weight for layout `want`, made on first use (from the values or
-// the packed copy) and kept beside them: a derived copy, 4x the weight's size, that never replaces it.
-dnnl::memory winograd_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want);
-
 }  // namespace nb::cpu

@@ -1,5 +1,7 @@
 #include "backend/cpu/winograd.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -87,9 +89,24 @@ NB_CLONES void input_transform(const float* xp, Geometry geo, int64_t c, float* 
     }
 }
 
-// g: [og, c, 3, 3] in `layout`; U[k][c][j] for output channels [o0, o0 + oc).
-NB_CLONES void weight_transform(const float* g, const WeightLayout& layout, int64_t c, int64_t o0, int64_t oc,
-                                float* u) {
+// 16 weights from g (fp32 values or 16-bit bits, as held) at element i, as fp32.
+NB_ALWAYS_INLINE v16 load_weights(const void* g, DType type, int64_t i) {
+    if (type == DType::f32) return load(static_cast<const float*>(g) + i);
+    const uint16_t* h = static_cast<const uint16_t*>(g) + i;
+    __m256 part[2];
+    for (int k = 0; k < 2; ++k) {
+        const __m128i bits = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 8 * k));
+        part[k] = type == DType::f16 ? _mm256_cvtph_ps(bits)  // F16C: in the x86-64-v3 baseline
+                                     : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+    }
+    v16 r;
+    std::memcpy(&r, part, sizeof(r));
+    return r;
+}
+
+// g: [og, c, 3, 3] in `layout` (fp32, fp16 or bf16); U[k][c][j] for output channels [o0, o0 + oc).
+NB_CLONES void weight_transform(const void* g, DType type, const WeightLayout& layout, int64_t c, int64_t o0,
+                                int64_t oc, float* u) {
     const int64_t ov = oc / 16;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < c * ov; ++i) {
@@ -97,8 +114,9 @@ NB_CLONES void weight_transform(const float* g, const WeightLayout& layout, int6
         v16 cols[6][3];
         for (int s = 0; s < 3; ++s) {
             v16 o[6];
-            gt(load(g + layout.offset(o0 + j, ci, 0, s)), load(g + layout.offset(o0 + j, ci, 1, s)),
-               load(g + layout.offset(o0 + j, ci, 2, s)), o);
+            gt(load_weights(g, type, layout.offset(o0 + j, ci, 0, s)),
+               load_weights(g, type, layout.offset(o0 + j, ci, 1, s)),
+               load_weights(g, type, layout.offset(o0 + j, ci, 2, s)), o);
             for (int r = 0; r < 6; ++r) cols[r][s] = o[r];
         }
         for (int r = 0; r < 6; ++r) {
@@ -228,8 +246,8 @@ void WinogradF43::load_band(int64_t band) {
     input_transform(xp, geo, c, v_.data());
 }
 
-void WinogradF43::run(const float* g, const WeightLayout& layout, int64_t og, const float* bias, float* y,
-                      int64_t o_total, int64_t o0) const {
+void WinogradF43::run(const void* g, DType type, const WeightLayout& layout, int64_t og, const float* bias,
+                      float* y, int64_t o_total, int64_t o0) const {
     const Geometry geo{n_, rows_, tw_};
     const int64_t t = geo.tiles(), ho = 4 * rows_, wo = 4 * tw_, y0 = 4 * ty0_, y_rows = std::min(ho, h_ - y0);
     const int64_t max_oc = std::max<int64_t>(16, kWeightChunkBytes / (36 * c_ * int64_t(sizeof(float))) / 16 * 16);
@@ -240,13 +258,14 @@ void WinogradF43::run(const float* g, const WeightLayout& layout, int64_t og, co
     for (int64_t j0 = 0; j0 < og; j0 += oc_step) {
         const int64_t oc = std::min(oc_step, og - j0);
         Tensor u = Tensor::empty({36, c_, oc}), m = Tensor::empty({36, t, oc});
-        weight_transform(g, layout, c_, j0, oc, u.data());
+        weight_transform(g, type, layout, c_, j0, oc, u.data());
         const Products& p = products_for(t, c_, oc);
         std::unordered_map<int, dnnl::memory> args{
             {DNNL_ARG_SRC, dnnl::memory(p.pd.src_desc(), eng, const_cast<float*>(v_.data()))},
             {DNNL_ARG_WEIGHTS, dnnl::memory(p.pd.weights_desc(), eng, u.data())},
             {DNNL_ARG_DST, dnnl::memory(p.pd.dst_desc(), eng, m.data())}};
-        if (p.pd.scratchpad_desc().get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = scratchpad(p.pd.scratchpad_desc());
+        Tensor scratch;
+        if (p.pd.scratchpad_desc().get_size() > 0) args[DNNL_ARG_SCRATCHPAD] = tensor_memory(p.pd.scratchpad_desc(), scratch);
         p.prim.execute(strm, args);
         strm.wait();
         u = Tensor();

@@ -14,6 +14,7 @@
 
 #include <dnnl.hpp>
 
+#include "core/dtype.h"
 #include "core/tensor.h"
 
 namespace nb::cpu {
@@ -49,9 +50,10 @@ public:
     int64_t bands() const { return (th_ + band_rows_ - 1) / band_rows_; }
     void load_band(int64_t band);
     // Output channels [o0, o0 + og) of the band's rows of y [n, o_total, h, w] (NCHW) from weights g
-    // [og, c, 3, 3] in `layout` (o_innermost()) and bias (og values, or null).
-    void run(const float* g, const WeightLayout& layout, int64_t og, const float* bias, float* y, int64_t o_total,
-             int64_t o0) const;
+    // [og, c, 3, 3] in `layout` (o_innermost()) as fp32 values or fp16 / bf16 bits (`type`: a 16-bit packed
+    // copy is read as held, converted in registers) and bias (og values, or null).
+    void run(const void* g, DType type, const WeightLayout& layout, int64_t og, const float* bias, float* y,
+             int64_t o_total, int64_t o0) const;
 
 private:
     const float* x_;
