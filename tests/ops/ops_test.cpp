@@ -2,6 +2,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -20,6 +22,26 @@ Tensor randn(Shape s, uint32_t seed, float scale = 1.f, float shift = 0.f) {
     Tensor t = Tensor::empty(std::move(s));
     for (auto& v : t.span()) v = d(g) * scale + shift;
     return t;
+}
+
+Tensor to_f16_grid(Tensor t) {  // values an fp16 checkpoint could hold: packed copies keep them in 16 bits
+    for (auto& v : t.span()) v = f16_to_f32(f32_to_f16(v));
+    return t;
+}
+
+Tensor to_bf16_grid(Tensor t) {  // bf16 values below fp16's range: held as bf16
+    for (auto& v : t.span()) v = bf16_to_f32(f32_to_bf16(v * 1e-6f));
+    return t;
+}
+
+// conv2d's output and the kernel that ran it (the profile's op name).
+std::pair<Tensor, std::string> conv_and_kernel(const Tensor& x, const Tensor& w, const Tensor& b, int stride,
+                                               ops::Pad2d pad) {
+    ops::set_profiling(true);
+    Tensor y = ops::conv2d(x, w, b, stride, pad);
+    auto prof = ops::take_profile();
+    ops::set_profiling(false);
+    return {y, prof.size() == 1 ? prof[0].op : std::string("not one op")};
 }
 
 struct ConvCase {
@@ -59,12 +81,8 @@ TEST(Ops, WinogradConvMatchesReference) {
         Tensor r = Tensor::empty({n, o, h, w});
         ops::ref::conv2d(s, x.data(), wt.data(), b.data(), r.data());
         ops::prepack_conv(wt, 1, ops::Pad2d::same(1));  // as at load: packed for the direct kernel, values released
-        ops::set_profiling(true);
-        Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(1));
-        auto prof = ops::take_profile();
-        ops::set_profiling(false);
-        ASSERT_EQ(prof.size(), 1u);
-        EXPECT_EQ(prof[0].op, "conv2d_winograd") << n << "x" << c << "x" << h << "x" << w;
+        auto [y, kernel] = conv_and_kernel(x, wt, b, 1, ops::Pad2d::same(1));
+        EXPECT_EQ(kernel, "conv2d_winograd") << n << "x" << c << "x" << h << "x" << w;
         EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << n << "x" << c << "x" << h << "x" << w;
         // the direct kernel on a smaller input still sees the same weight
         Tensor xs = randn({1, c, 8, 8}, 10), rs = Tensor::empty({1, o, 8, 8});
@@ -91,35 +109,24 @@ TEST(Ops, WinogradF43MatchesReference) {
         Tensor r = Tensor::empty({n, o, h, w});
         ops::ref::conv2d(s, x.data(), wt.data(), b.data(), r.data());
         ops::prepack_conv(wt, 1, ops::Pad2d::same(1));
-        ops::set_profiling(true);
-        Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(1));
-        auto prof = ops::take_profile();
-        ops::set_profiling(false);
-        ASSERT_EQ(prof.size(), 1u);
-        EXPECT_EQ(prof[0].op, "conv2d_winograd") << n << "x" << c << "x" << h << "x" << w;
+        auto [y, kernel] = conv_and_kernel(x, wt, b, 1, ops::Pad2d::same(1));
+        EXPECT_EQ(kernel, "conv2d_winograd") << n << "x" << c << "x" << h << "x" << w;
         EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << n << "x" << c << "x" << h << "x" << w;
     }
     ops::set_conv_band_bytes(32 << 20);
     // Weights held in 16 bits are read as held (fp16, bf16: converted in the weight transform); q8_0 ones are
     // expanded per group. The reference uses the values the packed copy holds (ensure_values).
     for (int kind = 0; kind < 3; ++kind) {
-        Tensor x = randn({2, 64, 20, 18}, 17), wt = randn({96, 64, 3, 3}, 18, 0.1f), b = randn({96}, 19);
-        if (kind == 0)
-            for (auto& v : wt.span()) v = f16_to_f32(f32_to_f16(v));
-        if (kind == 1)
-            for (auto& v : wt.span()) v = bf16_to_f32(f32_to_bf16(v * 1e-6f));  // below fp16's range: bf16
-        if (kind == 1)
-            for (auto& v : b.span()) v *= 1e-6f;
+        Tensor x = randn({2, 64, 20, 18}, 17), wt = randn({96, 64, 3, 3}, 18, 0.1f);
+        Tensor b = randn({96}, 19, kind == 1 ? 1e-6f : 1.f);
+        if (kind == 0) wt = to_f16_grid(wt);
+        if (kind == 1) wt = to_bf16_grid(wt);
         {
             ops::WeightStorageScope storage(kind == 2 ? ops::WeightStorage::q8_0 : ops::WeightStorage::exact);
             ops::prepack_conv(wt, 1, ops::Pad2d::same(1));
         }
-        ops::set_profiling(true);
-        Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(1));
-        auto prof = ops::take_profile();
-        ops::set_profiling(false);
-        ASSERT_EQ(prof.size(), 1u);
-        EXPECT_EQ(prof[0].op, "conv2d_winograd") << kind;
+        auto [y, kernel] = conv_and_kernel(x, wt, b, 1, ops::Pad2d::same(1));
+        EXPECT_EQ(kernel, "conv2d_winograd") << kind;
         ops::ensure_values(wt);
         Tensor r = Tensor::empty({2, 96, 20, 18});
         ops::ref::conv2d({2, 64, 20, 18, 96, 3, 3, 1, 1, 1, 1, 1}, x.data(), wt.data(), b.data(), r.data());
@@ -129,29 +136,17 @@ TEST(Ops, WinogradF43MatchesReference) {
     Tensor x = randn({2, 32, 12, 12}, 14), wt = randn({32, 32, 3, 3}, 15, 0.1f), b = randn({32}, 16);
     Tensor r = Tensor::empty({2, 32, 12, 12});
     ops::ref::conv2d({2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1, 1}, x.data(), wt.data(), b.data(), r.data());
-    ops::set_profiling(true);
-    Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(1));
-    auto prof = ops::take_profile();
-    ops::set_profiling(false);
-    ASSERT_EQ(prof.size(), 1u);
-    EXPECT_EQ(prof[0].op, "conv2d");
+    auto [y, kernel] = conv_and_kernel(x, wt, b, 1, ops::Pad2d::same(1));
+    EXPECT_EQ(kernel, "conv2d");
     EXPECT_TRUE(test::close_rel(y, r, 1e-5));
 }
 
 // Convolutions over at most 128 output pixels with weights held in 16 bits take the weight-streaming kernel
 // (backend/cpu/conv_small.h) on AVX-512 CPUs: fp16 and bf16 weights, 3x3 same, strided with odd sizes, 1x1,
-// big weights whose packed copy is in output-channel groups, and a reduction in several cached chunks. Weights not exact in 16 bits stay fp32 and
-// take the direct kernel.
+// big weights whose packed copy is in output-channel groups, and a reduction in several cached chunks.
+// Weights not exact in 16 bits stay fp32 and take the direct kernel.
 TEST(Ops, SmallConvStreams16BitWeights) {
     if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "AVX-512 only";
-    auto to_f16_grid = [](Tensor t) {
-        for (auto& v : t.span()) v = f16_to_f32(f32_to_f16(v));
-        return t;
-    };
-    auto to_bf16_grid = [](Tensor t) {  // values below fp16's range: held as bf16
-        for (auto& v : t.span()) v = bf16_to_f32(f32_to_bf16(v * 1e-6f));
-        return t;
-    };
     struct Case {
         int64_t n, c, h, w, o, k;
         int stride, pad;
@@ -169,24 +164,16 @@ TEST(Ops, SmallConvStreams16BitWeights) {
         Tensor r = Tensor::empty({n, o, s.out_h(), s.out_w()});
         ops::ref::conv2d(s, x.data(), wt.data(), b.data(), r.data());
         ops::prepack_conv(wt, stride, ops::Pad2d::same(pad));
-        ops::set_profiling(true);
-        Tensor y = ops::conv2d(x, wt, b, stride, ops::Pad2d::same(pad));
-        auto prof = ops::take_profile();
-        ops::set_profiling(false);
+        auto [y, kernel] = conv_and_kernel(x, wt, b, stride, ops::Pad2d::same(pad));
         ops::set_weight_group_bytes(16 << 20);
-        ASSERT_EQ(prof.size(), 1u);
-        EXPECT_EQ(prof[0].op, "conv2d_small") << n << "x" << c << "x" << h << "x" << w << " k" << k;
+        EXPECT_EQ(kernel, "conv2d_small") << n << "x" << c << "x" << h << "x" << w << " k" << k;
         EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << n << "x" << c << "x" << h << "x" << w << " k" << k;
     }
     Tensor x = randn({2, 64, 8, 8}, 54), wt = randn({96, 64, 3, 3}, 55, 0.1f), b = randn({96}, 56);
     Tensor r = Tensor::empty({2, 96, 8, 8});
     ops::ref::conv2d({2, 64, 8, 8, 96, 3, 3, 1, 1, 1, 1, 1}, x.data(), wt.data(), b.data(), r.data());
-    ops::set_profiling(true);
-    Tensor y = ops::conv2d(x, wt, b, 1, ops::Pad2d::same(1));
-    auto prof = ops::take_profile();
-    ops::set_profiling(false);
-    ASSERT_EQ(prof.size(), 1u);
-    EXPECT_EQ(prof[0].op, "conv2d");
+    auto [y, kernel] = conv_and_kernel(x, wt, b, 1, ops::Pad2d::same(1));
+    EXPECT_EQ(kernel, "conv2d");
     EXPECT_TRUE(test::close_rel(y, r, 1e-5));
 }
 
@@ -309,10 +296,6 @@ TEST(Ops, BandedConvMatchesReference) {
 // Weights whose values are all fp16 values (an fp16 checkpoint's) are held in 16 bits after packing and
 // expanded per use: same results as the reference, half the memory, values restored exactly.
 TEST(Ops, Fp16ExactWeightsAreHeldCompact) {
-    auto to_f16_grid = [](Tensor t) {
-        for (auto& v : t.span()) v = f16_to_f32(f32_to_f16(v));
-        return t;
-    };
     Tensor x = randn({2, 64, 12, 12}, 11), w = to_f16_grid(randn({96, 64, 3, 3}, 12, 0.1f)), b = randn({96}, 13);
     Tensor w_copy = w.clone();
     Tensor r = Tensor::empty({2, 96, 12, 12});
@@ -346,10 +329,6 @@ TEST(Ops, Fp16ExactWeightsAreHeldCompact) {
 // A big weight held in 16 bits (or q8_0) runs in output-channel groups (ops::set_weight_group_bytes; here
 // 160 KB): conv and linear still match the reference and the expansion scratch never holds more than a group.
 TEST(Ops, BigCompactWeightsRunInGroups) {
-    auto to_f16_grid = [](Tensor t) {
-        for (auto& v : t.span()) v = f16_to_f32(f32_to_f16(v));
-        return t;
-    };
     constexpr int64_t kGroup = 160 << 10;
     ops::set_weight_group_bytes(kGroup);
     ops::return_free_memory();  // empties this thread's expansion scratch

@@ -2,7 +2,7 @@
 // Algorithms for Convolutional Neural Networks", 2015): each 4x4 output tile takes 36 multiplications per
 // input/output channel pair instead of 144. Unlike oneDNN's Winograd kernel it needs no cached transformed
 // weights: the weight transform is cheap enough to run per call (one pass over the weight, vectorised over
-// output channels), so it adds no memory between calls and runs on 16-bit weights expanded per use.
+// output channels, reading 16-bit packed weights as held), so it adds no memory between calls.
 //
 //   input tiles  V = B^T d B   (6x6 per 4x4 output tile and input channel; [36][tiles][C])
 //   weights      U = G g G^T   (6x6 per channel pair; [36][C][O], in chunks of output channels)
