@@ -44,6 +44,17 @@ std::pair<Tensor, std::string> conv_and_kernel(const Tensor& x, const Tensor& w,
     return {y, prof.size() == 1 ? prof[0].op : std::string("not one op")};
 }
 
+// A 3x3 "same" convolution of n x c x hw x hw -> o channels with random fp32 weights (seeds seed..seed + 2)
+// runs on the direct kernel and matches the reference.
+void expect_direct_kernel(int64_t n, int64_t c, int64_t hw, int64_t o, uint32_t seed) {
+    Tensor x = randn({n, c, hw, hw}, seed), wt = randn({o, c, 3, 3}, seed + 1, 0.1f), b = randn({o}, seed + 2);
+    Tensor r = Tensor::empty({n, o, hw, hw});
+    ops::ref::conv2d({n, c, hw, hw, o, 3, 3, 1, 1, 1, 1, 1}, x.data(), wt.data(), b.data(), r.data());
+    auto [y, kernel] = conv_and_kernel(x, wt, b, 1, ops::Pad2d::same(1));
+    EXPECT_EQ(kernel, "conv2d") << n << "x" << c << "x" << hw << "x" << hw;
+    EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << n << "x" << c << "x" << hw << "x" << hw;
+}
+
 struct ConvCase {
     int64_t n, c, h, w, o, k;
     int stride;
@@ -132,13 +143,7 @@ TEST(Ops, WinogradF43MatchesReference) {
         ops::ref::conv2d({2, 64, 20, 18, 96, 3, 3, 1, 1, 1, 1, 1}, x.data(), wt.data(), b.data(), r.data());
         EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << kind;
     }
-    // Fewer tiles (here 2 x 3 x 3 = 18): the direct kernel.
-    Tensor x = randn({2, 32, 12, 12}, 14), wt = randn({32, 32, 3, 3}, 15, 0.1f), b = randn({32}, 16);
-    Tensor r = Tensor::empty({2, 32, 12, 12});
-    ops::ref::conv2d({2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1, 1}, x.data(), wt.data(), b.data(), r.data());
-    auto [y, kernel] = conv_and_kernel(x, wt, b, 1, ops::Pad2d::same(1));
-    EXPECT_EQ(kernel, "conv2d");
-    EXPECT_TRUE(test::close_rel(y, r, 1e-5));
+    expect_direct_kernel(2, 32, 12, 32, 14);  // fewer tiles (2 x 3 x 3 = 18): the direct kernel
 }
 
 // Convolutions over at most 128 output pixels with weights held in 16 bits take the weight-streaming kernel
@@ -169,12 +174,7 @@ TEST(Ops, SmallConvStreams16BitWeights) {
         EXPECT_EQ(kernel, "conv2d_small") << n << "x" << c << "x" << h << "x" << w << " k" << k;
         EXPECT_TRUE(test::close_rel(y, r, 1e-5)) << n << "x" << c << "x" << h << "x" << w << " k" << k;
     }
-    Tensor x = randn({2, 64, 8, 8}, 54), wt = randn({96, 64, 3, 3}, 55, 0.1f), b = randn({96}, 56);
-    Tensor r = Tensor::empty({2, 96, 8, 8});
-    ops::ref::conv2d({2, 64, 8, 8, 96, 3, 3, 1, 1, 1, 1, 1}, x.data(), wt.data(), b.data(), r.data());
-    auto [y, kernel] = conv_and_kernel(x, wt, b, 1, ops::Pad2d::same(1));
-    EXPECT_EQ(kernel, "conv2d");
-    EXPECT_TRUE(test::close_rel(y, r, 1e-5));
+    expect_direct_kernel(2, 64, 8, 96, 54);  // fp32 weights (not exact in 16 bits): the direct kernel
 }
 
 TEST(Ops, LinearMatchesReference) {
