@@ -1,6 +1,8 @@
 #include "testutil/golden.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 
@@ -8,7 +10,24 @@
 
 namespace nb::test {
 
-std::string shared_path(const std::string& rel) { return std::string(NB_SHARED_DIR) + "/" + rel; }
+std::string shared_dir() {
+    const char* env = std::getenv("NB_SHARED_DIR");
+    return env && *env ? env : NB_SHARED_DIR;
+}
+
+std::string shared_path(const std::string& rel) {
+    const std::string path = shared_dir() + "/" + rel;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+        // Recorded as a skip, then the test body is left through the exception gtest treats as "already
+        // reported" (the mechanism of GTEST_SKIP, usable from nested helpers).
+        const std::string msg = fmt::format("golden data missing: {} (set NB_SHARED_DIR to the shared/ folder)", path);
+        GTEST_MESSAGE_(msg.c_str(), ::testing::TestPartResult::kSkip);
+        throw ::testing::AssertionException(
+            ::testing::TestPartResult(::testing::TestPartResult::kSkip, __FILE__, __LINE__, msg.c_str()));
+    }
+    return path;
+}
 std::string data_path(const std::string& rel) { return std::string(NB_TEST_DATA_DIR) + "/" + rel; }
 
 const SafeTensors& golden(const std::string& rel) {
@@ -16,7 +35,7 @@ const SafeTensors& golden(const std::string& rel) {
     auto& slot = cache[rel];
     if (!slot) {
         auto st = SafeTensors::open(shared_path(rel));
-        if (!st) throw std::runtime_error("cannot open golden file: " + st.error().message);
+        if (!st) throw std::runtime_error("cannot open golden file " + shared_path(rel) + ": " + st.error().message);
         slot = std::make_unique<SafeTensors>(std::move(*st));
     }
     return *slot;

@@ -10,7 +10,11 @@
 
 namespace nb::test {
 
-std::string shared_path(const std::string& rel);  // NB_SHARED_DIR + "/" + rel
+// The shared/ folder: $NB_SHARED_DIR when set, else the one configured at build time (../shared).
+std::string shared_dir();
+// shared_dir() + "/" + rel. When that file is missing the calling test is skipped (one line naming the file and
+// NB_SHARED_DIR) and left at once: clones without ../shared report skips, not failures.
+std::string shared_path(const std::string& rel);
 std::string data_path(const std::string& rel);    // tests/data/rel
 
 // Opens a golden .safetensors file; fails the test (fatal) when missing.
