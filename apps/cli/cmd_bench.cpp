@@ -35,6 +35,7 @@ CommandRunner register_bench(CLI::App& app) {
             for (const auto& p : r->parts)
                 j["parts"].push_back({{"name", p.name}, {"median_s", p.median_s}, {"runs", p.runs}, {"gflop", p.gflop},
                                       {"gflops", p.median_s > 0 ? p.gflop / p.median_s : 0}});
+            if (!r->profile.empty()) j["profile"] = r->profile;  // one line per op, slowest first
             std::printf("%s\n", j.dump(2).c_str());
             return 0;
         }

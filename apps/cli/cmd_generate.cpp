@@ -27,26 +27,10 @@ struct GenerateArgs {
     std::vector<std::string> loras;  // --lora PATH[:WEIGHT | :TE_WEIGHT:UNET_WEIGHT], repeatable
     bool verbose = false;
     std::string upscale_model;  // generate then upscale (cmd_upscale.cpp)
-    UpscaleParams upscale{2.0};
-    const CLI::Option* width_opt = nullptr;   // to tell an explicit -W/-H from the default (demo model size)
-    const CLI::Option* height_opt = nullptr;
+    UpscaleParams upscale{};    // scale 0: the upscaler's own factor, as `upscale`
+    CLI::App* cmd = nullptr;    // to tell flags given on the command line from defaults
+    bool given(const char* flag) const { return cmd->count(flag) > 0; }
 };
-
-// The demo model shipped with the project (models/demo, issue 8): <exe>/../share/nanobanana/demo (installed
-// layout), <exe>/../../share/nanobanana/demo (build tree: <build>/apps/cli/nanobanana), then the source tree.
-std::string find_demo_model() {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    std::vector<fs::path> dirs;
-    if (!ec) dirs = {exe.parent_path() / "../share/nanobanana/demo", exe.parent_path() / "../../share/nanobanana/demo"};
-#ifdef NB_DEMO_SOURCE_DIR
-    dirs.emplace_back(NB_DEMO_SOURCE_DIR);
-#endif
-    for (const auto& d : dirs)
-        if (fs::is_regular_file(d / "demo.safetensors", ec)) return (d / "demo.safetensors").lexically_normal().string();
-    return {};
-}
 
 // --lora PATH:W (te = unet = W), PATH:TE:UNET, or PATH (1.0): trailing ':number' fields are weights.
 bool parse_lora(const std::string& spec, LoraWeight& out) {
@@ -98,31 +82,64 @@ Image contact_sheet(const std::vector<GeneratedImage>& imgs) {
     return g;
 }
 
+// --params-from: the PNG's infotext fills every setting the command line did not give (A1111's "send to
+// txt2img, then edit": explicit flags win).
+Result<void> apply_params_from(GenerateArgs& a) {
+    auto text = read_png_parameters(a.params_from);
+    if (!text) return std::unexpected(text.error());
+    if (text->empty()) return std::unexpected(Error{Errc::missing, a.params_from + ": no A1111 'parameters' text chunk"});
+    GenerateParams from = a.p;
+    if (auto r = params_from_infotext(*text, from); !r) return r;
+    GenerateParams& p = a.p;
+    if (!a.given("--prompt")) p.prompt = from.prompt;
+    if (!a.given("--negative-prompt")) p.negative_prompt = from.negative_prompt;
+    if (!a.given("--steps")) p.steps = from.steps;
+    if (!a.given("--cfg-scale")) p.cfg_scale = from.cfg_scale;
+    if (!a.given("--seed")) p.seed = from.seed;
+    if (!a.given("--sampling-method")) p.sampler = from.sampler;
+    if (!a.given("--scheduler")) p.scheduler = from.scheduler;
+    if (!a.given("--clip-skip")) p.clip_skip = from.clip_skip;
+    if (!a.given("--rng")) p.rng = from.rng;
+    if (!a.given("--width") && a.aspect.empty()) p.width = from.width;
+    if (!a.given("--height") && a.aspect.empty()) p.height = from.height;
+    return {};
+}
+
 int run_generate(GenerateArgs& a) {
     auto fail = [](const Error& e) {
         std::fprintf(stderr, "nanobanana: %s\n", e.message.c_str());
         return exit_code(e);
     };
-    if (!a.params_from.empty()) {
-        auto text = read_png_parameters(a.params_from);
-        if (!text) return fail(text.error());
-        if (text->empty()) return fail({Errc::missing, a.params_from + ": no A1111 'parameters' text chunk"});
-        if (auto r = params_from_infotext(*text, a.p); !r) return fail(r.error());
+    const bool demo = a.load.model_path.empty();
+    if (demo) {
+        // The demo model's pictures are kDemoSize square: each side not given otherwise takes that size.
+        if (!a.given("--width")) a.p.width = kDemoSize;
+        if (!a.given("--height")) a.p.height = kDemoSize;
     }
+    if (!a.params_from.empty())
+        if (auto r = apply_params_from(a); !r) return fail(r.error());
     if (!a.aspect.empty() && !apply_aspect(a.aspect, a.base, a.p))
         return fail({Errc::invalid_argument, "--aspect must look like 16:9 (got '" + a.aspect + "')"});
-    if (a.p.width % 8 || a.p.height % 8 || a.p.width <= 0 || a.p.height <= 0)
-        return fail({Errc::invalid_argument,
-                     "--width/--height must be positive multiples of 8 (got " + std::to_string(a.p.width) + "x" +
-                         std::to_string(a.p.height) + ")"});
-    if (a.load.model_path.empty()) {
+    // Everything that needs no model is checked before the (possibly minutes long) load and sampling.
+    if (auto r = validate(a.p); !r) return fail(r.error());
+    if (auto r = validate(a.load); !r) return fail(r.error());
+    if (auto r = check_output_png(a.output, "-o/--output"); !r) return fail(r.error());
+    if (a.upscale.scale != 0 && (a.upscale.scale < 1 || a.upscale.scale > 8))
+        return fail({Errc::invalid_argument, "--upscale-scale must be 1..8"});
+    std::vector<LoraWeight> flag_loras;
+    for (const auto& spec : a.loras) {
+        LoraWeight lw;
+        if (!parse_lora(spec, lw))
+            return fail({Errc::invalid_argument, "--lora must be PATH[:WEIGHT] (got '" + spec + "')"});
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(lw.path, ec))
+            return fail({Errc::missing, "--lora: no such file: " + lw.path});
+        flag_loras.push_back(lw);
+    }
+    if (demo) {
         a.load.model_path = find_demo_model();
         if (a.load.model_path.empty()) return fail({Errc::invalid_argument, "no model given: pass -m/--model PATH"});
         std::fprintf(stderr, "no -m given: using the built-in demo model\n");
-        // The demo model is trained on 32x32 scenes (tools/demo_model); use that size unless one was asked for.
-        constexpr int kDemoSize = 32;
-        if (a.width_opt->count() == 0 && a.height_opt->count() == 0 && a.aspect.empty() && a.params_from.empty())
-            a.p.width = a.p.height = kDemoSize;
         // Its LoRA (<lora:demo_monochrome:0.8>) ships beside it.
         if (a.lora_dir.empty())
             a.lora_dir = (std::filesystem::path(a.load.model_path).parent_path() / "lora").string();
@@ -134,12 +151,7 @@ int run_generate(GenerateArgs& a) {
         upscaler = std::move(*u);
     }
     a.load.lora_dir = a.lora_dir;
-    for (const auto& spec : a.loras) {
-        LoraWeight lw;
-        if (!parse_lora(spec, lw))
-            return fail({Errc::invalid_argument, "--lora must be PATH[:WEIGHT] (got '" + spec + "')"});
-        a.p.loras.push_back(lw);
-    }
+    a.p.loras = flag_loras;
     install_interrupt_handler();
     // One generation per process: each component is converted when its phase starts and freed after it.
     a.load.release_idle_weights = true;
@@ -149,6 +161,7 @@ int run_generate(GenerateArgs& a) {
     ProgressBar bar;
     auto images = (*engine)->generate(a.p, [&](const Progress& pr) { return bar.update(pr); });
     if (!images) return fail(images.error());
+    // Ctrl-C during a batch: the images finished before it are kept (the engine decoded them).
     if (!images->empty())
         for (const auto& w : images->front().warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     for (size_t i = 0; i < images->size(); ++i) {
@@ -164,6 +177,10 @@ int run_generate(GenerateArgs& a) {
         std::fprintf(stderr, "saved %s\n", path.c_str());
     }
     bar.finish();
+    if (interrupted()) {
+        std::fprintf(stderr, "interrupted: kept %zu of %d images\n", images->size(), a.p.batch_count);
+        return 130;
+    }
     if (a.verbose) {
         rusage ru{};
         getrusage(RUSAGE_SELF, &ru);
@@ -177,6 +194,7 @@ int run_generate(GenerateArgs& a) {
 CommandRunner register_generate(CLI::App& app) {
     auto a = std::make_shared<GenerateArgs>();
     auto* s = app.add_subcommand("generate", "Generate images from a prompt (txt2img)");
+    a->cmd = s;
     s->add_option("-m,--model", a->load.model_path, "Checkpoint: .safetensors file or diffusers folder");
     s->add_option("--vocab", a->load.vocab_path, "CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz or vocab.json folder)");
     s->add_option("-p,--prompt", a->p.prompt, "Prompt (A1111 syntax)");
@@ -188,9 +206,11 @@ CommandRunner register_generate(CLI::App& app) {
                   "euler, euler_a, heun, dpm2, dpm2_a, dpm++2s_a, dpm++2m, dpm++2m_sde, dpm++_sde, dpm++3m_sde, lms, "
                   "lcm, ddim, or an A1111 name such as \"DPM++ 2M Karras\"")
         ->capture_default_str();
-    s->add_option("--scheduler", a->p.scheduler, "discrete, karras, exponential, sgm_uniform (default: per sampler)");
-    a->width_opt = s->add_option("-W,--width", a->p.width, "Width in pixels (multiple of 8)")->capture_default_str();
-    a->height_opt = s->add_option("-H,--height", a->p.height, "Height in pixels (multiple of 8)")->capture_default_str();
+    s->add_option("--scheduler", a->p.scheduler,
+                  "discrete, karras, exponential, sgm_uniform, lcm, or an A1111 label (Uniform, Karras, ...) "
+                  "[automatic: A1111's choice per sampler]");
+    s->add_option("-W,--width", a->p.width, "Width in pixels, multiple of 8 [512; the demo model: 32]");
+    s->add_option("-H,--height", a->p.height, "Height in pixels, multiple of 8 [512; the demo model: 32]");
     s->add_option("--aspect", a->aspect, "Aspect preset 1:1, 16:9, 9:16, 4:3, 3:4 ... (longer side = --base)");
     s->add_option("--base", a->base, "Longer side for --aspect")->capture_default_str();
     s->add_option("--clip-skip", a->p.clip_skip, "A1111 clip skip (1 = last layer)")->capture_default_str();
@@ -210,7 +230,7 @@ CommandRunner register_generate(CLI::App& app) {
                   "UNet weights in memory: auto (exact; 16-bit where lossless), f32, or q8_0 (8-bit, lossy, ~1 GB less)")
         ->capture_default_str();
     s->add_option("--upscale-model", a->upscale_model, "Upscale each image with this Real-ESRGAN model");
-    s->add_option("--upscale-scale", a->upscale.scale, "Factor for --upscale-model (1..8)")->capture_default_str();
+    s->add_option("--upscale-scale", a->upscale.scale, "Factor for --upscale-model, 1..8 [the model's own]");
     s->add_flag("-v,--verbose", a->verbose, "Report peak memory at the end");
     return [a] { return run_generate(*a); };
 }

@@ -1,6 +1,7 @@
 // `nanobanana info FILE`: a checkpoint's layout, or the A1111 parameters stored in a PNG.
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "commands.h"
 #include "nanobanana/engine.h"
@@ -16,6 +17,15 @@ CommandRunner register_info(CLI::App& app) {
         auto text = png                  ? read_png_parameters(*path)
                     : is_lora_file(*path) ? describe_lora(*path)
                                           : describe_checkpoint(*path);
+        // No Stable Diffusion part in it: perhaps an upscaler (Real-ESRGAN .pth / .safetensors).
+        if (text && !png && text->find("\nUNet: absent") != std::string::npos &&
+            text->find("\ntext encoder (CLIP): absent") != std::string::npos) {
+            if (auto up = Upscaler::load(*path)) {
+                const std::string head = text->substr(0, text->find("\ntext encoder (CLIP)") + 1);
+                text = head + "architecture: upscaler " + (*up)->describe() +
+                       "\nscale: x" + std::to_string((*up)->native_scale()) + "\n";
+            }
+        }
         if (!text) {
             std::fprintf(stderr, "nanobanana: %s\n", text.error().message.c_str());
             return exit_code(text.error());

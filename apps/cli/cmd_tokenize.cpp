@@ -20,6 +20,14 @@ struct TokenizeArgs {
 
 int run_tokenize(const TokenizeArgs& args) {
     auto path = nb::text::find_vocab(args.vocab, "");
+    if (!path && args.vocab.empty()) {
+        // No vocabulary installed or named: the demo model's own (as `generate` without -m uses).
+        const std::string demo = find_demo_model();
+        if (!demo.empty()) {
+            path = nb::text::find_vocab("", demo);
+            if (path) std::fprintf(stderr, "no --vocab given: using the demo model's vocabulary\n");
+        }
+    }
     if (!path) {
         std::fprintf(stderr, "nanobanana: %s\n", path.error().message.c_str());
         return nb::cli::exit_code(path.error());
@@ -45,7 +53,7 @@ CommandRunner register_tokenize(CLI::App& app) {
     sub->add_option("text", args->text, "Text to tokenize")->required();
     sub->add_option("--vocab", args->vocab,
                     "CLIP vocabulary: bpe_simple_vocab_16e6.txt.gz, vocab.json/merges.txt or their folder "
-                    "(default: NB_VOCAB, then the data dirs)");
+                    "(default: NB_VOCAB, the data dirs, then the demo model's)");
     return [args] { return run_tokenize(*args); };
 }
 

@@ -18,7 +18,14 @@ struct UpscaleArgs {
     UpscaleParams p;
     int threads = 0;
     bool benchmark = false;
+    bool scale_given = false;
 };
+
+std::string fmt_number(const char* prefix, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s%g", prefix, v);
+    return buf;
+}
 
 int fail(const Error& e) {
     std::fprintf(stderr, "nanobanana: %s\n", e.message.c_str());
@@ -35,8 +42,18 @@ int run_upscale(UpscaleArgs& a) {
     if (a.input.empty() || a.output.empty())
         return fail({Errc::invalid_argument, "upscale needs -i INPUT.png and -o OUTPUT.png"});
     if (a.model.empty()) return fail({Errc::invalid_argument, "no upscaler given: pass --upscale-model PATH"});
-    if (!a.resize.empty() && std::sscanf(a.resize.c_str(), "%dx%d", &a.p.width, &a.p.height) != 2)
+    if (!a.resize.empty() && (std::sscanf(a.resize.c_str(), "%dx%d", &a.p.width, &a.p.height) != 2 ||
+                              a.p.width <= 0 || a.p.height <= 0))
         return fail({Errc::invalid_argument, "--resize must look like 2048x1152 (got '" + a.resize + "')"});
+    // 0 is the engine's "the model's own factor", which is what leaving --scale out means; given, it must be 1..8.
+    if (a.scale_given && !(a.p.scale >= 1 && a.p.scale <= 8))
+        return fail({Errc::invalid_argument, fmt_number("--scale must be 1..8 (got ", a.p.scale) + ")"});
+    if (a.p.tile < 0) return fail({Errc::invalid_argument, "--tile must be 0 (whole image) or more (got " +
+                                                               std::to_string(a.p.tile) + ")"});
+    if (a.p.tile_overlap < 0 || (a.p.tile > 0 && a.p.tile_overlap * 2 >= a.p.tile))
+        return fail({Errc::invalid_argument, "--tile-overlap must be 0 or more and under half the tile (got " +
+                                                 std::to_string(a.p.tile_overlap) + ")"});
+    if (auto r = check_output_png(a.output, "-o/--output"); !r) return fail(r.error());
     auto img = load_png(a.input);
     if (!img) return fail(img.error());
     auto params = read_png_parameters(a.input);
@@ -80,8 +97,9 @@ CommandRunner register_upscale(CLI::App& app) {
     s->add_option("-i,--input", a->input, "Input PNG (RGB or RGBA; its A1111 parameters are kept)");
     s->add_option("-o,--output", a->output, "Output PNG");
     s->add_option("--upscale-model", a->model, "SRVGGNetCompact or RRDBNet model (.pth / .safetensors)");
-    s->add_option("--scale", a->p.scale, "Target factor 1..8 (default: the model's own; x3 with a x4 model "
-                                         "downsamples, 6x/8x apply the model again)");
+    s->add_option_function<double>(
+        "--scale", [a](double v) { a->p.scale = v, a->scale_given = true; },
+        "Target factor 1..8 [the model's own; x3 with a x4 model downsamples, 6x/8x apply the model again]");
     s->add_option("--resize", a->resize, "Explicit target size WxH (instead of --scale)");
     s->add_option("--tile", a->p.tile, "Tile side in input pixels (0 = whole image)")->capture_default_str();
     s->add_option("--tile-overlap", a->p.tile_overlap, "Pixels shared by neighbouring tiles")->capture_default_str();

@@ -27,6 +27,16 @@ CommandRunner register_generate(CLI::App& app);
 CommandRunner register_info(CLI::App& app);
 CommandRunner register_upscale(CLI::App& app);
 
+// The demo model shipped with the project (models/demo): <exe>/../share/nanobanana/demo (installed layout),
+// <exe>/../../share/nanobanana/demo (build tree: <build>/apps/cli/nanobanana), then the source tree; "" if none.
+std::string find_demo_model();
+// Its default picture size (it was trained at 64x64 and 32x32).
+inline constexpr int kDemoSize = 32;
+
+// An output file we can write: a .png name in an existing, writable folder. `flag` names the option in errors.
+// Checked before any model loads, so a typo does not cost a whole generation.
+Result<void> check_output_png(const std::string& path, const char* flag);
+
 // cmd_upscale.cpp: writes a generated image, first upscaled with `up` when not null (generate --upscale-model).
 Result<void> save_generated(const std::string& path, const Image& img, const std::string& parameters,
                             const Upscaler* up, const UpscaleParams& p);

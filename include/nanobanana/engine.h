@@ -57,7 +57,8 @@ struct Progress {
     int step = 0, total = 0;  // sampling steps of the current image
     std::string phase;        // "encode", "sample", "decode"
 };
-// Return false to cancel; generate() then returns Errc::cancelled.
+// Return false to cancel. generate() then returns the images of a batch that were finished before the
+// cancel (as A1111 keeps them), or Errc::cancelled when there are none.
 using ProgressFn = std::function<bool(const Progress&)>;
 
 struct GeneratedImage {
@@ -67,6 +68,13 @@ struct GeneratedImage {
     std::vector<float> latent;    // final sampler output [4, H/8, W/8] (for debugging / tests)
     std::vector<std::string> warnings;  // e.g. LoRA modules that match no model weight
 };
+
+// Checks what needs no model, so that callers can refuse a bad request before a long load: size, steps, CFG
+// scale, batch count, sampler, scheduler and noise source (Errc::invalid_argument naming the field).
+// Engine::generate() checks it again, with what needs the model (clip skip against the text encoder's layers).
+Result<void> validate(const GenerateParams& p);
+// Precision, weight type and thread count.
+Result<void> validate(const LoadOptions& o);
 
 class Engine {
 public:
@@ -160,7 +168,9 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log =
 Result<void> save_png(const std::string& path, const Image& image, const std::string& parameters);
 // The "parameters" chunk of a PNG ("" when absent).
 Result<std::string> read_png_parameters(const std::string& path);
-// Fills `p` from A1111 infotext (prompt, negative prompt, steps, sampler, schedule, CFG, seed, size, clip skip).
+// Fills `p` from A1111 infotext (prompt, negative prompt, steps, sampler, schedule, CFG, seed, size, clip skip,
+// RNG). A LoRA given as a file (GenerateParams::loras) is written into the infotext's prompt as a
+// <lora:name:weight> tag, so it comes back as a tag, found by name in the LoRA folder.
 Result<void> params_from_infotext(const std::string& infotext, GenerateParams& p);
 
 }  // namespace nb

@@ -1,6 +1,8 @@
 // include/nanobanana/engine.h: the public face of the pipeline layer.
 #include "nanobanana/engine.h"
 
+#include <cmath>
+#include <filesystem>
 #include <random>
 
 #include <fmt/format.h>
@@ -11,6 +13,9 @@
 #include "pipeline/infotext.h"
 #include "pipeline/lora.h"
 #include "pipeline/txt2img.h"
+#include "sampling/registry.h"
+#include "sampling/rng.h"
+#include "sampling/schedule.h"
 #include "text/prompt.h"
 
 #ifndef NB_VERSION
@@ -53,7 +58,40 @@ Result<ops::WeightStorage> parse_weight_type(const std::string& name) {
     return make_error(Errc::invalid_argument, "weight type must be auto, f32 or q8_0 (got '{}')", name);
 }
 
+Result<void> validate(const LoadOptions& o) {
+    if (o.precision != "auto" && !o.precision.empty() && o.precision != "fp32" && o.precision != "bf16")
+        return make_error(Errc::invalid_argument, "precision must be auto, bf16 or fp32 (got '{}')", o.precision);
+    if (o.weight_type != "auto" && !o.weight_type.empty() && o.weight_type != "f32" && o.weight_type != "q8_0")
+        return make_error(Errc::invalid_argument, "weight type must be auto, f32 or q8_0 (got '{}')", o.weight_type);
+    if (o.weight_type == "q8_0" && o.precision == "bf16")
+        return make_error(Errc::invalid_argument, "weight type q8_0 needs --precision fp32 (bf16 keeps bf16 weights)");
+    if (o.threads < 0 || o.threads > 1024)
+        return make_error(Errc::invalid_argument, "threads must be 0 (all cores) .. 1024 (got {})", o.threads);
+    return {};
+}
+
+Result<void> validate(const GenerateParams& p) {
+    constexpr int kMaxSide = 8192;
+    for (auto [name, v] : {std::pair{"width", p.width}, std::pair{"height", p.height}})
+        if (v <= 0 || v % 8 || v > kMaxSide)
+            return make_error(Errc::invalid_argument, "{} must be a positive multiple of 8 up to {} (got {})", name,
+                              kMaxSide, v);
+    if (p.steps < 1 || p.steps > 1000) return make_error(Errc::invalid_argument, "steps must be 1..1000 (got {})", p.steps);
+    if (!std::isfinite(p.cfg_scale) || p.cfg_scale < 0 || p.cfg_scale > 100)
+        return make_error(Errc::invalid_argument, "cfg scale must be 0..100 (got {})", p.cfg_scale);
+    if (p.batch_count < 1 || p.batch_count > 1000)
+        return make_error(Errc::invalid_argument, "batch count must be 1..1000 (got {})", p.batch_count);
+    if (p.clip_skip > 12)  // the most any SD text encoder has (CLIP ViT-L: 12 layers); the model's own in generate()
+        return make_error(Errc::invalid_argument, "clip skip must be 1..12 (got {})", p.clip_skip);
+    if (auto r = sampling::find_sampler(p.sampler); !r) return std::unexpected(r.error());
+    if (!p.scheduler.empty() && p.scheduler != "automatic" && p.scheduler != "Automatic")
+        if (auto r = sampling::parse_scheduler(p.scheduler); !r) return std::unexpected(r.error());
+    if (auto r = sampling::parse_rng_kind(p.rng); !r) return std::unexpected(r.error());
+    return {};
+}
+
 Result<std::unique_ptr<Engine>> Engine::load(const LoadOptions& opt) {
+    if (auto r = validate(opt); !r) return std::unexpected(r.error());
     ops::set_num_threads(opt.threads);
     if (auto r = apply_precision(opt.precision); !r) return std::unexpected(r.error());
     NB_TRY(storage, parse_weight_type(opt.weight_type));
@@ -78,10 +116,20 @@ std::string Engine::describe() const {
 
 namespace {
 
+// A weight as A1111 writes it in a tag: shortest form ("0.8", "1").
+std::string tag_weight(float w) { return pipeline::format_number(w); }
+
 std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSampler& s, int64_t seed,
                          const std::string& model, const std::string& hash, const std::string& lora_hashes) {
     pipeline::Infotext it;
     it.prompt = p.prompt;
+    // LoRAs given as files travel as prompt tags (A1111 knows no other way), so the image can be remade from
+    // its infotext with the file in the LoRA folder.
+    for (const auto& l : p.loras) {
+        const std::string name = std::filesystem::path(l.path).stem().string();
+        it.prompt += " <lora:" + name + ":" + tag_weight(l.te_weight) +
+                     (l.te_weight != l.unet_weight ? ":" + tag_weight(l.unet_weight) : "") + ">";
+    }
     it.negative_prompt = p.negative_prompt;
     it.set("Steps", std::to_string(p.steps));
     it.set("Sampler", s.label);
@@ -103,6 +151,10 @@ std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSample
 Result<std::vector<GeneratedImage>> Engine::generate(const GenerateParams& params, const ProgressFn& progress) {
     auto& m = *impl_->model;
     GenerateParams p = params;
+    if (auto r = validate(p); !r) return std::unexpected(r.error());
+    if (p.clip_skip > int(m.clip.config().layers))
+        return make_error(Errc::invalid_argument, "clip skip {} exceeds the text encoder's {} layers", p.clip_skip,
+                          m.clip.config().layers);
     NB_TRY(lora, text::extract_lora_tags(p.prompt));
     NB_TRY(lora_reqs, pipeline::lora_requests(lora.loras, impl_->lora_dir, p.loras));
     if (!lora_reqs.empty() || !impl_->loras.empty()) {  // merging (or restoring) needs the weights' values
@@ -111,8 +163,6 @@ Result<std::vector<GeneratedImage>> Engine::generate(const GenerateParams& param
     }
     NB_TRY(lora_warnings, impl_->loras.activate(*impl_->model, lora_reqs));
     NB_TRY(lora_hashes, impl_->loras.hashes(lora_reqs));
-    if (p.batch_count < 1 || p.batch_count > 1000)
-        return make_error(Errc::invalid_argument, "batch count must be 1..1000 (got {})", p.batch_count);
     if (p.seed < 0) p.seed = int64_t(std::random_device{}() % 4294967294u);  // A1111: randrange(4294967294)
     if (impl_->hash10.empty() && m.store->format() != "diffusers")
         if (auto h = sha256_file(m.path)) impl_->hash10 = h->substr(0, 10);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "io/hash.h"
@@ -35,6 +36,10 @@ Result<std::vector<LoraRequest>> lora_requests(const std::vector<text::LoraTag>&
                                                const std::vector<LoraWeight>& extra) {
     std::vector<LoraRequest> out;
     for (const auto& t : tags) {
+        // A file given directly replaces a tag of the same name (an image remade from its infotext with the
+        // same --lora again must not get that LoRA twice).
+        if (std::ranges::any_of(extra, [&](const LoraWeight& e) { return fs::path(e.path).stem() == t.name; }))
+            continue;
         NB_TRY(path, find_by_stem(t.name, dir));
         out.push_back({t.name, path, float(t.te_weight), float(t.unet_weight)});
     }

@@ -69,6 +69,8 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
             ops::scale_(x, choice.sigmas[0]);
             return choice.fn(denoiser, x, choice.sigmas, noise, cb);
         }();
+        // Cancelled during a later image of a batch: the finished ones are decoded and returned (A1111 keeps them).
+        if (!latent && latent.error().code == Errc::cancelled && !out.empty()) break;
         if (!latent) return std::unexpected(latent.error());
         out.push_back(Txt2ImgOutput{*latent, {}, seed});
     }

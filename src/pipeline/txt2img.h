@@ -44,7 +44,8 @@ struct Txt2ImgRequest {
     std::set<std::string> keep;
 };
 
-// `on_step(image, step, total)` returns false to cancel.
+// `on_step(image, step, total)` returns false to cancel: Errc::cancelled during the first image; later, the
+// finished images only (fewer than the batch count).
 using StepFn = std::function<bool(int image, int step, int total)>;
 
 // Phases: text encoding (all prompts of the schedule), sampling of every image, then decoding of every image,

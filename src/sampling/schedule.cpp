@@ -168,13 +168,15 @@ std::vector<float> get_sigmas_discard_penultimate(const DiscreteSchedule& schedu
 Result<Scheduler> parse_scheduler(std::string_view name) {
     std::string s(name);
     std::ranges::transform(s, s.begin(), [](unsigned char c) { return c == ' ' || c == '-' ? '_' : char(std::tolower(c)); });
-    if (s == "normal" || s == "discrete" || s == "uniform" || s == "default") return Scheduler::normal;
+    // "Uniform" is A1111's label for the model's own sigmas (its "Normal" is another schedule).
+    if (s == "discrete" || s == "uniform") return Scheduler::normal;
     if (s == "karras") return Scheduler::karras;
     if (s == "exponential") return Scheduler::exponential;
     if (s == "sgm_uniform") return Scheduler::sgm_uniform;
     if (s == "lcm") return Scheduler::lcm;
     return make_error(Errc::invalid_argument,
-                      "unknown scheduler '{}' (valid: discrete, normal, karras, exponential, sgm_uniform, lcm)", name);
+                      "unknown scheduler '{}' (valid: discrete, karras, exponential, sgm_uniform, lcm, automatic; or the A1111 "
+                      "labels Uniform, Karras, Exponential, SGM Uniform)", name);
 }
 
 const char* scheduler_name(Scheduler s) {

@@ -48,7 +48,8 @@ enum class Scheduler {
     lcm,          // A1111 LCMCompVisDenoiser.get_sigmas
 };
 
-// "normal", "discrete", "uniform", "default", "karras", "exponential", "sgm_uniform", "lcm"; case-insensitive.
+// "discrete" (A1111 label "Uniform"), "karras", "exponential", "sgm_uniform" ("SGM Uniform"), "lcm";
+// case-insensitive.
 Result<Scheduler> parse_scheduler(std::string_view name);
 const char* scheduler_name(Scheduler s);   // CLI name: "discrete", "karras", ...
 const char* scheduler_label(Scheduler s);  // A1111 "Schedule type" label: "Uniform", "Karras", ...

@@ -102,7 +102,7 @@ TEST(CLI, BadInputIsAOneLineErrorAndNoFile) {
         in.read(head.data(), 4096);
         std::ofstream(trunc, std::ios::binary).write(head.data(), 4096);
     }
-    for (const Case& c : {Case{"generate " + model_args() + " -p x -W 100 -H 64", "multiples of 8"},
+    for (const Case& c : {Case{"generate " + model_args() + " -p x -W 100 -H 64", "width must be a positive multiple of 8"},
                           Case{"generate " + model_args() + " -p x --sampling-method nope", "nope"},
                           Case{"generate " + model_args() + " -p x --rng gpu2", "gpu2"},
                           Case{"generate -m /nonexistent.safetensors -p x", "/nonexistent.safetensors"},

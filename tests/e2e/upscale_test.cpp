@@ -242,13 +242,39 @@ TEST(UpscaleCli, UpscalesKeepsParametersAndRefusesBadInput) {
     EXPECT_EQ(text->at("postprocessing"), "Postprocess upscaler: RealESRGANv2-animevideo-xsx2, Postprocess upscale by: 3");
 
     for (const std::string& bad : {"--upscale-model " + dir + "/missing.pth", "--upscale-model " + model + " --scale 9",
-                                  "--upscale-model " + dir + "/in.png", "--upscale-model " + model + " --resize 10"}) {
+                                  "--upscale-model " + dir + "/in.png", "--upscale-model " + model + " --resize 10",
+                                  "--upscale-model " + model + " --scale 0", "--upscale-model " + model + " --tile -5",
+                                  "--upscale-model " + model + " -o " + dir + "/out.jpg"}) {
         const std::string o = dir + "/bad.png";
         r = run_cli("upscale -i " + dir + "/in.png -o " + o + " " + bad);
         EXPECT_NE(r.code, 0) << bad;
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
         EXPECT_FALSE(fs::exists(o)) << bad;
     }
+}
+
+// `info` names an upscaler's architecture and factor (not "unknown" with its tensors listed as unused).
+TEST(UpscaleCli, InfoDescribesUpscalers) {
+    for (auto [name, scale] : {std::pair{"realesr-animevideov3", "x4"}, {"RealESRGANv2-animevideo-xsx2", "x2"}}) {
+        CliRun r = run_cli("info " + upscaler(name));
+        ASSERT_EQ(r.code, 0) << r.err;
+        EXPECT_NE(r.out.find("architecture: upscaler SRVGGNetCompact"), std::string::npos) << r.out;
+        EXPECT_NE(r.out.find(std::string("scale: ") + scale), std::string::npos) << r.out;
+        EXPECT_EQ(r.out.find("unknown"), std::string::npos) << r.out;
+        EXPECT_EQ(r.out.find("unused tensors"), std::string::npos) << r.out;
+    }
+}
+
+// Without --upscale-scale, generate's upscale uses the model's own factor, as `upscale` does.
+TEST(UpscaleCli, GenerateUpscalesByTheModelsFactorByDefault) {
+    const std::string dir = ::testing::TempDir() + "/nb_genup_default_" + std::to_string(getpid());
+    fs::create_directories(dir);
+    CliRun r = run_cli("generate -p 'a red circle' -s 3 --steps 2 -W 32 -H 32 --upscale-model " +
+                       upscaler("realesr-animevideov3") + " -o " + dir + "/g.png");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto img = read_png(dir + "/g.png");
+    ASSERT_TRUE(img);
+    EXPECT_EQ(img->width, 128);  // x4
 }
 
 TEST(UpscaleCli, GenerateThenUpscaleInOneCommand) {

@@ -57,12 +57,17 @@ const std::map<std::string, SamplerFn>& golden_samplers() {
     return m;
 }
 
+// The golden keys name the model's own sigmas "normal" (k-diffusion's word; the CLI calls them "discrete").
+Scheduler golden_scheduler(const std::string& name) {
+    return name == "normal" ? Scheduler::normal : parse_scheduler(name).value();
+}
+
 std::vector<float> case_sigmas(const std::string& schedule, int n) {
     static const DiscreteSchedule sd = DiscreteSchedule::sd_default();
     const std::string discard = "_a1111discard";
     if (schedule.ends_with(discard))
-        return get_sigmas_discard_penultimate(sd, parse_scheduler(schedule.substr(0, schedule.size() - discard.size())).value(), n);
-    return get_sigmas(sd, parse_scheduler(schedule).value(), n);
+        return get_sigmas_discard_penultimate(sd, golden_scheduler(schedule.substr(0, schedule.size() - discard.size())), n);
+    return get_sigmas(sd, golden_scheduler(schedule), n);
 }
 
 void run_case(const nlohmann::json& c) {
