@@ -55,6 +55,9 @@ Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w);   // [N, H*W, C] -> 
 // Kernels may cache weights in a kernel-specific layout keyed by their buffer; after changing a weight's
 // values in place (LoRA merge / restore) call this so the next use re-reads them.
 void weights_changed(const Tensor& w);
+// Forgets everything the kernels hold for a weight (packed copies and their reference to its buffer): called
+// when its model goes away, so that destroying a model returns its memory.
+void forget_weight(const Tensor& w);
 // Packs a weight at load time (conv: always; linear: in bf16 mode), releasing its fp32 values.
 void prepack_conv(const Tensor& w, int stride, Pad2d pad);
 void prepack_linear(const Tensor& w);
@@ -76,12 +79,13 @@ void reset_mac_count();
 // Compute precision of convolutions and linear layers. bf16: weights and inputs rounded to bfloat16,
 // products accumulated in fp32, outputs fp32 (oneDNN avx512_core_bf16 kernels). Everything else (norms,
 // softmax, attention, residual adds) stays fp32. Library default fp32; the engine picks bf16 where the CPU
-// has native bf16 dot products (LoadOptions::precision).
+// has native bf16 dot products (LoadOptions::precision). Per thread: each engine sets its own on the thread
+// that runs its call.
 enum class Precision { fp32, bf16 };
 void set_precision(Precision p);
 Precision precision();
 bool cpu_has_bf16();
-// Sets a process-wide kernel setting for a scope and restores the previous value after it.
+// Sets a kernel setting of the calling thread for a scope and restores the previous value after it.
 template <class T, T (*Get)(), void (*Set)(T)>
 class SettingScope {
 public:

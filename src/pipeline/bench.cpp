@@ -19,7 +19,7 @@
 
 namespace nb {
 
-Result<void> apply_precision(const std::string& name);                // engine.cpp
+Result<ops::Precision> parse_precision(const std::string& name);     // engine.cpp
 Result<ops::WeightStorage> parse_weight_type(const std::string& name);  // engine.cpp
 
 namespace {
@@ -70,8 +70,11 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
         return make_error(Errc::invalid_argument, "bench size must be positive multiples of 8 (got {}x{})", opt.width,
                           opt.height);
     ops::set_num_threads(opt.threads);
-    if (auto pr = apply_precision(opt.precision); !pr) return std::unexpected(pr.error());
+    NB_TRY(precision, parse_precision(opt.precision));
+    ops::set_precision(precision);  // bench runs on this thread
     NB_TRY(storage, parse_weight_type(opt.weight_type));
+    if (storage == ops::WeightStorage::q8_0 && precision != ops::Precision::fp32)
+        return make_error(Errc::invalid_argument, "weight type q8_0 needs --precision fp32 (bf16 keeps bf16 weights)");
     std::string path = opt.model_path;
     if (path.empty()) {
         NB_TRY(p, pipeline::ensure_random_sd15(say));

@@ -30,31 +30,25 @@ struct Engine::Impl {
     std::string lora_dir;
     pipeline::LoraSet loras;  // the LoRAs merged into `model` now
     bool release_idle_weights = false;
+    ops::Precision precision = ops::Precision::fp32;  // set on the calling thread for each call (CallScope)
+    int threads = 0;
 };
 
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 Engine::~Engine() = default;
 
-Result<void> apply_precision(const std::string& name) {
+Result<ops::Precision> parse_precision(const std::string& name) {
     // auto = fp32: bf16 moved the golden pipeline's decoded image by 1.3-2.6 % (pipeline_test), more than the
     // 1e-2 a default may change it. bf16 stays an explicit choice (about 2x faster UNet steps).
-    if (name == "auto" || name.empty() || name == "fp32")
-        ops::set_precision(ops::Precision::fp32);
-    else if (name == "bf16")
-        ops::set_precision(ops::Precision::bf16);
-    else
-        return make_error(Errc::invalid_argument, "precision must be auto, bf16 or fp32 (got '{}')", name);
-    return {};
+    if (name == "auto" || name.empty() || name == "fp32") return ops::Precision::fp32;
+    if (name == "bf16") return ops::Precision::bf16;
+    return make_error(Errc::invalid_argument, "precision must be auto, bf16 or fp32 (got '{}')", name);
 }
 
 Result<ops::WeightStorage> parse_weight_type(const std::string& name) {
     if (name == "auto" || name.empty()) return ops::WeightStorage::exact;
     if (name == "f32") return ops::WeightStorage::f32;
-    if (name == "q8_0") {
-        if (ops::precision() != ops::Precision::fp32)
-            return make_error(Errc::invalid_argument, "weight type q8_0 needs --precision fp32 (bf16 keeps bf16 weights)");
-        return ops::WeightStorage::q8_0;
-    }
+    if (name == "q8_0") return ops::WeightStorage::q8_0;  // needs fp32 precision: validate(LoadOptions)
     return make_error(Errc::invalid_argument, "weight type must be auto, f32 or q8_0 (got '{}')", name);
 }
 
@@ -90,13 +84,35 @@ Result<void> validate(const GenerateParams& p) {
     return {};
 }
 
+namespace {
+
+// An engine's kernel settings on the calling thread for one call, restored after it: kernels read them on the
+// thread that runs the work, so engines used on different threads each run with their own.
+class CallScope {
+public:
+    CallScope(ops::Precision p, int threads) : precision_(p), saved_threads_(ops::num_threads()) {
+        ops::set_num_threads(threads);
+    }
+    ~CallScope() { ops::set_num_threads(saved_threads_); }
+    CallScope(const CallScope&) = delete;
+    CallScope& operator=(const CallScope&) = delete;
+
+private:
+    ops::PrecisionScope precision_;
+    int saved_threads_;
+};
+
+}  // namespace
+
 Result<std::unique_ptr<Engine>> Engine::load(const LoadOptions& opt) {
     if (auto r = validate(opt); !r) return std::unexpected(r.error());
-    ops::set_num_threads(opt.threads);
-    if (auto r = apply_precision(opt.precision); !r) return std::unexpected(r.error());
+    NB_TRY(precision, parse_precision(opt.precision));
     NB_TRY(storage, parse_weight_type(opt.weight_type));
+    CallScope scope(precision, opt.threads);
     NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights, storage));
     std::unique_ptr<Engine> e(new Engine());
+    e->impl_->precision = precision;
+    e->impl_->threads = opt.threads;
     e->impl_->model = std::move(model);
     e->impl_->lora_dir = opt.lora_dir;
     e->impl_->release_idle_weights = opt.release_idle_weights;
@@ -152,6 +168,7 @@ Result<std::vector<GeneratedImage>> Engine::generate(const GenerateParams& param
     auto& m = *impl_->model;
     GenerateParams p = params;
     if (auto r = validate(p); !r) return std::unexpected(r.error());
+    CallScope scope(impl_->precision, impl_->threads);
     if (p.clip_skip > int(m.clip.config().layers))
         return make_error(Errc::invalid_argument, "clip skip {} exceeds the text encoder's {} layers", p.clip_skip,
                           m.clip.config().layers);

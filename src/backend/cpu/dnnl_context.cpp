@@ -54,10 +54,13 @@ void reset_mac_count() { g_macs = 0; }
 bool cpu_has_bf16() { return __builtin_cpu_supports("avx512bf16"); }
 
 namespace {
-Precision g_precision = Precision::fp32;  // the library is exact by default; the engine opts into bf16
+// Per thread: each engine sets its own on the thread that runs its work (kernels read it on that thread,
+// outside their parallel loops), so engines on different threads do not see each other's. The library is
+// exact by default; an engine opts into bf16.
+thread_local Precision t_precision = Precision::fp32;
 }
-void set_precision(Precision p) { g_precision = p; }
-Precision precision() { return g_precision; }
+void set_precision(Precision p) { t_precision = p; }
+Precision precision() { return t_precision; }
 
 namespace {
 // Large tensors (activations, kernels' temporaries, expanded weights) come from the activation heap

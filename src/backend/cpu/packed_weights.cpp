@@ -387,10 +387,21 @@ int64_t packed_weight_bytes() {
 }
 
 namespace {
-WeightStorage g_storage = WeightStorage::exact;
+thread_local WeightStorage t_storage = WeightStorage::exact;  // per thread, as the precision (dnnl_context.cpp)
 }
-void set_weight_storage(WeightStorage s) { g_storage = s; }
-WeightStorage weight_storage() { return g_storage; }
+void set_weight_storage(WeightStorage s) { t_storage = s; }
+WeightStorage weight_storage() { return t_storage; }
+
+void forget_weight(const Tensor& w) {
+    cpu::Packed gone;  // freed after the lock is released
+    {
+        std::lock_guard lock(cpu::g_mu);
+        auto it = cpu::g_packed.find(w.storage_id());
+        if (it == cpu::g_packed.end()) return;
+        gone = std::move(it->second);
+        cpu::g_packed.erase(it);
+    }
+}
 
 void weights_changed(const Tensor& w) {
     std::lock_guard lock(cpu::g_mu);

@@ -20,6 +20,10 @@ int64_t WeightSet::numel() const {
     return n;
 }
 
+WeightSet::~WeightSet() {
+    for (auto& [key, it] : items_) ops::forget_weight(it.tensor);
+}
+
 void WeightSet::release(const std::set<std::string>& keep) {
     if (!resident_) return;
     for (auto& [key, it] : items_) {

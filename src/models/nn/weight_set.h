@@ -18,6 +18,13 @@ namespace nb::nn {
 
 class WeightSet {
 public:
+    WeightSet() = default;
+    // Destroying a set makes the kernels forget its weights' packed copies (ops::forget_weight), so a model
+    // that goes away returns all its memory.
+    ~WeightSet();
+    WeightSet(const WeightSet&) = delete;
+    WeightSet& operator=(const WeightSet&) = delete;
+
     // Adds every tensor `b` bound (with its source); call once per binder after loading.
     void add(const Binder& b);
 
