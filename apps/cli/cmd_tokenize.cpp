@@ -1,13 +1,10 @@
 // `nanobanana tokenize [--vocab PATH] TEXT`: prints the CLIP ids with BOS/EOS as a one-line JSON array,
-// then `tokens: N` (N without BOS/EOS). Errors: one line `nanobanana: <message>` on stderr, exit 1.
-// Uses src/text directly: include/nanobanana/ has no tokenizer entry point yet (see the text layer's
-// report); once it has one, this file should go through it.
+// then `tokens: N` (N without BOS/EOS). Errors: one line `nanobanana: <message>` on stderr, exit 2.
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "commands.h"
-#include "text/clip_tokenizer.h"
 
 namespace nb::cli {
 
@@ -19,29 +16,24 @@ struct TokenizeArgs {
 };
 
 int run_tokenize(const TokenizeArgs& args) {
-    auto path = nb::text::find_vocab(args.vocab, "");
-    if (!path && args.vocab.empty()) {
+    auto ids = tokenize(args.text, args.vocab);
+    if (!ids && args.vocab.empty()) {
         // No vocabulary installed or named: the demo model's own (as `generate` without -m uses).
         const std::string demo = find_demo_model();
-        if (!demo.empty()) {
-            path = nb::text::find_vocab("", demo);
-            if (path) std::fprintf(stderr, "no --vocab given: using the demo model's vocabulary\n");
-        }
+        if (!demo.empty())
+            if (auto d = tokenize(args.text, "", demo)) {
+                std::fprintf(stderr, "no --vocab given: using the demo model's vocabulary\n");
+                ids = std::move(d);
+            }
     }
-    if (!path) {
-        std::fprintf(stderr, "nanobanana: %s\n", path.error().message.c_str());
-        return nb::cli::exit_code(path.error());
+    if (!ids) {
+        std::fprintf(stderr, "nanobanana: %s\n", ids.error().message.c_str());
+        return exit_code(ids.error());
     }
-    auto tok = nb::text::ClipTokenizer::load(*path);
-    if (!tok) {
-        std::fprintf(stderr, "nanobanana: %s\n", tok.error().message.c_str());
-        return nb::cli::exit_code(tok.error());
-    }
-    const std::vector<int> ids = tok->encode_with_special(args.text);
     std::string line = "[";
-    for (std::size_t i = 0; i < ids.size(); ++i) line += (i ? ", " : "") + std::to_string(ids[i]);
+    for (std::size_t i = 0; i < ids->size(); ++i) line += (i ? ", " : "") + std::to_string((*ids)[i]);
     line += "]";
-    std::printf("%s\ntokens: %zu\n", line.c_str(), ids.size() - 2);
+    std::printf("%s\ntokens: %zu\n", line.c_str(), ids->size() - 2);
     return 0;
 }
 

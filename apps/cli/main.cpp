@@ -1,4 +1,5 @@
 // nanobanana: one binary, subcommands (generate, upscale, edit, serve, info, bench, tokenize).
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,10 +21,23 @@ void prefer_passive_openmp_waits(char** argv) {
     execv("/proc/self/exe", argv);  // returns only on failure: then run on with the spinning default
 }
 
+// Process-wide allocator tuning belongs to the program, not the library. Large tensors (activations, kernels'
+// temporaries, expanded weights) come from the library's activation heap; what glibc still serves are
+// oneDNN's own buffers and the packed weights. Blocks from 1 MB are mapped: the packed weights stay put, and a
+// big block oneDNN frees while creating a step's kernels goes back at once instead of staying resident in the
+// heap (measured 512x512 generate: 26-42 MB free but resident in the heap during sampling with a 64 MB
+// threshold, 12 MB with 1 MB; peak RSS 1789-1820 -> 1776-1782 MiB; step time unchanged). The heap is not
+// trimmed on each free; the library hands free pages back between phases.
+void tune_malloc() {
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     prefer_passive_openmp_waits(argv);
+    tune_malloc();
     CLI::App app{"nanobanana: local Stable Diffusion image generation"};
     app.set_version_flag("--version", std::string("nanobanana ") + NB_VERSION);
     app.require_subcommand(1);

@@ -88,6 +88,8 @@ public:
 
 private:
     Engine();
+    static Result<std::unique_ptr<Engine>> load_impl(const LoadOptions& opt);
+    Result<std::vector<GeneratedImage>> generate_impl(const GenerateParams& p, const ProgressFn& progress);
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
@@ -163,6 +165,11 @@ struct BenchReport {
 };
 using BenchLog = std::function<void(const std::string&)>;
 Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log = {});
+
+// CLIP token ids of `text`, with BOS and EOS (`nanobanana tokenize`). The vocabulary is found as for a model:
+// `vocab_path` if given, else NB_VOCAB, beside `model_path` (may be ""), then the data dirs.
+Result<std::vector<int>> tokenize(const std::string& text, const std::string& vocab_path,
+                                  const std::string& model_path = "");
 
 // PNG with an A1111 "parameters" text chunk, written atomically.
 Result<void> save_png(const std::string& path, const Image& image, const std::string& parameters);

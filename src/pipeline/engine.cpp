@@ -86,6 +86,19 @@ Result<void> validate(const GenerateParams& p) {
 
 namespace {
 
+// Nothing throws across the public API: a kernel's logic error (or an allocation failure) becomes an error
+// result naming what was being done.
+template <class F>
+auto guarded(const char* doing, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const std::bad_alloc&) {
+        return make_error(Errc::internal, "out of memory while {}", doing);
+    } catch (const std::exception& e) {
+        return make_error(Errc::internal, "internal error while {}: {}", doing, e.what());
+    }
+}
+
 // An engine's kernel settings on the calling thread for one call, restored after it: kernels read them on the
 // thread that runs the work, so engines used on different threads each run with their own.
 class CallScope {
@@ -105,6 +118,10 @@ private:
 }  // namespace
 
 Result<std::unique_ptr<Engine>> Engine::load(const LoadOptions& opt) {
+    return guarded("loading", [&] { return load_impl(opt); });
+}
+
+Result<std::unique_ptr<Engine>> Engine::load_impl(const LoadOptions& opt) {
     if (auto r = validate(opt); !r) return std::unexpected(r.error());
     NB_TRY(precision, parse_precision(opt.precision));
     NB_TRY(storage, parse_weight_type(opt.weight_type));
@@ -165,6 +182,10 @@ std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSample
 }  // namespace
 
 Result<std::vector<GeneratedImage>> Engine::generate(const GenerateParams& params, const ProgressFn& progress) {
+    return guarded("generating", [&] { return generate_impl(params, progress); });
+}
+
+Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& params, const ProgressFn& progress) {
     auto& m = *impl_->model;
     GenerateParams p = params;
     if (auto r = validate(p); !r) return std::unexpected(r.error());

@@ -62,20 +62,6 @@ thread_local Precision t_precision = Precision::fp32;
 void set_precision(Precision p) { t_precision = p; }
 Precision precision() { return t_precision; }
 
-namespace {
-// Large tensors (activations, kernels' temporaries, expanded weights) come from the activation heap
-// (core/activation_heap.h); what glibc still serves are oneDNN's own buffers and the packed weights. Blocks
-// from 1 MB are mapped: the packed weights stay put, and a big block oneDNN frees while creating a step's
-// kernels goes back at once instead of staying resident in the heap (measured 512x512 generate: 26-42 MB
-// free but resident in the heap during sampling with a 64 MB threshold, 12 MB with 1 MB; peak RSS 1789-1820
-// -> 1776-1782 MiB; step time unchanged). The heap is not trimmed on each free; return_free_memory() hands
-// its free pages back between phases.
-[[maybe_unused]] const bool g_malloc_tuned = [] {
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-    return true;
-}();
-}  // namespace
 
 void return_free_memory() {
     cpu::t_weight_scratch = Tensor();
