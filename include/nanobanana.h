@@ -29,7 +29,7 @@ typedef int (*nb_progress_fn)(int step, int steps, void *user);
 /* Loads a checkpoint (.safetensors file, diffusers folder, torch .ckpt). options_json keys (all optional):
  *   "precision": "auto" | "fp32" | "bf16"     "type": "auto" | "f32" | "q8_0"     "threads": 0 (all cores) ...
  *   "vocab": CLIP vocabulary path              "lora_dir": folder searched for <lora:name:w> prompt tags
- *   "backend": "cpu" (the only one so far)
+ *   "backend": "cpu" (default) | "ref" (scalar reference kernels: exact, one thread, slow)
  * Returns NULL on failure and, when error is not NULL, sets *error (free with nb_free). */
 nb_engine *nb_engine_load(const char *model_path, const char *options_json, char **error);
 

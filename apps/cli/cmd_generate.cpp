@@ -229,6 +229,8 @@ CommandRunner register_generate(CLI::App& app) {
     s->add_option("--type", a->load.weight_type,
                   "UNet weights in memory: auto (exact; 16-bit where lossless), f32, or q8_0 (8-bit, lossy, ~1 GB less)")
         ->capture_default_str();
+    s->add_option("--backend", a->load.backend, "cpu, or ref (scalar reference kernels: slow, for checking)")
+        ->capture_default_str();
     s->add_option("--upscale-model", a->upscale_model, "Upscale each image with this Real-ESRGAN model");
     s->add_option("--upscale-scale", a->upscale.scale, "Factor for --upscale-model, 1..8 [the model's own]");
     s->add_flag("-v,--verbose", a->verbose, "Report peak memory at the end");

@@ -30,6 +30,9 @@ struct LoadOptions {
     // the (mmapped) checkpoint when needed: lower peak memory for one-shot runs (the CLI), at the cost of a
     // reload per generation. Off (default) keeps everything loaded, so later generations pay no load cost.
     bool release_idle_weights = false;
+    // Which implementation runs the math: "cpu" (default) or "ref" (the scalar reference kernels: exact,
+    // single-threaded, slow; a second backend for checking the first).
+    std::string backend = "cpu";
 };
 
 // A LoRA file given directly (--lora PATH:WEIGHT); merged after the prompt's <lora:...> tags, in order.
@@ -73,7 +76,7 @@ struct GeneratedImage {
 // scale, batch count, sampler, scheduler and noise source (Errc::invalid_argument naming the field).
 // Engine::generate() checks it again, with what needs the model (clip skip against the text encoder's layers).
 Result<void> validate(const GenerateParams& p);
-// Precision, weight type and thread count.
+// Precision, weight type, thread count and backend.
 Result<void> validate(const LoadOptions& o);
 
 class Engine {

@@ -76,6 +76,12 @@ int64_t weight_scratch_bytes();
 int64_t mac_count();
 void reset_mac_count();
 
+// Which implementation runs the ops above, per thread (as the precision): `cpu` (oneDNN and our kernels,
+// default) or `ref` (the scalar reference kernels of ops/ref.h: slow, an oracle; weights stay unpacked).
+enum class Backend { cpu, ref };
+void set_backend(Backend b);
+Backend backend();
+
 // Compute precision of convolutions and linear layers. bf16: weights and inputs rounded to bfloat16,
 // products accumulated in fp32, outputs fp32 (oneDNN avx512_core_bf16 kernels). Everything else (norms,
 // softmax, attention, residual adds) stays fp32. Library default fp32; the engine picks bf16 where the CPU
@@ -98,6 +104,7 @@ private:
     T saved_;
 };
 using PrecisionScope = SettingScope<Precision, precision, set_precision>;
+using BackendScope = SettingScope<Backend, backend, set_backend>;
 
 // How kernels hold an fp32 weight's packed copy (chosen when a weight is first packed; bf16 copies are bf16):
 //  exact: in 16 bits where every value is exactly an fp16 (or bf16) value -- an fp16 checkpoint's weights --

@@ -104,11 +104,7 @@ nb::Result<nb::LoadOptions> load_options(const char* model_path, const char* opt
     NB_READ(*j, "threads", o.threads, where);
     NB_READ(*j, "vocab", o.vocab_path, where);
     NB_READ(*j, "lora_dir", o.lora_dir, where);
-    std::string backend = "cpu";
-    NB_READ(*j, "backend", backend, where);
-    if (backend != "cpu")
-        return std::unexpected(nb::Error{nb::Errc::invalid_argument,
-                                         "options field 'backend' must be \"cpu\" (got '" + backend + "')"});
+    NB_READ(*j, "backend", o.backend, where);
     if (auto r = nb::validate(o); !r) return std::unexpected(r.error());
     return o;
 }

@@ -32,6 +32,7 @@ struct Engine::Impl {
     bool release_idle_weights = false;
     ops::Precision precision = ops::Precision::fp32;  // set on the calling thread for each call (CallScope)
     int threads = 0;
+    ops::Backend backend = ops::Backend::cpu;
 };
 
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
@@ -59,6 +60,8 @@ Result<void> validate(const LoadOptions& o) {
         return make_error(Errc::invalid_argument, "weight type must be auto, f32 or q8_0 (got '{}')", o.weight_type);
     if (o.weight_type == "q8_0" && o.precision == "bf16")
         return make_error(Errc::invalid_argument, "weight type q8_0 needs --precision fp32 (bf16 keeps bf16 weights)");
+    if (o.backend != "cpu" && o.backend != "ref" && !o.backend.empty())
+        return make_error(Errc::invalid_argument, "backend must be cpu or ref (got '{}')", o.backend);
     if (o.threads < 0 || o.threads > 1024)
         return make_error(Errc::invalid_argument, "threads must be 0 (all cores) .. 1024 (got {})", o.threads);
     return {};
@@ -103,7 +106,8 @@ auto guarded(const char* doing, F&& f) -> decltype(f()) {
 // thread that runs the work, so engines used on different threads each run with their own.
 class CallScope {
 public:
-    CallScope(ops::Precision p, int threads) : precision_(p), saved_threads_(ops::num_threads()) {
+    CallScope(ops::Precision p, ops::Backend b, int threads)
+        : precision_(p), backend_(b), saved_threads_(ops::num_threads()) {
         ops::set_num_threads(threads);
     }
     ~CallScope() { ops::set_num_threads(saved_threads_); }
@@ -112,6 +116,7 @@ public:
 
 private:
     ops::PrecisionScope precision_;
+    ops::BackendScope backend_;
     int saved_threads_;
 };
 
@@ -125,11 +130,13 @@ Result<std::unique_ptr<Engine>> Engine::load_impl(const LoadOptions& opt) {
     if (auto r = validate(opt); !r) return std::unexpected(r.error());
     NB_TRY(precision, parse_precision(opt.precision));
     NB_TRY(storage, parse_weight_type(opt.weight_type));
-    CallScope scope(precision, opt.threads);
+    const ops::Backend backend = opt.backend == "ref" ? ops::Backend::ref : ops::Backend::cpu;
+    CallScope scope(precision, backend, opt.threads);
     NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights, storage));
     std::unique_ptr<Engine> e(new Engine());
     e->impl_->precision = precision;
     e->impl_->threads = opt.threads;
+    e->impl_->backend = backend;
     e->impl_->model = std::move(model);
     e->impl_->lora_dir = opt.lora_dir;
     e->impl_->release_idle_weights = opt.release_idle_weights;
@@ -189,7 +196,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     auto& m = *impl_->model;
     GenerateParams p = params;
     if (auto r = validate(p); !r) return std::unexpected(r.error());
-    CallScope scope(impl_->precision, impl_->threads);
+    CallScope scope(impl_->precision, impl_->backend, impl_->threads);
     if (p.clip_skip > int(m.clip.config().layers))
         return make_error(Errc::invalid_argument, "clip skip {} exceeds the text encoder's {} layers", p.clip_skip,
                           m.clip.config().layers);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "backend/ops.h"
 #include "image/image.h"
 #include "nanobanana/engine.h"
 #include "pipeline/conditioning.h"
@@ -132,6 +133,38 @@ TEST(Pipeline, Txt2ImgEndToEnd) {
         EXPECT_EQ(worse, 0) << run;
         EXPECT_LE(off_by_one, int(img.pixels.size() / 200)) << run;  // <= 0.5 % of values
     }
+}
+
+// The same golden runs through the public Engine on the reference backend (scalar kernels, unpacked weights):
+// the second backend reproduces the reference implementation as the CPU backend does.
+TEST(Pipeline, RefBackendReproducesGolden) {
+    LoadOptions o;
+    o.model_path = test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors");
+    o.vocab_path = test::shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz");
+    o.precision = "fp32";
+    o.backend = "ref";
+    auto e = Engine::load(o);
+    ASSERT_TRUE(e) << e.error().message;
+    for (auto [run, sampler] : {std::pair{"euler_a", "Euler a"}, {"dpmpp_2m_karras", "DPM++ 2M Karras"}}) {
+        GenerateParams p = golden_request(sampler).params;
+        p.seed = 42;
+        auto out = (*e)->generate(p);
+        ASSERT_TRUE(out) << out.error().message;
+        ASSERT_EQ(out->size(), 1u);
+        const Tensor ref_latent = g(std::string(run) + ".latent");
+        Tensor latent(ref_latent.shape());
+        ASSERT_EQ((*out)[0].latent.size(), size_t(latent.numel()));
+        std::copy((*out)[0].latent.begin(), (*out)[0].latent.end(), latent.data());
+        EXPECT_TRUE(test::close_rel(latent, ref_latent, 1e-4)) << run;
+        const Image& img = (*out)[0].image;
+        Tensor ref = g(std::string(run) + ".image_u8");
+        int worse = 0;
+        for (size_t i = 0; i < img.pixels.size(); ++i) worse += std::abs(int(img.pixels[i]) - int(ref.data()[i])) > 1;
+        EXPECT_EQ(worse, 0) << run;
+    }
+    // It really ran on the reference kernels: the CPU backend would have packed the weights (ctest runs each
+    // test in a process of its own, so nothing else packed any).
+    EXPECT_EQ(ops::packed_weight_bytes(), 0);
 }
 
 // Frugal mode (the CLI's): nothing converted at load, each component converted on first use and freed after

@@ -18,6 +18,7 @@
 #include "backend/cpu/profile.h"
 #include "backend/cpu/vec_math.h"
 #include "backend/ops.h"
+#include "backend/ref/ops_ref.h"
 #include "core/dtype.h"
 
 namespace nb::ops {
@@ -116,6 +117,7 @@ void softmax_row(const float* s, Out* p, int64_t cols, int64_t valid) {
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
+    if (backend() == Backend::ref) return refb::attention(q, k, v, heads, causal);
     cpu::ProfileScope prof_("attention");
     const int64_t b = q.dim(0), tq = q.dim(1), tk = k.dim(1), dm = q.dim(2), dh = dm / heads;
     const float scale = 1.f / std::sqrt(float(dh));

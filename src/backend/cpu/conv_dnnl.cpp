@@ -21,6 +21,7 @@
 #include "backend/cpu/profile.h"
 #include "backend/cpu/winograd.h"
 #include "backend/ops.h"
+#include "backend/ref/ops_ref.h"
 
 namespace nb::ops {
 
@@ -154,6 +155,7 @@ WeightPlan weight_plan(const Tensor& w, const ConvKey& k) {
 }  // namespace
 
 void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
+    if (backend() == Backend::ref) return;  // the reference backend reads weights as loaded
     if (!w.defined() || !w.has_values()) return;
     // The layout a kernel wants hardly depends on the spatial size: plan for a nominal 2 x C x 32 x 32 input;
     // other shapes re-lay out the packed copy if theirs differs.
@@ -218,6 +220,7 @@ int64_t weight_group_bytes() { return g_group_bytes; }
 void set_conv_band_bytes(int64_t bytes) { g_band_bytes = bytes; }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad) {
+    if (backend() == Backend::ref) return refb::conv2d(x, w, b, stride, pad);
     cpu::ProfileScope prof_("conv2d");
     cpu::WeightScratchScope scratch_;
     if (w.dim(1) != x.dim(1))

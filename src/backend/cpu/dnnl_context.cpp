@@ -59,6 +59,9 @@ namespace {
 // exact by default; an engine opts into bf16.
 thread_local Precision t_precision = Precision::fp32;
 }
+thread_local Backend t_backend = Backend::cpu;
+void set_backend(Backend b) { t_backend = b; }
+Backend backend() { return t_backend; }
 void set_precision(Precision p) { t_precision = p; }
 Precision precision() { return t_precision; }
 

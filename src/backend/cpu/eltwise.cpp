@@ -6,6 +6,7 @@
 #include "backend/cpu/vec_math.h"
 #include "backend/cpu/profile.h"
 #include "backend/ops.h"
+#include "backend/ref/ops_ref.h"
 
 namespace nb::ops {
 
@@ -14,6 +15,7 @@ constexpr int64_t kParallelMin = 1 << 15;
 }
 
 void silu_(Tensor& x) {
+    if (backend() == Backend::ref) return refb::silu_(x);
     cpu::ProfileScope prof_("silu");
     float* d = x.data();
     const int64_t n = x.numel();
@@ -22,6 +24,7 @@ void silu_(Tensor& x) {
 }
 
 void quick_gelu_(Tensor& x) {
+    if (backend() == Backend::ref) return refb::quick_gelu_(x);
     float* d = x.data();
     const int64_t n = x.numel();
 #pragma omp parallel for simd if (n > kParallelMin)
@@ -29,6 +32,7 @@ void quick_gelu_(Tensor& x) {
 }
 
 void gelu_(Tensor& x) {
+    if (backend() == Backend::ref) return refb::gelu_(x);
     cpu::ProfileScope prof_("gelu");
     float* d = x.data();
     const int64_t n = x.numel();
@@ -37,6 +41,7 @@ void gelu_(Tensor& x) {
 }
 
 Tensor geglu(const Tensor& x) {
+    if (backend() == Backend::ref) return refb::geglu(x);
     cpu::ProfileScope prof_("geglu");
     const int64_t f = x.dim(-1) / 2, m = x.numel() / (2 * f);
     Shape s = x.shape();

@@ -12,6 +12,7 @@
 #include "backend/cpu/packed_weights.h"
 #include "backend/cpu/profile.h"
 #include "backend/ops.h"
+#include "backend/ref/ops_ref.h"
 
 namespace nb::ops {
 
@@ -69,6 +70,7 @@ Tensor linear_bf16(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m,
 }  // namespace
 
 void prepack_linear(const Tensor& w) {
+    if (backend() == Backend::ref) return;  // the reference backend reads weights as loaded
     if (!w.defined() || !w.has_values()) return;
     const dnnl::memory::desc plain({w.dim(1), w.dim(0)}, dt::f32, tag::ba);
     if (precision() == Precision::fp32) {
@@ -84,6 +86,7 @@ void prepack_linear(const Tensor& w) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+    if (backend() == Backend::ref) return refb::linear(x, w, b);
     cpu::ProfileScope prof_("linear");
     cpu::WeightScratchScope scratch_;
     const int64_t k = x.dim(-1), n = w.dim(0), m = x.numel() / k;
