@@ -36,7 +36,10 @@ run_ctest() {
     # Each skipped test names the file it lacks; one line per missing file here.
     grep -ho 'golden data missing: [^ ]*' "$dir/Testing/Temporary/LastTest.log" | sort -u | sed 's/^/test: /' >&2 || true
   fi
-  say "$(basename "$dir"): $skipped tests skipped for missing golden data (NB_SHARED_DIR=${NB_SHARED_DIR:-unset})"
+  local missing
+  missing=$(grep -c '^golden data missing: ' "$dir/Testing/Temporary/LastTest.log" 2>/dev/null || true)
+  say "$(basename "$dir"): $skipped tests skipped, ${missing:-0} of them for missing golden data" \
+      "(NB_SHARED_DIR=${NB_SHARED_DIR:-unset})"
   return $status
 }
 

@@ -15,6 +15,7 @@
 #include <dnnl.hpp>
 
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/plan_cache.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/vec_math.h"
 #include "backend/ops.h"
@@ -67,28 +68,26 @@ struct Plans {
     dnnl::softmax_forward softmax;  // over the key axis, fp32 scores -> P (bf16 or fp32)
 };
 
-std::mutex g_mu;
-std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, Plans> g_plans;
+// The scale follows from dh, so it is not part of the key.
+cpu::PlanCache<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, Plans> g_plans(cpu::kPlanCacheCapacity);
 
-const Plans& plans_for(int64_t heads, int64_t rows, int64_t tk, int64_t dh, bool bf16, float scale) {
-    std::lock_guard lock(g_mu);
-    auto key = std::make_tuple(heads, rows, tk, dh, bf16);
-    auto it = g_plans.find(key);
-    if (it != g_plans.end()) return it->second;
-    auto& eng = cpu::dnnl_engine();
-    const dt in = bf16 ? dt::bf16 : dt::f32;
-    using tag = dnnl::memory::format_tag;
-    dnnl::memory::desc q(dims{heads, rows, dh}, in, tag::abc), kt(dims{heads, dh, tk}, in, tag::abc),
-        s(dims{heads, rows, tk}, dt::f32, tag::abc), p(dims{heads, rows, tk}, in, tag::abc),
-        v(dims{heads, tk, padded_head_width(dh)}, in, tag::abc),
-        o(dims{heads, rows, padded_head_width(dh)}, dt::f32, tag::abc);
-    dnnl::primitive_attr scaled;
-    scaled.set_output_scales(0, {scale});
-    dnnl::softmax_forward::desc sd(dnnl::prop_kind::forward_inference, s, 2);
-    Plans pl{dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(q, kt, s), scaled, eng)),
-             dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p, v, o), eng)),
-             dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(sd, eng))};
-    return g_plans.emplace(key, std::move(pl)).first->second;
+std::shared_ptr<const Plans> plans_for(int64_t heads, int64_t rows, int64_t tk, int64_t dh, bool bf16, float scale) {
+    return g_plans.get(std::make_tuple(heads, rows, tk, dh, bf16), [&] {
+        auto& eng = cpu::dnnl_engine();
+        const dt in = bf16 ? dt::bf16 : dt::f32;
+        using tag = dnnl::memory::format_tag;
+        dnnl::memory::desc q(dims{heads, rows, dh}, in, tag::abc), kt(dims{heads, dh, tk}, in, tag::abc),
+            s(dims{heads, rows, tk}, dt::f32, tag::abc), p(dims{heads, rows, tk}, in, tag::abc),
+            v(dims{heads, tk, padded_head_width(dh)}, in, tag::abc),
+            o(dims{heads, rows, padded_head_width(dh)}, dt::f32, tag::abc);
+        dnnl::primitive_attr scaled;
+        scaled.set_output_scales(0, {scale});
+        dnnl::softmax_forward::desc sd(dnnl::prop_kind::forward_inference, s, 2);
+        Plans pl{dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(q, kt, s), scaled, eng)),
+                 dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p, v, o), eng)),
+                 dnnl::softmax_forward(dnnl::softmax_forward::primitive_desc(sd, eng))};
+        return pl;
+    });
 }
 
 // One row of scores: p = softmax(s * scale) over the first `valid` entries, zero after (causal mask).
@@ -146,7 +145,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
         pack(v.data() + bi * tk * dm, 0, tk, vp, false, dv);
         for (int64_t r0 = 0; r0 < tq; r0 += kBlockQ) {
             const int64_t rows = std::min(kBlockQ, tq - r0);
-            const Plans& pl = plans_for(heads, rows, tk, dh, bf16, scale);
+            const auto plans = plans_for(heads, rows, tk, dh, bf16, scale);
+            const Plans& pl = *plans;
             pack(q.data() + bi * tq * dm, r0, rows, qp, false, dh);
             dnnl::memory qm({dims{heads, rows, dh}, in, tag::abc}, eng, qp.data());
             dnnl::memory km({dims{heads, dh, tk}, in, tag::abc}, eng, kp.data());

@@ -17,6 +17,7 @@
 
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/packed_weights.h"
+#include "backend/cpu/plan_cache.h"
 #include "backend/cpu/conv_small.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/winograd.h"
@@ -65,25 +66,24 @@ struct ConvPlan {
     dnnl::convolution_forward prim;
 };
 
-std::mutex g_mu;
-std::map<ConvKey, ConvPlan> g_plans;
+cpu::PlanCache<ConvKey, ConvPlan> g_plans(cpu::kPlanCacheCapacity);
 
-ConvPlan& plan_for(const ConvKey& k) {
-    auto it = g_plans.find(k);
-    if (it != g_plans.end()) return it->second;
-    auto& eng = cpu::dnnl_engine();
-    dnnl::memory::dims src{k.n, k.c, k.h, k.w}, wei{k.o, k.c, k.kh, k.kw}, bia{k.o};
-    dnnl::memory::dims dst{k.n, k.o, k.out_h(), k.out_w()};
-    const dt in = k.bf16 ? dt::bf16 : dt::f32;  // fp32 accumulation and output either way
-    dnnl::memory::desc src_md(src, in, tag::any), wei_md(wei, in, tag::any),
-        bia_md(bia, dt::f32, tag::a), dst_md(dst, dt::f32, tag::any);
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // from the activation heap per call, not one per plan
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md,
-                                      wei_md, k.bias ? bia_md : dnnl::memory::desc(), dst_md, {k.stride, k.stride},
-                                      {k.pt, k.pl}, {k.pb, k.pr});
-    dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
-    return g_plans.emplace(k, ConvPlan{pd, dnnl::convolution_forward(pd)}).first->second;
+std::shared_ptr<const ConvPlan> plan_for(const ConvKey& k) {
+    return g_plans.get(k, [&] {
+        auto& eng = cpu::dnnl_engine();
+        dnnl::memory::dims src{k.n, k.c, k.h, k.w}, wei{k.o, k.c, k.kh, k.kw}, bia{k.o};
+        dnnl::memory::dims dst{k.n, k.o, k.out_h(), k.out_w()};
+        const dt in = k.bf16 ? dt::bf16 : dt::f32;  // fp32 accumulation and output either way
+        dnnl::memory::desc src_md(src, in, tag::any), wei_md(wei, in, tag::any), bia_md(bia, dt::f32, tag::a),
+            dst_md(dst, dt::f32, tag::any);
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // from the activation heap per call, not per plan
+        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                          src_md, wei_md, k.bias ? bia_md : dnnl::memory::desc(), dst_md,
+                                          {k.stride, k.stride}, {k.pt, k.pl}, {k.pb, k.pr});
+        dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
+        return ConvPlan{pd, dnnl::convolution_forward(pd)};
+    });
 }
 
 // A weight held in 16 bits (or q8_0) is expanded to fp32 for each call. A big one is split into output-channel
@@ -123,7 +123,7 @@ dnnl::memory::desc stack_groups(const dnnl::memory::desc& part, int64_t count) {
 // The plan that runs weight w in convolution k, and how w's packed copy is laid out for it: whole, or in
 // output-channel groups (group_count) stacked as [G, O/G, C, KH, KW], each group in its kernel's layout.
 struct WeightPlan {
-    const ConvPlan* plan;  // runs the whole convolution, or one group (or only gives the layout: f43)
+    std::shared_ptr<const ConvPlan> plan;  // runs the whole convolution, or one group (or only gives the layout)
     ConvKey key;           // the plan's key (o = output channels per group)
     int64_t groups = 1;
     dnnl::memory::desc user;    // w's fp32 oihw values, seen as [G, O/G, ...] when grouped (the same bytes)
@@ -134,18 +134,17 @@ struct WeightPlan {
     bool f43 = false;
 };
 
-// Caller holds g_mu.
 WeightPlan weight_plan(const Tensor& w, const ConvKey& k) {
-    WeightPlan wp{&plan_for(k), k, 1, dnnl::memory::desc({k.o, k.c, k.kh, k.kw}, dt::f32, tag::oihw), {}, {}};
+    WeightPlan wp{plan_for(k), k, 1, dnnl::memory::desc({k.o, k.c, k.kh, k.kw}, dt::f32, tag::oihw), {}, {}};
     wp.packed = wp.part = wp.plan->pd.weights_desc();
     const int64_t groups = group_count(w, k);
     if (groups > 1) {
         ConvKey gk = k;
         gk.o = k.o / groups;
-        const ConvPlan& gp = plan_for(gk);
-        const auto part = gp.pd.weights_desc(), stacked = stack_groups(part, groups);
+        auto gp = plan_for(gk);
+        const auto part = gp->pd.weights_desc(), stacked = stack_groups(part, groups);
         if (!stacked.is_zero())
-            wp = {&gp, gk, groups, dnnl::memory::desc({groups, gk.o, k.c, k.kh, k.kw}, dt::f32, tag::goihw), stacked,
+            wp = {gp, gk, groups, dnnl::memory::desc({groups, gk.o, k.c, k.kh, k.kw}, dt::f32, tag::goihw), stacked,
                   part};
     }
     wp.f43 = k.winograd_f43() && cpu::WeightLayout(wp.part).o_innermost();
@@ -161,9 +160,7 @@ void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
     // other shapes re-lay out the packed copy if theirs differs.
     ConvKey k{2,     w.dim(1), 32,    32,    w.dim(0), w.dim(2), w.dim(3),
               stride, pad.t,    pad.l, pad.b, pad.r,    true,     precision() == Precision::bf16};
-    std::unique_lock lock(g_mu);
     const WeightPlan wp = weight_plan(w, k);  // as conv2d will use it
-    lock.unlock();
     cpu::pack_weights(w, wp.user, wp.packed);
 }
 
@@ -250,9 +247,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     k.h = in_rows;
 
     auto& eng = cpu::dnnl_engine();
-    std::unique_lock lock(g_mu);
     const WeightPlan wp = weight_plan(w, k);
-    lock.unlock();
 
     const ConvKey& kk = wp.key;
     const size_t n_part = wp.part.get_size() / sizeof(float);

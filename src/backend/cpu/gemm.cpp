@@ -10,6 +10,7 @@
 
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/packed_weights.h"
+#include "backend/cpu/plan_cache.h"
 #include "backend/cpu/profile.h"
 #include "backend/ops.h"
 #include "backend/ref/ops_ref.h"
@@ -26,31 +27,25 @@ struct MatmulPlan {
     dnnl::matmul prim;
 };
 
-std::mutex g_mu;
-std::map<std::tuple<int64_t, int64_t, int64_t, bool>, MatmulPlan> g_plans;
+cpu::PlanCache<std::tuple<int64_t, int64_t, int64_t, bool>, MatmulPlan> g_plans(cpu::kPlanCacheCapacity);
 
-// Caller holds g_mu.
-const MatmulPlan& plan_for(int64_t m, int64_t n, int64_t k, bool bias) {
-    auto key = std::make_tuple(m, n, k, bias);
-    auto it = g_plans.find(key);
-    if (it == g_plans.end()) {
+std::shared_ptr<const MatmulPlan> plan_for(int64_t m, int64_t n, int64_t k, bool bias) {
+    return g_plans.get(std::make_tuple(m, n, k, bias), [&] {
         auto& eng = cpu::dnnl_engine();
         dnnl::memory::desc src({m, k}, dt::bf16, tag::ab), wei({k, n}, dt::bf16, tag::any),
             bia({1, n}, dt::f32, tag::ab), dst({m, n}, dt::f32, tag::ab);
         dnnl::matmul::desc d = bias ? dnnl::matmul::desc(src, wei, bia, dst) : dnnl::matmul::desc(src, wei, dst);
         dnnl::matmul::primitive_desc pd(d, eng);
-        it = g_plans.emplace(key, MatmulPlan{pd, dnnl::matmul(pd)}).first;
-    }
-    return it->second;
+        return MatmulPlan{pd, dnnl::matmul(pd)};
+    });
 }
 
 Tensor linear_bf16(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m, int64_t n, int64_t k, Shape out) {
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
-    std::unique_lock lock(g_mu);
-    const MatmulPlan& p = plan_for(m, n, k, b.defined());
+    const auto plan = plan_for(m, n, k, b.defined());
+    const MatmulPlan& p = *plan;
     const auto want = p.pd.weights_desc();
-    lock.unlock();
     // torch [out, in] = matmul weights [K, N] stored column-major ("ba").
     dnnl::memory wmem = cpu::packed_weights(w, dnnl::memory::desc({k, n}, dt::f32, tag::ba), want);
 
@@ -79,9 +74,7 @@ void prepack_linear(const Tensor& w) {
     }
     // Plan for a nominal 1024-row input; other row counts re-lay out the packed copy if needed.
     const int64_t n = w.dim(0), k = w.dim(1);
-    std::unique_lock lock(g_mu);
-    const auto want = plan_for(1024, n, k, false).pd.weights_desc();
-    lock.unlock();
+    const auto want = plan_for(1024, n, k, false)->pd.weights_desc();
     cpu::pack_weights(w, plain, want);
 }
 

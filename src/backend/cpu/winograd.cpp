@@ -11,6 +11,7 @@
 #include <dnnl.hpp>
 
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/plan_cache.h"
 
 namespace nb::cpu {
 
@@ -156,23 +157,18 @@ struct Products {
     dnnl::matmul::primitive_desc pd;
     dnnl::matmul prim;
 };
-std::mutex g_mu;
-std::map<std::tuple<int64_t, int64_t, int64_t>, Products> g_products;
+PlanCache<std::tuple<int64_t, int64_t, int64_t>, Products> g_products(kPlanCacheCapacity);
 
-const Products& products_for(int64_t t, int64_t c, int64_t oc) {
-    std::lock_guard lock(g_mu);
-    const auto key = std::make_tuple(t, c, oc);
-    auto it = g_products.find(key);
-    if (it == g_products.end()) {
+std::shared_ptr<const Products> products_for(int64_t t, int64_t c, int64_t oc) {
+    return g_products.get(std::make_tuple(t, c, oc), [&] {
         using tag = dnnl::memory::format_tag;
         dnnl::memory::desc src({36, t, c}, dt::f32, tag::abc), wei({36, c, oc}, dt::f32, tag::abc),
             dst({36, t, oc}, dt::f32, tag::abc);
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, wei, dst), attr, dnnl_engine());
-        it = g_products.emplace(key, Products{pd, dnnl::matmul(pd)}).first;
-    }
-    return it->second;
+        return Products{pd, dnnl::matmul(pd)};
+    });
 }
 
 // Transformed weights of one chunk of output channels take at most about this many bytes (36 / 9 = 4x the
@@ -259,7 +255,8 @@ void WinogradF43::run(const void* g, DType type, const WeightLayout& layout, int
         const int64_t oc = std::min(oc_step, og - j0);
         Tensor u = Tensor::empty({36, c_, oc}), m = Tensor::empty({36, t, oc});
         weight_transform(g, type, layout, c_, j0, oc, u.data());
-        const Products& p = products_for(t, c_, oc);
+        const auto products = products_for(t, c_, oc);
+        const Products& p = *products;
         std::unordered_map<int, dnnl::memory> args{
             {DNNL_ARG_SRC, dnnl::memory(p.pd.src_desc(), eng, const_cast<float*>(v_.data()))},
             {DNNL_ARG_WEIGHTS, dnnl::memory(p.pd.weights_desc(), eng, u.data())},
