@@ -134,26 +134,10 @@ TEST(CliFirstRun, LoraGivenAsAFileSurvivesTheRoundTrip) {
 TEST(CliFirstRun, InterruptKeepsFinishedImagesOfABatch) {
     const fs::path dir = temp_dir("nb_sigint_batch");
     const std::string out = (dir / "out.png").string(), err_file = (dir / "stderr.txt").string();
-    const std::string cmd = "exec " + std::string(NB_CLI) +
-                            " generate -p 'a red circle' -s 1 -b 3 --steps 300 -W 32 -H 32 -o " + out +
-                            " > /dev/null 2> " + err_file;
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    bool second = false;  // the plain progress lines name the image
-    for (int i = 0; i < 1800 && !second; ++i) {
-        usleep(100 * 1000);
-        second = test::slurp(err_file).find("image 2/3 step 2/300") != std::string::npos;
-    }
-    EXPECT_TRUE(second) << "the second image never started";
-    kill(pid, SIGINT);
-    int st = 0;
-    ASSERT_EQ(waitpid(pid, &st, 0), pid);
-    ASSERT_TRUE(WIFEXITED(st)) << "killed by a signal instead of stopping cleanly";
-    EXPECT_EQ(WEXITSTATUS(st), 130);
+    const std::string cmd = std::string(NB_CLI) + " generate -p 'a red circle' -s 1 -b 3 --steps 300 -W 32 -H 32 -o " +
+                            out + " > /dev/null 2> " + err_file;
+    // The plain progress lines name the image.
+    EXPECT_EQ(test::interrupt_when(cmd, err_file, "image 2/3 step 2/300"), 130);
     auto first = read_png(out);
     ASSERT_TRUE(first) << "the finished image was not kept";
     EXPECT_NE(parameters_of(out).find("Seed: 1,"), std::string::npos);

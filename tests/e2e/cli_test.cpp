@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "image/image.h"
+#include "testutil/cli.h"
 #include "testutil/golden.h"
 
 namespace nb {
@@ -127,28 +128,10 @@ TEST(CLI, InterruptStopsCleanlyWithoutOutput) {
     fs::remove_all(dir);
     fs::create_directories(dir);
     const std::string out = (dir / "out.png").string(), err_file = (dir / "stderr.txt").string();
-    const std::string cmd = "exec " + std::string(NB_CLI) + " generate " + model_args() +
-                            " -p cat -s 1 --steps 1000 -W 64 -H 64 -o " + out + " > /dev/null 2> " + err_file;
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    // Wait until sampling has started (the plain progress lines name the step), at most 120 s.
-    bool sampling = false;
-    for (int i = 0; i < 1200 && !sampling; ++i) {
-        usleep(100 * 1000);
-        std::ifstream f(err_file);
-        std::string err((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        sampling = err.find("step 2/1000") != std::string::npos;
-    }
-    EXPECT_TRUE(sampling) << "no progress line seen";
-    kill(pid, SIGINT);
-    int st = 0;
-    ASSERT_EQ(waitpid(pid, &st, 0), pid);
-    ASSERT_TRUE(WIFEXITED(st)) << "killed by a signal instead of stopping cleanly";
-    EXPECT_EQ(WEXITSTATUS(st), 130);
+    const std::string cmd = std::string(NB_CLI) + " generate " + model_args() + " -p cat -s 1 --steps 1000 -W 64 -H 64 -o " +
+                            out + " > /dev/null 2> " + err_file;
+    // Once sampling has started (the plain progress lines name the step).
+    EXPECT_EQ(test::interrupt_when(cmd, err_file, "step 2/1000"), 130);
     EXPECT_FALSE(fs::exists(out));
     for (const auto& e : fs::directory_iterator(dir))
         EXPECT_EQ(e.path().filename(), "stderr.txt") << "left behind: " << e.path();

@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
+
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -31,6 +33,29 @@ inline CliResult run_cli(const std::string& args, const std::string& env = "") {
                       e = ::testing::TempDir() + "/nb_cli_err_" + pid + ".txt";
     const int st = std::system((env + " " + NB_CLI + " " + args + " > " + o + " 2> " + e).c_str());
     return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(o), slurp(e)};
+}
+
+// Starts `cmd` (a shell command line, its stderr redirected to `err_file`), waits until `err_file` contains
+// `needle` (at most `seconds`), sends SIGINT and returns the exit code (-1: the line never came or the process
+// died by a signal; the caller's expectations then fail).
+inline int interrupt_when(const std::string& cmd, const std::string& err_file, const std::string& needle,
+                          int seconds = 180) {
+    const pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    bool seen = false;
+    for (int i = 0; i < seconds * 10 && !seen; ++i) {
+        usleep(100 * 1000);
+        seen = slurp(err_file).find(needle) != std::string::npos;
+    }
+    EXPECT_TRUE(seen) << "never printed '" << needle << "'";
+    kill(pid, SIGINT);
+    int st = 0;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
+    return seen ? WEXITSTATUS(st) : -1;
 }
 
 }  // namespace nb::test
