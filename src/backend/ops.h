@@ -48,7 +48,9 @@ void add_channel_bias_(Tensor& x, const Tensor& v);
 
 // Layout helpers.
 Tensor upsample_nearest2x(const Tensor& x);                   // [N, C, H, W] -> [N, C, 2H, 2W]
-Tensor concat_channels(const Tensor& a, const Tensor& b);     // [N, Ca, H, W] ++ [N, Cb, H, W]
+// [N, C, H, W] -> [N, C, h, w], torch's "nearest": source index floor(i * H / h).
+Tensor resize_nearest(const Tensor& x, int64_t h, int64_t w);
+Tensor concat_channels(const Tensor& a, const Tensor& b);     // [N, Ca, H, W] ++ [N, Cb, H, W] (same N, H, W)
 Tensor nchw_to_nhwc(const Tensor& x);                         // [N, C, H, W] -> [N, H*W, C]
 Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w);   // [N, H*W, C] -> [N, C, H, W]
 

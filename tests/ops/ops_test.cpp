@@ -263,6 +263,23 @@ TEST(Ops, LayoutHelpersRoundTrip) {
     Tensor cat = ops::concat_channels(x, up.slice0(0, 2).reshape({2, 20, 3, 4}));
     EXPECT_EQ(cat.dim(1), 25);
     EXPECT_EQ(cat.data()[(1 * 25 + 4) * 12 + 11], x.data()[(1 * 5 + 4) * 12 + 11]);
+    // Different spatial sizes are a logic error, not a read past the smaller buffer.
+    EXPECT_THROW(ops::concat_channels(x, randn({2, 5, 3, 3}, 1)), std::logic_error);
+}
+
+// torch.nn.functional.interpolate(mode="nearest") with a size: source index floor(i * in / out) -- what
+// A1111's UNet applies when an upsampled level comes back larger than its skip (latent sides that do not halve).
+TEST(Ops, ResizeNearestIndexesAsTorch) {
+    Tensor x({1, 2, 4, 4});
+    for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = float(i);
+    const Tensor y = ops::resize_nearest(x, 6, 2);  // rows 4 -> 6: 0 0 1 2 2 3; columns 4 -> 2: 0 2
+    const int rows[] = {0, 0, 1, 2, 2, 3}, cols[] = {0, 2};
+    for (int c = 0; c < 2; ++c)
+        for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 2; ++j)
+                EXPECT_EQ(y.data()[(c * 6 + i) * 2 + j], x.data()[(c * 4 + rows[i]) * 4 + cols[j]]) << c << i << j;
+    const Tensor z = ops::resize_nearest(randn({1, 3, 28, 28}, 5), 27, 27);  // 28 -> 27 keeps rows 0..26
+    EXPECT_EQ(z.dim(2), 27);
 }
 
 }  // namespace

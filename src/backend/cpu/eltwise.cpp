@@ -105,9 +105,28 @@ Tensor upsample_nearest2x(const Tensor& x) {
     return y;
 }
 
+Tensor resize_nearest(const Tensor& x, int64_t h, int64_t w) {
+    const int64_t nc = x.dim(0) * x.dim(1), ih = x.dim(2), iw = x.dim(3);
+    Tensor y = Tensor::empty({x.dim(0), x.dim(1), h, w});
+    const float* xd = x.data();
+    float* yd = y.data();
+    const double sy = double(ih) / double(h), sx = double(iw) / double(w);  // torch: scale = in / out
+#pragma omp parallel for if (nc * h * w > kParallelMin)
+    for (int64_t p = 0; p < nc; ++p)
+        for (int64_t i = 0; i < h; ++i) {
+            const int64_t si = std::min(ih - 1, int64_t(double(i) * sy));
+            for (int64_t j = 0; j < w; ++j)
+                yd[(p * h + i) * w + j] = xd[(p * ih + si) * iw + std::min(iw - 1, int64_t(double(j) * sx))];
+        }
+    return y;
+}
+
 Tensor concat_channels(const Tensor& a, const Tensor& b) {
     cpu::ProfileScope prof_("concat");
     const int64_t n = a.dim(0), ca = a.dim(1), cb = b.dim(1), s = a.numel() / (n * ca);
+    if (b.dim(0) != n || b.numel() / (n * cb) != s || a.shape().size() != b.shape().size())
+        throw std::logic_error("concat_channels: " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
+                               " differ outside the channel axis");
     Shape sh = a.shape();
     sh[1] = ca + cb;
     Tensor y = Tensor::empty(sh);

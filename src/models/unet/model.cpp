@@ -102,7 +102,11 @@ Tensor UNet::forward(const Tensor& x, const std::vector<float>& t, const Tensor&
     }
     h = run_block(middle_, std::move(h), emb, ctx);
     for (const auto& blk : output_blocks_) {
-        h = ops::concat_channels(h, skips.back());
+        // A latent side that does not halve evenly (SD 1.x at 768x432: 54 -> 27 -> 14) comes back one larger
+        // from the upsampling; A1111 (sd_hijack_unet's torch.cat) resizes it to the skip's size, nearest.
+        const Tensor& skip = skips.back();
+        if (h.dim(2) != skip.dim(2) || h.dim(3) != skip.dim(3)) h = ops::resize_nearest(h, skip.dim(2), skip.dim(3));
+        h = ops::concat_channels(h, skip);
         skips.pop_back();
         h = run_block(blk, std::move(h), emb, ctx);
     }
