@@ -209,8 +209,8 @@ CommandRunner register_generate(CLI::App& app) {
     s->add_option("--scheduler", a->p.scheduler,
                   "discrete, karras, exponential, sgm_uniform, lcm, or an A1111 label (Uniform, Karras, ...) "
                   "[automatic: A1111's choice per sampler]");
-    s->add_option("-W,--width", a->p.width, "Width in pixels, multiple of 8 [512; the demo model: 32]");
-    s->add_option("-H,--height", a->p.height, "Height in pixels, multiple of 8 [512; the demo model: 32]");
+    s->add_option("-W,--width", a->p.width, "Width in pixels, multiple of 8 [512; the demo model: 64]");
+    s->add_option("-H,--height", a->p.height, "Height in pixels, multiple of 8 [512; the demo model: 64]");
     s->add_option("--aspect", a->aspect, "Aspect preset 1:1, 16:9, 9:16, 4:3, 3:4 ... (longer side = --base)");
     s->add_option("--base", a->base, "Longer side for --aspect")->capture_default_str();
     s->add_option("--clip-skip", a->p.clip_skip, "A1111 clip skip (1 = last layer)")->capture_default_str();

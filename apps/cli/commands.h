@@ -31,7 +31,7 @@ CommandRunner register_upscale(CLI::App& app);
 // <exe>/../../share/nanobanana/demo (build tree: <build>/apps/cli/nanobanana), then the source tree; "" if none.
 std::string find_demo_model();
 // Its default picture size (it was trained at 64x64 and 32x32).
-inline constexpr int kDemoSize = 32;
+inline constexpr int kDemoSize = 64;
 
 // An output file we can write: a .png name in an existing, writable folder. `flag` names the option in errors.
 // Checked before any model loads, so a typo does not cost a whole generation.

@@ -1,11 +1,11 @@
 """Procedural caption/image domain of the demo model: one or two flat shapes over a coloured background.
 
 Everything is a pure function of a seed (numpy Generator), so the dataset needs no external data.
-Images are SIZE x SIZE RGB uint8; positions and sizes are fractions of SIZE.
+Images are SIZE x SIZE RGB uint8 (SIZE = 64 since v2; render(..., size=32) draws the same scene at 32 px); positions and sizes are fractions of SIZE.
 """
 import numpy as np
 
-SIZE = 32
+SIZE = 64  # the demo model's default size since v2 (trained at 64 and 32)
 COLOURS = {  # name -> sRGB; the C++ e2e test uses the same table to name the colour of a region
     "red": (220, 30, 30), "green": (30, 170, 50), "blue": (30, 60, 220), "yellow": (240, 220, 30),
     "orange": (245, 140, 20), "purple": (140, 50, 180), "white": (245, 245, 245), "black": (15, 15, 15),
@@ -17,8 +17,8 @@ WORDS = sorted(set(list(COLOURS) + list(SHAPES) + list(SIZES) + list(POSITIONS) 
                    "a an the on in at of and with background picture image shape big centre middle".split()))
 
 
-def shape_mask(kind, cx, cy, r):
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
+def shape_mask(kind, cx, cy, r, size=SIZE):
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     if kind == "circle":
         return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
     if kind == "square":
@@ -48,13 +48,14 @@ def sample_scene(rng):
     return {"bg": bg, "objs": sorted(objs, key=lambda o: POSITIONS[o["pos"]][0])}
 
 
-def render(scene, rng):
-    img = np.empty((SIZE, SIZE, 3), np.uint8)
+def render(scene, rng, size=SIZE):
+    """size x size RGB; the same rng draws at every size, so a scene renders alike at 32 and 64 px."""
+    img = np.empty((size, size, 3), np.uint8)
     img[:] = COLOURS[scene["bg"]]
     for o in scene["objs"]:
-        cx, cy = (v * SIZE + rng.uniform(-0.05, 0.05) * SIZE for v in POSITIONS[o["pos"]])
-        r = SIZES[o["size"]] * SIZE * rng.uniform(0.9, 1.1)
-        img[shape_mask(o["shape"], cx, cy, r)] = COLOURS[o["colour"]]
+        cx, cy = (v * size + rng.uniform(-0.05, 0.05) * size for v in POSITIONS[o["pos"]])
+        r = SIZES[o["size"]] * size * rng.uniform(0.9, 1.1)
+        img[shape_mask(o["shape"], cx, cy, r, size)] = COLOURS[o["colour"]]
     return img
 
 

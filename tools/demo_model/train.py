@@ -6,6 +6,8 @@ Stages: (1) AutoencoderKL on rendered scenes (MSE + small KL); its latent scale 
 quant_conv/post_quant_conv so that 0.18215 * z has unit std, as the engine's fixed SD scale expects;
 (2) CLIP text encoder + UNet jointly, eps-prediction on the SD scaled-linear schedule, 10% empty captions
 (so classifier-free guidance works). Everything is seeded; one thread (torch.set_num_threads(1)).
+v2 (issue 15): `--resume --sizes 64,32 --hi-t 0.25` fine-tunes at 64 and 32 px with more high-noise timesteps
+(see README.md and retrain.sh).
 """
 import argparse
 import json
@@ -38,10 +40,10 @@ def clip_cfg(vocab_size, bos, eos):
             "layer_norm_eps": 1e-05, "bos_token_id": bos, "eos_token_id": eos}
 
 
-def images(rng, n):
-    """n scenes -> (scenes, float tensor [n,3,SIZE,SIZE] in [-1,1])."""
+def images(rng, n, size=32):
+    """n scenes -> (scenes, float tensor [n,3,size,size] in [-1,1]) (v1 stages: 32 px)."""
     scenes = [domain.sample_scene(rng) for _ in range(n)]
-    x = np.stack([domain.render(s, rng) for s in scenes]).astype(np.float32) / 127.5 - 1.0
+    x = np.stack([domain.render(s, rng, size) for s in scenes]).astype(np.float32) / 127.5 - 1.0
     return scenes, torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
 
@@ -98,11 +100,11 @@ def fold_latent_scale(vae, seed):
 
 
 @torch.no_grad()
-def encode_dataset(vae, n, seed):
+def encode_dataset(vae, n, seed, size=32):
     rng = np.random.default_rng(seed)
     scenes, lats = [], []
     for i in range(0, n, 64):
-        s, x = images(rng, min(64, n - i))
+        s, x = images(rng, min(64, n - i), size)
         scenes += s
         lats.append(vae.moments(x)[0] * SCALE)
     return scenes, torch.cat(lats)
@@ -113,8 +115,18 @@ def alphas_cumprod():
     return torch.cumprod(1.0 - betas, 0).float()
 
 
-def train_unet(tok, scenes, lats, steps, batch, seed, snapshot=None, every=0, start=None, lr=1e-3):
-    """start: (clip, unet) to continue from (--resume), else fresh modules."""
+def sample_t(rng, n, hi_t):
+    """Uniform timesteps; with hi_t > 0 (v2) a fraction hi_t of them uniform in [800, 1000) instead, so the
+    high-noise end (where LMS extrapolates over the big first steps of the discrete schedule) is trained more."""
+    t = rng.integers(0, 1000, size=n)
+    if hi_t > 0:
+        t = np.where(rng.random(n) < hi_t, rng.integers(800, 1000, size=n), t)
+    return torch.from_numpy(t)
+
+
+def train_unet(tok, scenes, lats, steps, batch, seed, snapshot=None, every=0, start=None, lr=1e-3, hi_t=0.0):
+    """start: (clip, unet) to continue from (--resume), else fresh modules. scenes/lats: one dataset, or lists of
+    datasets (one per image size, v2): then every step takes `batch` samples of each and sums their losses."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     clip, unet = start if start else (CLIPText(clip_cfg(len(tok.vocab), tok.bos, tok.eos)), UNet(UNET_CFG))
@@ -125,18 +137,20 @@ def train_unet(tok, scenes, lats, steps, batch, seed, snapshot=None, every=0, st
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     ac = alphas_cumprod()
     empty = tok.ids77("")
+    sets = list(zip(scenes, lats)) if isinstance(scenes, list) and isinstance(scenes[0], list) else [(scenes, lats)]
     for step in range(steps):
-        idx = rng.integers(len(scenes), size=batch)
-        ids = torch.tensor([empty if rng.random() < 0.1 else tok.ids77(domain.caption(scenes[i], rng))
-                            for i in idx])
-        x0 = lats[idx]
-        t = torch.from_numpy(rng.integers(0, 1000, size=batch))
-        noise = torch.randn_like(x0)
-        a = ac[t][:, None, None, None]
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        loss = (unet(xt, t, clip(ids)) - noise).square().mean()
         opt.zero_grad()
-        loss.backward()
+        for scs, lts in sets:
+            idx = rng.integers(len(scs), size=batch)
+            ids = torch.tensor([empty if rng.random() < 0.1 else tok.ids77(domain.caption(scs[i], rng))
+                                for i in idx])
+            x0 = lts[idx]
+            t = sample_t(rng, batch, hi_t)
+            noise = torch.randn_like(x0)
+            a = ac[t][:, None, None, None]
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            loss = (unet(xt, t, clip(ids)) - noise).square().mean()
+            (loss / len(sets)).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
@@ -194,6 +208,12 @@ def main():
     ap.add_argument("--resume", action="store_true",
                     help="continue the text encoder + UNet of <out>/demo.safetensors (VAE kept) for --unet-steps")
     ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the UNet stage")
+    ap.add_argument("--sizes", default="32",
+                    help="comma-separated image sizes of the UNet stage; each step takes --unet-batch of each "
+                         "(v2: 64,32, with --scenes scenes per size)")
+    ap.add_argument("--hi-t", type=float, default=0.0, help="fraction of timesteps drawn from [800, 1000) (v2)")
+    ap.add_argument("--seed-offset", type=int, default=None, help="UNet stage seed = --seed + this "
+                    "(default 2, or 5 with --resume)")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("NB_TRAIN_THREADS", "1")))
     t0 = time.time()
@@ -210,11 +230,20 @@ def main():
         fold_latent_scale(vae, args.seed)
     vae.eval()
     print(f"vae done {time.time() - t0:.0f} s", flush=True)
-    scenes, lats = encode_dataset(vae, args.scenes, args.seed + 1)
-    print(f"encoded {len(scenes)} scenes, latent std {lats.std().item():.3f}, {time.time() - t0:.0f} s", flush=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    scenes, lats = [], []
+    for k, size in enumerate(sizes):  # v1 (one size, 32): the same data as before
+        s, z = encode_dataset(vae, args.scenes, args.seed + 1 + 100 * k, size)
+        scenes.append(s)
+        lats.append(z)
+        print(f"encoded {len(s)} scenes at {size} px, latent std {z.std().item():.3f}, {time.time() - t0:.0f} s",
+              flush=True)
+    if len(sizes) == 1:
+        scenes, lats = scenes[0], lats[0]
     path = os.path.join(args.out, "demo.safetensors")
-    clip, unet = train_unet(tok, scenes, lats, args.unet_steps, args.unet_batch, args.seed + (5 if args.resume else 2),
-                            lambda c, u: export(path, tok, vae, c, u), args.snapshot_every, start, args.lr)
+    offset = args.seed_offset if args.seed_offset is not None else (5 if args.resume else 2)
+    clip, unet = train_unet(tok, scenes, lats, args.unet_steps, args.unet_batch, args.seed + offset,
+                            lambda c, u: export(path, tok, vae, c, u), args.snapshot_every, start, args.lr, args.hi_t)
     export(path, tok, vae, clip.eval(), unet.eval())
     print(f"total training time {time.time() - t0:.0f} s", flush=True)
 

@@ -1,6 +1,8 @@
 """Train the demo LoRA: a "monochrome" style (every scene in shades of grey) on top of the demo model.
 
-    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/demo_model/train_lora.py models/demo [steps]
+    OPENBLAS_NUM_THREADS=1 /usr/bin/python3 tools/demo_model/train_lora.py models/demo [steps] [sizes]
+
+(v2: `train_lora.py models/demo 600 64,32`, on the v2 VAE, which decodes grey scenes as grey.)
 
 The base model stays frozen; rank-8 LoRA pairs on every transformer Linear and the 1x1 proj_in/proj_out convs of
 the UNet learn to denoise towards greyscale renderings of the usual scenes and captions (no trigger word: a
@@ -29,7 +31,7 @@ LUMA = torch.tensor([0.299, 0.587, 0.114])
 class LoRA(nn.Module):
     """y = base(x) + (alpha / rank) * up(down(x)); up starts at zero, so training starts from the base model."""
 
-    def __init__(self, base):
+    def __init__(self, base, mult=1.0):
         super().__init__()
         self.base = base
         self.conv = isinstance(base, nn.Conv2d)
@@ -37,7 +39,7 @@ class LoRA(nn.Module):
         fout = base.out_channels if self.conv else base.out_features
         self.down = nn.Parameter(torch.randn(RANK, fin) / fin ** 0.5)
         self.up = nn.Parameter(torch.zeros(fout, RANK))
-        self.scale = ALPHA / RANK
+        self.scale = ALPHA / RANK * mult  # mult: the LoRA weight the training targets (the file stores up, down)
 
     def forward(self, x):
         if self.conv:  # 1x1 conv: the same product over the channel axis
@@ -57,11 +59,11 @@ def targets(unet):
     return out
 
 
-def inject(unet):
+def inject(unet, mult=1.0):
     loras = {}
     for name, mod in targets(unet):
         parent, child = name.rsplit(".", 1)
-        loras[name] = LoRA(mod)
+        loras[name] = LoRA(mod, mult)
         setattr(unet.get_submodule(parent), child, loras[name])  # also replaces Sequential entries ("0")
     return loras
 
@@ -73,11 +75,11 @@ def greyscale(x):
 
 
 @torch.no_grad()
-def dataset(vae, n, seed):
+def dataset(vae, n, seed, size=32):
     rng = np.random.default_rng(seed)
     scenes, lats = [], []
     for i in range(0, n, 64):
-        s, x = train.images(rng, min(64, n - i))
+        s, x = train.images(rng, min(64, n - i), size)
         scenes += s
         lats.append(vae.moments(greyscale(x))[0] * train.SCALE)
     return scenes, torch.cat(lats)
@@ -100,7 +102,10 @@ def export(path, loras):
     train.write_safetensors(path, tensors, meta)
 
 
-def main(folder, steps):
+def main(folder, steps, sizes=(32,)):
+    """sizes: v1 (32,): 64 samples a step at 32 px, 2048 scenes; v2 (64, 32): 32 samples of each size a step, a
+    quarter of the timesteps in [800, 1000) (train.sample_t), 1024 scenes per size, and the LoRA trained as
+    applied at weight 0.8 (so `<lora:demo_monochrome:0.8>` gives the full style; 1.0 overshoots slightly)."""
     torch.set_num_threads(int(os.environ.get("NB_TRAIN_THREADS", "1")))
     torch.manual_seed(4321)
     rng = np.random.default_rng(4321)
@@ -109,25 +114,29 @@ def main(folder, steps):
         p.requires_grad_(False)
     tok = Tokenizer(domain.WORDS)
     t0 = time.time()
-    scenes, lats = dataset(vae, 2048, 4321)
-    loras = inject(unet)
+    v2 = len(sizes) > 1
+    sets = [dataset(vae, 1024 if v2 else 2048, 4321 + 100 * k, size) for k, size in enumerate(sizes)]
+    batch, hi_t = (32, 0.25) if v2 else (64, 0.0)
+    loras = inject(unet, 0.8 if v2 else 1.0)  # v2: trained as applied at weight 0.8 (the documented demo weight)
     params = [p for l in loras.values() for p in (l.down, l.up)]
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.05)
     ac = train.alphas_cumprod()
     empty = tok.ids77("")
     for step in range(steps):
-        idx = rng.integers(len(scenes), size=64)
-        ids = torch.tensor([empty if rng.random() < 0.1 else tok.ids77(domain.caption(scenes[i], rng)) for i in idx])
-        with torch.no_grad():
-            ctx = clip(ids)
-        x0 = lats[idx]
-        t = torch.from_numpy(rng.integers(0, 1000, size=64))
-        noise = torch.randn_like(x0)
-        a = ac[t][:, None, None, None]
-        loss = (unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, ctx) - noise).square().mean()
         opt.zero_grad()
-        loss.backward()
+        for scenes, lats in sets:
+            idx = rng.integers(len(scenes), size=batch)
+            ids = torch.tensor([empty if rng.random() < 0.1 else tok.ids77(domain.caption(scenes[i], rng))
+                                for i in idx])
+            with torch.no_grad():
+                ctx = clip(ids)
+            x0 = lats[idx]
+            t = train.sample_t(rng, batch, hi_t)
+            noise = torch.randn_like(x0)
+            a = ac[t][:, None, None, None]
+            loss = (unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, ctx) - noise).square().mean()
+            (loss / len(sets)).backward()
         opt.step()
         sched.step()
         if step % 50 == 0 or step == steps - 1:
@@ -137,4 +146,5 @@ def main(folder, steps):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 600)
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 600,
+         tuple(int(v) for v in sys.argv[3].split(",")) if len(sys.argv) > 3 else (32,))
