@@ -54,11 +54,9 @@ Result<ops::WeightStorage> parse_weight_type(const std::string& name) {
 }
 
 Result<void> validate(const LoadOptions& o) {
-    if (o.precision != "auto" && !o.precision.empty() && o.precision != "fp32" && o.precision != "bf16")
-        return make_error(Errc::invalid_argument, "precision must be auto, bf16 or fp32 (got '{}')", o.precision);
-    if (o.weight_type != "auto" && !o.weight_type.empty() && o.weight_type != "f32" && o.weight_type != "q8_0")
-        return make_error(Errc::invalid_argument, "weight type must be auto, f32 or q8_0 (got '{}')", o.weight_type);
-    if (o.weight_type == "q8_0" && o.precision == "bf16")
+    NB_TRY(precision, parse_precision(o.precision));
+    NB_TRY(storage, parse_weight_type(o.weight_type));
+    if (storage == ops::WeightStorage::q8_0 && precision != ops::Precision::fp32)
         return make_error(Errc::invalid_argument, "weight type q8_0 needs --precision fp32 (bf16 keeps bf16 weights)");
     if (o.backend != "cpu" && o.backend != "ref" && !o.backend.empty())
         return make_error(Errc::invalid_argument, "backend must be cpu or ref (got '{}')", o.backend);
