@@ -13,8 +13,8 @@ say() { echo "setup: $*" >&2; }
 
 # ocl-icd-opencl-dev is only a Recommends of libdnnl-dev, but Debian's dnnl-config.cmake needs OpenCL
 # (find_dependency(OpenCL)): without it find_package(dnnl) fails.
-packages=(build-essential cmake pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev zlib1g-dev libfmt-dev
-          libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libgtest-dev libssl-dev)
+packages=(build-essential cmake pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev libjpeg62-turbo-dev
+          zlib1g-dev libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libgtest-dev libssl-dev)
 
 missing=()
 installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | grep " install ok installed" |

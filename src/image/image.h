@@ -1,4 +1,4 @@
-// 8-bit interleaved images, PNG I/O with text metadata, tensor conversion and resampling.
+// 8-bit interleaved images, PNG I/O (and JPEG input) with text metadata, tensor conversion and resampling.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,14 @@ using TextChunks = std::vector<std::pair<std::string, std::string>>;
 // Any PNG colour type / bit depth -> 8-bit RGB, or RGBA when the file has alpha (or tRNS transparency).
 // 16-bit samples keep their high byte (as PIL does); no gamma correction is applied.
 Result<Image> read_png(const std::string& path);
+
+// Baseline or progressive JPEG (libjpeg-turbo, default decoding as PIL) -> 8-bit RGB; grayscale is
+// replicated. CMYK is refused; a truncated or corrupt file is an Errc::format error (never a grey tail).
+Result<Image> read_jpeg(const std::string& path);
+
+// PNG (as read_png) or JPEG (as read_jpeg), chosen by the file's first bytes, not its name; anything else:
+// Errc::format "PATH: not a PNG or JPEG image".
+Result<Image> read_image(const std::string& path);
 
 // Writes atomically: a temporary file in the same folder, fsync, then rename over `path`; on any failure
 // `path` is untouched and the temporary is removed. Text values are UTF-8: written as tEXt when every

@@ -1,0 +1,147 @@
+// JPEG decoding through libjpeg(-turbo), and read_image: PNG or JPEG chosen by the file's first bytes.
+// libjpeg's default error handler calls exit(); ours longjmps back to decode(), which (like png.cpp) declares
+// no C++ objects after setjmp: everything it owns lives in JpegState, released by its destructor.
+// clang-format off
+#include <cstdio>    // jpeglib.h needs FILE and size_t first
+#include <jpeglib.h>
+#include <jerror.h>  // after jpeglib.h: the message codes (JWRN_JPEG_EOF)
+// clang-format on
+
+#include <cerrno>
+#include <csetjmp>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "image/image.h"
+
+namespace nb {
+
+namespace {
+
+constexpr JDIMENSION kMaxSide = 32768;
+constexpr uint64_t kMaxPixels = 1ull << 28;
+constexpr uintmax_t kMaxFileBytes = 1ull << 30;
+
+struct JpegErr {
+    jpeg_error_mgr mgr;  // first member: libjpeg hands us a pointer to it
+    std::jmp_buf jump;
+    char msg[JMSG_LENGTH_MAX] = "unknown libjpeg error";
+};
+
+void on_error_exit(j_common_ptr cinfo) {
+    auto* e = reinterpret_cast<JpegErr*>(cinfo->err);
+    (*cinfo->err->format_message)(cinfo, e->msg);
+    std::longjmp(e->jump, 1);
+}
+
+// Warnings are corrupt-data notices; a file that ends early is decoded by libjpeg as grey padding, which
+// Pillow refuses ("image file is truncated") and so do we. Other warnings (e.g. extraneous bytes between
+// markers) are ignored silently, as viewers do.
+void on_emit_message(j_common_ptr cinfo, int level) {
+    if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) on_error_exit(cinfo);
+}
+
+struct JpegState {
+    jpeg_decompress_struct cinfo{};
+    JpegErr err;
+    bool created = false;
+    std::vector<uint8_t> bytes;
+    Image img;
+    ~JpegState() {
+        if (created) jpeg_destroy_decompress(&cinfo);
+    }
+};
+
+// Returns false with st.err.msg set on any libjpeg error.
+bool decode(JpegState& st) {
+    st.cinfo.err = jpeg_std_error(&st.err.mgr);
+    st.err.mgr.error_exit = on_error_exit;
+    st.err.mgr.emit_message = on_emit_message;
+    if (setjmp(st.err.jump)) return false;
+    jpeg_create_decompress(&st.cinfo);
+    st.created = true;
+    jpeg_mem_src(&st.cinfo, st.bytes.data(), static_cast<unsigned long>(st.bytes.size()));
+    jpeg_read_header(&st.cinfo, TRUE);
+    const J_COLOR_SPACE cs = st.cinfo.jpeg_color_space;
+    if (cs == JCS_CMYK || cs == JCS_YCCK) {
+        std::snprintf(st.err.msg, sizeof st.err.msg, "CMYK JPEG images are not supported");
+        return false;
+    }
+    st.cinfo.out_color_space = JCS_RGB;  // grayscale and YCbCr both come out as RGB
+    if (st.cinfo.image_width > kMaxSide || st.cinfo.image_height > kMaxSide ||
+        uint64_t(st.cinfo.image_width) * st.cinfo.image_height > kMaxPixels) {
+        std::snprintf(st.err.msg, sizeof st.err.msg, "image too large (%ux%u)", st.cinfo.image_width,
+                      st.cinfo.image_height);
+        return false;
+    }
+    jpeg_start_decompress(&st.cinfo);
+    if (st.cinfo.output_components != 3) {
+        std::snprintf(st.err.msg, sizeof st.err.msg, "unexpected %d output components",
+                      st.cinfo.output_components);
+        return false;
+    }
+    st.img.width = int(st.cinfo.output_width), st.img.height = int(st.cinfo.output_height),
+    st.img.channels = 3;
+    st.img.pixels.resize(size_t(st.img.width) * size_t(st.img.height) * 3);
+    while (st.cinfo.output_scanline < st.cinfo.output_height) {
+        JSAMPROW row = st.img.at(0, int(st.cinfo.output_scanline));
+        jpeg_read_scanlines(&st.cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&st.cinfo);
+    return true;
+}
+
+Result<std::vector<uint8_t>> read_bytes(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return make_error(Errc::io, "{}: cannot open: {}", path, std::strerror(errno));
+    f.seekg(0, std::ios::end);
+    const auto size = f.tellg();
+    if (size < 0) return make_error(Errc::io, "{}: cannot read", path);
+    if (uintmax_t(size) > kMaxFileBytes)
+        return make_error(Errc::invalid_argument, "{}: file too large", path);
+    f.seekg(0);
+    std::vector<uint8_t> bytes(static_cast<size_t>(size));
+    if (!f.read(reinterpret_cast<char*>(bytes.data()), size))
+        return make_error(Errc::io, "{}: cannot read", path);
+    return bytes;
+}
+
+bool is_jpeg(const uint8_t* b, size_t n) {
+    return n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
+}
+
+bool is_png(const uint8_t* b, size_t n) {
+    static constexpr uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    return n >= 8 && std::memcmp(b, sig, 8) == 0;
+}
+
+Result<Image> decode_jpeg(const std::string& path, std::vector<uint8_t> bytes) {
+    JpegState st;
+    st.bytes = std::move(bytes);
+    if (!decode(st)) return make_error(Errc::format, "{}: invalid or truncated JPEG: {}", path, st.err.msg);
+    return std::move(st.img);
+}
+
+}  // namespace
+
+Result<Image> read_jpeg(const std::string& path) {
+    NB_TRY(bytes, read_bytes(path));
+    if (!is_jpeg(bytes.data(), bytes.size()))
+        return make_error(Errc::format, "{}: not a JPEG file (bad signature)", path);
+    return decode_jpeg(path, std::move(bytes));
+}
+
+Result<Image> read_image(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return make_error(Errc::io, "{}: cannot open: {}", path, std::strerror(errno));
+    uint8_t head[8] = {};
+    f.read(reinterpret_cast<char*>(head), sizeof head);
+    const size_t n = size_t(f.gcount());
+    f.close();
+    if (is_png(head, n)) return read_png(path);
+    if (is_jpeg(head, n)) return read_jpeg(path);
+    return make_error(Errc::format, "{}: not a PNG or JPEG image", path);
+}
+
+}  // namespace nb
