@@ -1,12 +1,16 @@
-// `nanobanana generate`: txt2img with stable-diffusion.cpp's flag names and A1111's behaviour.
+// `nanobanana generate`: txt2img, img2img, inpaint, outpaint and hires fix, with stable-diffusion.cpp's flag names
+// and A1111's behaviour.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "commands.h"
 #include "progress.h"
@@ -28,6 +32,8 @@ struct GenerateArgs {
     bool verbose = false;
     std::string upscale_model;  // generate then upscale (cmd_upscale.cpp)
     UpscaleParams upscale{};    // scale 0: the upscaler's own factor, as `upscale`
+    // Editing (img2img / inpaint / outpaint) and hires fix
+    std::string init_img, mask_img, inpainting_fill, outpaint, resize_mode, seed_resize_from;
     CLI::App* cmd = nullptr;    // to tell flags given on the command line from defaults
     bool given(const char* flag) const { return cmd->count(flag) > 0; }
 };
@@ -105,6 +111,78 @@ Result<void> apply_params_from(GenerateArgs& a) {
     return {};
 }
 
+template <class... A>
+std::unexpected<Error> bad(fmt::format_string<A...> f, A&&... args) {
+    return std::unexpected(Error{Errc::invalid_argument, fmt::format(f, std::forward<A>(args)...)});
+}
+
+// --init-img / --mask / --outpaint / --inpainting-fill / --resize-mode / --hires-fix into GenerateParams. With an
+// init image and no -W/-H, the processing size is the picture's (grown by --outpaint), rounded down to
+// multiples of 8.
+Result<void> apply_edit_args(GenerateArgs& a) {
+    GenerateParams& p = a.p;
+    if (!a.inpainting_fill.empty()) {
+        static const char* kNames[] = {"fill", "original", "latent-noise", "latent-nothing"};
+        p.inpainting_fill = -2;
+        for (int i = 0; i < 4; ++i)
+            if (a.inpainting_fill == kNames[i] || a.inpainting_fill == std::to_string(i)) p.inpainting_fill = i;
+        if (p.inpainting_fill == -2)
+            return bad(
+                              "--inpainting-fill must be original, fill, latent-noise or latent-nothing (got '{}')",
+                              a.inpainting_fill);
+    }
+    if (!a.resize_mode.empty()) {
+        static const char* kNames[] = {"just-resize", "crop", "fill", "latent"};
+        p.resize_mode = -1;
+        for (int i = 0; i < 4; ++i)
+            if (a.resize_mode == kNames[i] || a.resize_mode == std::to_string(i)) p.resize_mode = i;
+        if (p.resize_mode < 0)
+            return bad(
+                              "--resize-mode must be just-resize, crop, fill or latent (0-3) (got '{}')", a.resize_mode);
+    }
+    if (!a.outpaint.empty()) {
+        int v[4] = {0, 0, 0, 0};
+        char tail = 0;
+        if (std::sscanf(a.outpaint.c_str(), "%d,%d,%d,%d%c", &v[0], &v[1], &v[2], &v[3], &tail) != 4 ||
+            *std::min_element(v, v + 4) < 0 || *std::max_element(v, v + 4) > 8192)
+            return bad(
+                              "--outpaint must be LEFT,TOP,RIGHT,BOTTOM pixels, each 0..8192 (got '{}')", a.outpaint);
+        p.outpaint_left = v[0], p.outpaint_top = v[1], p.outpaint_right = v[2], p.outpaint_bottom = v[3];
+        if (a.init_img.empty()) return bad("--outpaint needs -i/--init-img");
+    }
+    if (!a.seed_resize_from.empty()) {
+        char tail = 0;
+        if (std::sscanf(a.seed_resize_from.c_str(), "%dx%d%c", &p.seed_resize_from_w, &p.seed_resize_from_h, &tail) != 2)
+            return bad("--seed-resize-from must be WxH (got '{}')", a.seed_resize_from);
+    }
+    if (!a.mask_img.empty() && a.init_img.empty()) return bad("--mask needs -i/--init-img");
+    if (a.init_img.empty()) {
+        if (a.given("--strength")) return bad("--strength needs -i/--init-img");
+        if (!p.enable_hr) {
+            for (const char* f : {"--hr-scale", "--hr-upscaler", "--hr-steps", "--hr-strength"})
+                if (a.given(f)) return bad("{} needs --hires-fix", f);
+        } else if (!a.given("--hr-strength")) {
+            p.denoising_strength = 0.7f;  // A1111's hires-fix default
+        }
+        return {};
+    }
+    if (p.enable_hr) return bad("--hires-fix is for txt2img: drop -i/--init-img");
+    auto img = load_image(a.init_img);
+    if (!img) return std::unexpected(Error{img.error().code, "-i/--init-img: " + img.error().message});
+    p.init_image = std::move(*img);
+    if (!a.mask_img.empty()) {
+        auto m = load_image(a.mask_img);
+        if (!m) return std::unexpected(Error{m.error().code, "--mask: " + m.error().message});
+        p.mask = std::move(*m);
+    }
+    auto r8 = [](int v) { return std::max(8, v / 8 * 8); };
+    if (!a.given("--width") && a.aspect.empty())
+        p.width = r8(p.init_image.width + p.outpaint_left + p.outpaint_right);
+    if (!a.given("--height") && a.aspect.empty())
+        p.height = r8(p.init_image.height + p.outpaint_top + p.outpaint_bottom);
+    return {};
+}
+
 int run_generate(GenerateArgs& a) {
     auto fail = [](const Error& e) {
         std::fprintf(stderr, "nanobanana: %s\n", e.message.c_str());
@@ -120,6 +198,7 @@ int run_generate(GenerateArgs& a) {
         if (auto r = apply_params_from(a); !r) return fail(r.error());
     if (!a.aspect.empty() && !apply_aspect(a.aspect, a.base, a.p))
         return fail({Errc::invalid_argument, "--aspect must look like 16:9 (got '" + a.aspect + "')"});
+    if (auto r = apply_edit_args(a); !r) return fail(r.error());
     // Everything that needs no model is checked before the (possibly minutes long) load and sampling.
     if (auto r = validate(a.p); !r) return fail(r.error());
     if (auto r = validate(a.load); !r) return fail(r.error());
@@ -193,7 +272,7 @@ int run_generate(GenerateArgs& a) {
 
 CommandRunner register_generate(CLI::App& app) {
     auto a = std::make_shared<GenerateArgs>();
-    auto* s = app.add_subcommand("generate", "Generate images from a prompt (txt2img)");
+    auto* s = app.add_subcommand("generate", "Generate images: txt2img, or img2img / inpaint / outpaint with -i");
     a->cmd = s;
     s->add_option("-m,--model", a->load.model_path, "Checkpoint: .safetensors file or diffusers folder");
     s->add_option("--vocab", a->load.vocab_path, "CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz or vocab.json folder)");
@@ -233,6 +312,38 @@ CommandRunner register_generate(CLI::App& app) {
         ->capture_default_str();
     s->add_option("--upscale-model", a->upscale_model, "Upscale each image with this Real-ESRGAN model");
     s->add_option("--upscale-scale", a->upscale.scale, "Factor for --upscale-model, 1..8 [the model's own]");
+    // Editing: stable-diffusion.cpp's names where it has them (-i, --mask, --strength), A1111's knobs otherwise.
+    s->add_option("-i,--init-img", a->init_img, "img2img / inpaint / outpaint: the starting picture (PNG or JPEG)");
+    s->add_option("--mask", a->mask_img, "Inpaint mask (PNG or JPEG): white = repaint; a transparent PNG: its alpha");
+    s->add_option("--strength", a->p.denoising_strength, "img2img denoising strength 0..1 (0 = the input unchanged)")
+        ->capture_default_str();
+    s->add_option("--resize-mode", a->resize_mode,
+                  "How the init image meets -W/-H: just-resize (default), crop, fill, latent (0-3 as A1111)");
+    s->add_option("--mask-blur", a->p.mask_blur, "Mask feather in pixels (Gaussian sigma)")->capture_default_str();
+    s->add_option("--inpainting-fill", a->inpainting_fill,
+                  "What the masked area starts from: original (default), fill, latent-noise (outpaint default), "
+                  "latent-nothing");
+    s->add_flag("--only-masked", a->p.inpaint_full_res, "Inpaint only the masked region at full -W/-H, pasted back");
+    s->add_option("--only-masked-padding", a->p.inpaint_full_res_padding, "Pixels around the mask for --only-masked")
+        ->capture_default_str();
+    s->add_flag("--mask-invert", a->p.inpainting_mask_invert, "Repaint what is NOT masked");
+    s->add_option("--mask-weight", a->p.inpainting_mask_weight,
+                  "Inpainting models: how strongly the mask conditions (A1111 inpainting_mask_weight)")
+        ->capture_default_str();
+    s->add_option("--outpaint", a->outpaint, "Grow the canvas by LEFT,TOP,RIGHT,BOTTOM pixels and paint the new area");
+    s->add_flag("--hires-fix", a->p.enable_hr, "txt2img at -W/-H, then upscale and refine (A1111 hires fix)");
+    s->add_option("--hr-scale", a->p.hr_scale, "Hires fix factor")->capture_default_str();
+    s->add_option("--hr-upscaler", a->p.hr_upscaler,
+                  "Latent, \"Latent (bicubic)\", \"Latent (nearest-exact)\", ..., Lanczos, Nearest, or a Real-ESRGAN "
+                  "model file")
+        ->capture_default_str();
+    s->add_option("--hr-steps", a->p.hr_second_pass_steps, "Hires second-pass steps [0 = --steps]");
+    s->add_option("--hr-strength", a->p.denoising_strength, "Hires fix denoising strength [0.7]");
+    s->add_option("--hr-prompt", a->p.hr_prompt, "Prompt for the hires pass [the prompt]");
+    s->add_option("--subseed", a->p.subseed, "Variation seed (-1 = random)")->capture_default_str();
+    s->add_option("--subseed-strength", a->p.subseed_strength, "How far toward the variation seed's noise, 0..1")
+        ->capture_default_str();
+    s->add_option("--seed-resize-from", a->seed_resize_from, "WxH: keep a seed's look from that size");
     s->add_flag("-v,--verbose", a->verbose, "Report peak memory at the end");
     return [a] { return run_generate(*a); };
 }

@@ -33,6 +33,7 @@ struct LoadOptions {
     // Which implementation runs the math: "cpu" (default) or "ref" (the scalar reference kernels: exact,
     // single-threaded, slow; a second backend for checking the first).
     std::string backend = "cpu";
+    std::string upscaler_dir;  // folder searched for hires-fix upscaler models named by file name
 };
 
 // A LoRA file given directly (--lora PATH:WEIGHT); merged after the prompt's <lora:...> tags, in order.
@@ -53,6 +54,40 @@ struct GenerateParams {
     int batch_count = 1;              // images with seeds seed, seed+1, ...
     std::string rng = "cuda";         // "cuda" (A1111 GPU/Philox, default) or "cpu" (torch CPU)
     std::vector<LoraWeight> loras;    // besides <lora:name:w> prompt tags
+
+    // Variation seeds (A1111 subseed): the initial noise is slerp(subseed_strength, noise(seed),
+    // noise(subseed)); -1 = random. seed_resize_from_w/h > 0: the noise is made at that size and pasted
+    // centred into the real size, so a seed keeps its look at another size.
+    int64_t subseed = -1;
+    float subseed_strength = 0.f;
+    int seed_resize_from_w = 0, seed_resize_from_h = 0;
+
+    // ---- img2img / inpaint / outpaint (A1111 /sdapi/v1/img2img fields); no init_image = txt2img ----
+    Image init_image;                 // RGB or RGBA (flattened over white, as A1111 does)
+    Image mask;                       // white = repaint; RGBA with alpha: the alpha, thresholded; empty = img2img
+    float denoising_strength = 0.75f; // img2img and hires fix (A1111 uses the one field for both); img2img at 0
+                                      // returns the (resized) input
+    int resize_mode = 0;              // 0 just resize, 1 crop and resize, 2 resize and fill, 3 latent upscale
+    int mask_blur = 4;                // Gaussian sigma in pixels (A1111 mask_blur_x = mask_blur_y)
+    bool inpainting_mask_invert = false;
+    int inpainting_fill = -1;         // 0 fill, 1 original, 2 latent noise, 3 latent nothing; -1 = 1 (outpaint: 2)
+    bool inpaint_full_res = false;    // "Only masked": crop to the mask (+ padding), process at WxH, paste back
+    int inpaint_full_res_padding = 32;
+    float inpainting_mask_weight = 1.f;  // 9-channel inpainting models: 1 = full mask, 0 = plain img2img
+    // Outpaint: the canvas grows by these many pixels; the new area is the mask (init_image required, mask
+    // must be empty). width/height are the processing size (the grown canvas for no resizing).
+    int outpaint_left = 0, outpaint_top = 0, outpaint_right = 0, outpaint_bottom = 0;
+
+    // ---- hires fix (txt2img only; A1111 enable_hr) ----
+    bool enable_hr = false;
+    float hr_scale = 2.f;                 // used when hr_resize_x/y are 0
+    int hr_resize_x = 0, hr_resize_y = 0;
+    // "Latent" (bilinear), "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+    // "Latent (nearest)", "Latent (nearest-exact)", "Lanczos", "Nearest", or an upscaler model: a .pth /
+    // .safetensors path, or a file name (with or without extension) in LoadOptions::upscaler_dir.
+    std::string hr_upscaler = "Latent";
+    int hr_second_pass_steps = 0;         // 0 = steps
+    std::string hr_prompt, hr_negative_prompt;  // empty = prompt / negative prompt
 };
 
 struct Progress {
@@ -125,6 +160,8 @@ private:
 
 // Any PNG as 8-bit RGB or RGBA.
 Result<Image> load_png(const std::string& path);
+// A PNG or JPEG (told by its bytes, not its name) as 8-bit RGB or RGBA.
+Result<Image> load_image(const std::string& path);
 // Upscaled PNG, written atomically: `parameters` (when not empty) with `postprocessing` appended to its settings
 // line, and A1111's separate "postprocessing" chunk.
 Result<void> save_upscaled_png(const std::string& path, const Image& image, const std::string& parameters,

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "backend/ops.h"
+#include "image/edit.h"
 #include "image/image.h"
 #include "io/hash.h"
 #include "pipeline/infotext.h"
@@ -33,6 +34,7 @@ struct Engine::Impl {
     ops::Precision precision = ops::Precision::fp32;  // set on the calling thread for each call (CallScope)
     int threads = 0;
     ops::Backend backend = ops::Backend::cpu;
+    std::string upscaler_dir;
 };
 
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
@@ -82,6 +84,61 @@ Result<void> validate(const GenerateParams& p) {
     if (!p.scheduler.empty() && p.scheduler != "automatic" && p.scheduler != "Automatic")
         if (auto r = sampling::parse_scheduler(p.scheduler); !r) return std::unexpected(r.error());
     if (auto r = sampling::parse_rng_kind(p.rng); !r) return std::unexpected(r.error());
+    if (!std::isfinite(p.subseed_strength) || p.subseed_strength < 0 || p.subseed_strength > 1)
+        return make_error(Errc::invalid_argument, "subseed strength must be 0..1 (got {})", p.subseed_strength);
+    for (auto [name, v] : {std::pair{"seed_resize_from_w", p.seed_resize_from_w}, {"seed_resize_from_h", p.seed_resize_from_h}})
+        if (v < 0 || v > kMaxSide)
+            return make_error(Errc::invalid_argument, "{} must be 0..{} (got {})", name, kMaxSide, v);
+    const bool edit = !p.init_image.pixels.empty();
+    if (edit || p.enable_hr)
+        if (!std::isfinite(p.denoising_strength) || p.denoising_strength < 0 || p.denoising_strength > 1)
+            return make_error(Errc::invalid_argument, "denoising strength must be 0..1 (got {})", p.denoising_strength);
+    if (edit) {
+        const Image& im = p.init_image;
+        if (im.width <= 0 || im.height <= 0 || (im.channels != 3 && im.channels != 4 && im.channels != 1) ||
+            im.pixels.size() != size_t(im.width) * size_t(im.height) * size_t(im.channels))
+            return make_error(Errc::invalid_argument, "init image is malformed ({}x{}, {} channels)", im.width,
+                              im.height, im.channels);
+        if (p.resize_mode < 0 || p.resize_mode > 3)
+            return make_error(Errc::invalid_argument, "resize mode must be 0..3 (got {})", p.resize_mode);
+        if (p.inpainting_fill < -1 || p.inpainting_fill > 3)
+            return make_error(Errc::invalid_argument, "inpainting fill must be 0..3 (got {})", p.inpainting_fill);
+        if (p.mask_blur < 0 || p.mask_blur > 256)
+            return make_error(Errc::invalid_argument, "mask blur must be 0..256 (got {})", p.mask_blur);
+        if (p.inpaint_full_res_padding < 0 || p.inpaint_full_res_padding > kMaxSide)
+            return make_error(Errc::invalid_argument, "only-masked padding must be 0..{} (got {})", kMaxSide,
+                              p.inpaint_full_res_padding);
+        if (!std::isfinite(p.inpainting_mask_weight) || p.inpainting_mask_weight < 0 || p.inpainting_mask_weight > 1)
+            return make_error(Errc::invalid_argument, "inpainting mask weight must be 0..1 (got {})",
+                              p.inpainting_mask_weight);
+        for (int v : {p.outpaint_left, p.outpaint_top, p.outpaint_right, p.outpaint_bottom})
+            if (v < 0 || v > kMaxSide)
+                return make_error(Errc::invalid_argument, "outpaint sizes must be 0..{} pixels (got {})", kMaxSide, v);
+        const bool outpaint = p.outpaint_left || p.outpaint_top || p.outpaint_right || p.outpaint_bottom;
+        if (outpaint && !p.mask.pixels.empty())
+            return make_error(Errc::invalid_argument, "outpaint makes its own mask: give no mask with it");
+        if (!p.mask.pixels.empty()) {
+            if (p.mask.width <= 0 || p.mask.height <= 0 ||
+                p.mask.pixels.size() != size_t(p.mask.width) * size_t(p.mask.height) * size_t(p.mask.channels))
+                return make_error(Errc::invalid_argument, "mask image is malformed");
+            Image m = mask_to_l(p.mask);
+            if (p.inpainting_mask_invert) m = invert(m);
+            if (!mask_bbox(m)) return make_error(Errc::invalid_argument, "mask is empty: nothing to repaint");
+        }
+        if (p.enable_hr) return make_error(Errc::invalid_argument, "hires fix is for txt2img (no init image)");
+    } else if (!p.mask.pixels.empty()) {
+        return make_error(Errc::invalid_argument, "a mask needs an init image");
+    }
+    if (p.enable_hr) {
+        if (!std::isfinite(p.hr_scale) || p.hr_scale < 1 || p.hr_scale > 8)
+            return make_error(Errc::invalid_argument, "hires scale must be 1..8 (got {})", p.hr_scale);
+        if (p.hr_second_pass_steps < 0 || p.hr_second_pass_steps > 1000)
+            return make_error(Errc::invalid_argument, "hires steps must be 0..1000 (got {})", p.hr_second_pass_steps);
+        if (p.denoising_strength <= 0)
+            return make_error(Errc::invalid_argument, "hires fix needs a denoising strength above 0");
+        for (auto [name, v] : {std::pair{"hr_resize_x", p.hr_resize_x}, {"hr_resize_y", p.hr_resize_y}})
+            if (v < 0 || v > kMaxSide) return make_error(Errc::invalid_argument, "{} must be 0..{} (got {})", name, kMaxSide, v);
+    }
     return {};
 }
 
@@ -137,6 +194,7 @@ Result<std::unique_ptr<Engine>> Engine::load_impl(const LoadOptions& opt) {
     e->impl_->backend = backend;
     e->impl_->model = std::move(model);
     e->impl_->lora_dir = opt.lora_dir;
+    e->impl_->upscaler_dir = opt.upscaler_dir;
     e->impl_->release_idle_weights = opt.release_idle_weights;
     return e;
 }
@@ -157,7 +215,7 @@ namespace {
 // A weight as A1111 writes it in a tag: shortest form ("0.8", "1").
 std::string tag_weight(float w) { return pipeline::format_number(w); }
 
-std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSampler& s, int64_t seed,
+std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSampler& s, int64_t seed, int64_t subseed,
                          const std::string& model, const std::string& hash, const std::string& lora_hashes) {
     pipeline::Infotext it;
     it.prompt = p.prompt;
@@ -178,6 +236,44 @@ std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSample
     if (!hash.empty()) it.set("Model hash", hash);
     it.set("Model", model);
     if (p.clip_skip > 1) it.set("Clip skip", std::to_string(p.clip_skip));
+    if (p.subseed_strength != 0) {
+        it.set("Variation seed", std::to_string(subseed));
+        it.set("Variation seed strength", pipeline::format_number(p.subseed_strength));
+    }
+    if (p.seed_resize_from_w > 0 && p.seed_resize_from_h > 0)
+        it.set("Seed resize from", fmt::format("{}x{}", p.seed_resize_from_w, p.seed_resize_from_h));
+    if (!p.init_image.pixels.empty() || p.enable_hr)
+        it.set("Denoising strength", pipeline::format_number(p.denoising_strength));
+    const bool outpaint = p.outpaint_left || p.outpaint_top || p.outpaint_right || p.outpaint_bottom;
+    if (!p.init_image.pixels.empty() && (!p.mask.pixels.empty() || outpaint)) {
+        it.set("Mask blur", std::to_string(p.mask_blur));
+        if (p.inpainting_mask_invert) it.set("Mask mode", "Inpaint not masked");
+        const int fill = p.inpainting_fill >= 0 ? p.inpainting_fill : outpaint ? 2 : 1;
+        static const char* kFill[] = {"fill", "original", "latent noise", "latent nothing"};
+        if (fill != 1) it.set("Masked content", kFill[fill]);
+        if (p.inpaint_full_res) {
+            it.set("Inpaint area", "Only masked");
+            it.set("Masked area padding", std::to_string(p.inpaint_full_res_padding));
+        }
+        if (p.inpainting_mask_weight != 1.f)
+            it.set("Conditional mask weight", pipeline::format_number(p.inpainting_mask_weight));
+        if (outpaint)
+            it.set("Outpaint", fmt::format("{},{},{},{}", p.outpaint_left, p.outpaint_top, p.outpaint_right,
+                                           p.outpaint_bottom));
+    }
+    if (p.enable_hr) {
+        if (p.hr_resize_x > 0 || p.hr_resize_y > 0) {
+            const auto [w, h] = pipeline::hires_size(p);
+            it.set("Hires resize", fmt::format("{}x{}", w, h));
+        } else {
+            it.set("Hires upscale", pipeline::format_number(p.hr_scale));
+        }
+        if (p.hr_second_pass_steps > 0) it.set("Hires steps", std::to_string(p.hr_second_pass_steps));
+        it.set("Hires upscaler", std::filesystem::path(p.hr_upscaler).stem().string());
+        if (!p.hr_prompt.empty() && p.hr_prompt != p.prompt) it.set("Hires prompt", p.hr_prompt);
+        if (!p.hr_negative_prompt.empty() && p.hr_negative_prompt != p.negative_prompt)
+            it.set("Hires negative prompt", p.hr_negative_prompt);
+    }
     if (p.rng == "cpu" || p.rng == "CPU") it.set("RNG", "CPU");
     if (!lora_hashes.empty()) it.set("Lora hashes", lora_hashes);  // A1111 extra_generation_params
     it.set("Version", std::string("nanobanana ") + NB_VERSION);
@@ -207,6 +303,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     NB_TRY(lora_warnings, impl_->loras.activate(*impl_->model, lora_reqs));
     NB_TRY(lora_hashes, impl_->loras.hashes(lora_reqs));
     if (p.seed < 0) p.seed = int64_t(std::random_device{}() % 4294967294u);  // A1111: randrange(4294967294)
+    if (p.subseed < 0) p.subseed = int64_t(std::random_device{}() % 4294967294u);
     if (impl_->hash10.empty() && m.store->format() != "diffusers")
         if (auto h = sha256_file(m.path)) impl_->hash10 = h->substr(0, 10);
     NB_TRY(choice, pipeline::choose_sampler(m, p.sampler, p.scheduler, p.steps));
@@ -214,21 +311,24 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     pipeline::Txt2ImgRequest req;
     req.params = p;
     req.seed = p.seed;
+    req.subseed = p.subseed;
+    req.upscaler_dir = impl_->upscaler_dir;
     req.params.prompt = lora.prompt;
     req.release_idle_weights = impl_->release_idle_weights;
     req.keep = impl_->loras.merged_keys();
     auto on_step = [&](int image, int step, int total) {
         return !progress || progress(Progress{image, p.batch_count, step + 1, total, "sample"});
     };
-    NB_TRY(outs, pipeline::txt2img(m, req, on_step));
+    NB_TRY(outs, p.init_image.pixels.empty() ? pipeline::txt2img(m, req, on_step) : pipeline::img2img(m, req, on_step));
     std::vector<GeneratedImage> result;
     for (auto& o : outs) {
         GeneratedImage g;
-        g.image = image_from_tensor(o.image, 0);
+        g.image = o.pixels.pixels.empty() ? image_from_tensor(o.image, 0) : std::move(o.pixels);
         g.seed = o.seed;
-        g.parameters = infotext_for(p, choice, o.seed, m.name, impl_->hash10, lora_hashes);
+        const int64_t subseed = p.subseed + (o.seed - p.seed);
+        g.parameters = infotext_for(p, choice, o.seed, subseed, m.name, impl_->hash10, lora_hashes);
         g.warnings = lora_warnings;
-        g.latent.assign(o.latent.span().begin(), o.latent.span().end());
+        if (o.latent.defined()) g.latent.assign(o.latent.span().begin(), o.latent.span().end());
         result.push_back(std::move(g));
     }
     return result;

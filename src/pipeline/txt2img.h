@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "image/image.h"
 #include "nanobanana/engine.h"
 #include "pipeline/denoiser.h"
 #include "pipeline/sd_model.h"
@@ -32,11 +33,14 @@ struct Txt2ImgOutput {
     Tensor latent;  // [1, 4, h, w] final sampler output
     Tensor image;   // [1, 3, H, W] decoded, ~[-1, 1]
     int64_t seed = 0;
+    Image pixels;   // the final picture when it is not image_from_tensor(image) (inpaint overlay, strength 0)
 };
 
 struct Txt2ImgRequest {
     GenerateParams params;      // prompt text must already be free of <lora:...> tags
     int64_t seed = 0;           // resolved (non-negative) seed of the first image
+    int64_t subseed = 0;        // resolved variation seed of the first image (when subseed_strength != 0)
+    std::string upscaler_dir;   // hires fix: where upscaler models named by file name are found
     // Frugal: each component's weights leave memory once its phase is over (text encoder after the
     // prompts, UNet after the last image's sampling) and come back from the checkpoint on next use; weights
     // named in `keep` (LoRA-merged) always stay. Off: everything stays resident for the next request.
@@ -50,6 +54,16 @@ using StepFn = std::function<bool(int image, int step, int total)>;
 
 // Phases: text encoding (all prompts of the schedule), sampling of every image, then decoding of every image,
 // so that with release_idle_weights one component's weights are resident at a time.
+// Hires fix (params.enable_hr): each image's first-pass latent is upscaled (in latent space, or decoded, upscaled
+// in pixels and encoded again) and refined by an img2img pass with fresh noise of the same seed (A1111
+// sample_hr_pass); `total` then counts both passes.
 Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req, const StepFn& on_step);
+
+// img2img, inpaint and outpaint (params.init_image set; A1111 StableDiffusionProcessingImg2Img), img2img.cpp.
+Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req, const StepFn& on_step);
+
+// The hires-fix target size: hr_resize_x/y when set (one of them keeps the aspect), else size * hr_scale;
+// rounded down to multiples of 8.
+std::pair<int, int> hires_size(const GenerateParams& p);
 
 }  // namespace nb::pipeline

@@ -77,6 +77,7 @@ std::string Upscaler::postprocess_info(const UpscaleParams& p) const {
 }
 
 Result<Image> load_png(const std::string& path) { return read_png(path); }
+Result<Image> load_image(const std::string& path) { return read_image(path); }
 
 Result<void> save_upscaled_png(const std::string& path, const Image& image, const std::string& parameters,
                                const std::string& postprocessing) {
