@@ -119,6 +119,26 @@ TEST_P(EditGolden, RefBackend) {
     check_case(GetParam(), "ref");
 }
 
+// --outpaint builds the canvas the golden case was given (the picture at the left, black on the right, the
+// right strip as the mask) and uses "latent noise" by default: same result from the picture alone.
+TEST(EditGoldenOutpaint, OutpaintFieldsBuildTheGoldenCanvas) {
+    test::shared_path(std::string(kDir) + "edit_cases.json");
+    const std::string name = "outpaint_right_latentnoise_whole_euler_a";
+    GenerateParams p = params_of(cases()[name]);
+    p.init_image = png("input_128");
+    p.mask = {};
+    p.outpaint_right = 32;
+    p.inpainting_fill = -1;
+    auto out = engine(cases()[name]["params"]["checkpoint"], "cpu").generate(p);
+    ASSERT_TRUE(out) << out.error().message;
+    const Tensor ref_latent = test::golden_tensor(std::string(kDir) + "edit_io.safetensors", name + ".latent");
+    EXPECT_TRUE(test::close_rel(Tensor::from(ref_latent.shape(), (*out)[0].latent), ref_latent, 1e-4));
+    const Image ref = png(name + ".image");
+    size_t worse = 0;
+    for (size_t i = 0; i < ref.pixels.size(); ++i) worse += std::abs(int((*out)[0].image.pixels[i]) - int(ref.pixels[i])) > 1;
+    EXPECT_EQ(worse, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Cases, EditGolden,
     ::testing::Values("img2img_d075_euler_a", "img2img_d030_euler_a", "img2img_d075_dpmpp_2m_karras",
