@@ -125,7 +125,8 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
                       p.seed_resize_from_w, p.seed_resize_from_h};
         ImageRng rng(spec, {4, h, w});
         auto cb = [&](int step, int, const Tensor&, const Tensor&) { return !on_step || on_step(i, step, total); };
-        SampleJob job{&choice};
+        SampleJob job;
+        job.sampler = &choice;
         Result<Tensor> latent = run_sampler(m, cond, cfg, job, rng, cb);
         if (latent && hires) {
             Tensor start;
