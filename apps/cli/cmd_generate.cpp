@@ -34,6 +34,7 @@ struct GenerateArgs {
     UpscaleParams upscale{};    // scale 0: the upscaler's own factor, as `upscale`
     // Editing (img2img / inpaint / outpaint) and hires fix
     std::string init_img, mask_img, inpainting_fill, outpaint, resize_mode, seed_resize_from;
+    bool strength_from_png = false;  // --params-from gave a denoising strength
     CLI::App* cmd = nullptr;    // to tell flags given on the command line from defaults
     bool given(const char* flag) const { return cmd->count(flag) > 0; }
 };
@@ -108,6 +109,29 @@ Result<void> apply_params_from(GenerateArgs& a) {
     if (!a.given("--rng")) p.rng = from.rng;
     if (!a.given("--width") && a.aspect.empty()) p.width = from.width;
     if (!a.given("--height") && a.aspect.empty()) p.height = from.height;
+    // Hires fix, variation seeds and the editing knobs travel too (an init image and mask do not: give -i).
+    if (!a.given("--hires-fix") && from.enable_hr) {
+        p.enable_hr = true;
+        p.hr_scale = from.hr_scale;
+        p.hr_resize_x = from.hr_resize_x;
+        p.hr_resize_y = from.hr_resize_y;
+        if (!a.given("--hr-upscaler")) p.hr_upscaler = from.hr_upscaler;
+        if (!a.given("--hr-steps")) p.hr_second_pass_steps = from.hr_second_pass_steps;
+        if (!a.given("--hr-prompt")) p.hr_prompt = from.hr_prompt;
+        p.hr_negative_prompt = from.hr_negative_prompt;
+    }
+    a.strength_from_png = text->find("Denoising strength: ") != std::string::npos;
+    if (!a.given("--strength") && !a.given("--hr-strength")) p.denoising_strength = from.denoising_strength;
+    if (!a.given("--subseed")) p.subseed = from.subseed;
+    if (!a.given("--subseed-strength")) p.subseed_strength = from.subseed_strength;
+    if (!a.given("--seed-resize-from"))
+        p.seed_resize_from_w = from.seed_resize_from_w, p.seed_resize_from_h = from.seed_resize_from_h;
+    if (!a.given("--mask-blur")) p.mask_blur = from.mask_blur;
+    if (!a.given("--inpainting-fill")) p.inpainting_fill = from.inpainting_fill;
+    if (!a.given("--only-masked")) p.inpaint_full_res = from.inpaint_full_res;
+    if (!a.given("--only-masked-padding")) p.inpaint_full_res_padding = from.inpaint_full_res_padding;
+    if (!a.given("--mask-invert")) p.inpainting_mask_invert = from.inpainting_mask_invert;
+    if (!a.given("--mask-weight")) p.inpainting_mask_weight = from.inpainting_mask_weight;
     return {};
 }
 
@@ -161,7 +185,7 @@ Result<void> apply_edit_args(GenerateArgs& a) {
         if (!p.enable_hr) {
             for (const char* f : {"--hr-scale", "--hr-upscaler", "--hr-steps", "--hr-strength"})
                 if (a.given(f)) return bad("{} needs --hires-fix", f);
-        } else if (!a.given("--hr-strength")) {
+        } else if (!a.given("--hr-strength") && !a.strength_from_png) {
             p.denoising_strength = 0.7f;  // A1111's hires-fix default
         }
         return {};

@@ -371,6 +371,37 @@ Result<void> params_from_infotext(const std::string& infotext, GenerateParams& p
             return make_error(Errc::invalid_argument, "infotext field 'Size' is not WxH: '{}'", s);
     }
     if (it.get("RNG") == "CPU") p.rng = "cpu";
+    // Editing, hires fix and variation seeds (the keys infotext_for writes).
+    for (auto r : {num("Denoising strength", p.denoising_strength), num("Variation seed", p.subseed),
+                   num("Variation seed strength", p.subseed_strength), num("Mask blur", p.mask_blur),
+                   num("Masked area padding", p.inpaint_full_res_padding), num("Hires steps", p.hr_second_pass_steps),
+                   num("Conditional mask weight", p.inpainting_mask_weight)})
+        if (!r) return r;
+    auto wxh = [&](const char* key, int& w, int& h) -> Result<bool> {
+        const std::string v = it.get(key);
+        if (v.empty()) return false;
+        if (std::sscanf(v.c_str(), "%dx%d", &w, &h) != 2)
+            return make_error(Errc::invalid_argument, "infotext field '{}' is not WxH: '{}'", key, v);
+        return true;
+    };
+    NB_TRY(resized_seed, wxh("Seed resize from", p.seed_resize_from_w, p.seed_resize_from_h));
+    (void)resized_seed;
+    NB_TRY(hr_resize, wxh("Hires resize", p.hr_resize_x, p.hr_resize_y));
+    if (!it.get("Hires upscale").empty()) {
+        if (auto r = num("Hires upscale", p.hr_scale); !r) return r;
+        p.enable_hr = true;
+    }
+    if (hr_resize) p.enable_hr = true;
+    if (auto s = it.get("Hires upscaler"); !s.empty()) p.hr_upscaler = s;
+    p.hr_prompt = it.get("Hires prompt");
+    p.hr_negative_prompt = it.get("Hires negative prompt");
+    if (auto s = it.get("Masked content"); !s.empty()) {
+        static const char* kFill[] = {"fill", "original", "latent noise", "latent nothing"};
+        for (int i = 0; i < 4; ++i)
+            if (s == kFill[i]) p.inpainting_fill = i;
+    }
+    p.inpaint_full_res = it.get("Inpaint area") == "Only masked";
+    p.inpainting_mask_invert = it.get("Mask mode") == "Inpaint not masked";
     return {};
 }
 

@@ -286,6 +286,31 @@ TEST(EditBehaviour, VariationSeedsBlendTowardTheSubseed) {
     EXPECT_EQ(run(r).image.pixels, plain.image.pixels);
 }
 
+// The infotext carries hires fix and variation seeds: read back, it makes the same picture (A1111's
+// "send to txt2img").
+TEST(EditBehaviour, InfotextRoundTripsHiresAndVariationSettings) {
+    GenerateParams p = base(32, 32);
+    p.enable_hr = true;
+    p.hr_scale = 1.5f;
+    p.hr_upscaler = "Latent (bicubic)";
+    p.hr_second_pass_steps = 2;
+    p.denoising_strength = 0.45f;
+    p.subseed = 99;
+    p.subseed_strength = 0.25f;
+    const GeneratedImage g = run(p);
+    EXPECT_EQ(g.image.width, 48);
+    GenerateParams q;
+    ASSERT_TRUE(params_from_infotext(g.parameters, q));
+    EXPECT_TRUE(q.enable_hr);
+    EXPECT_EQ(q.hr_scale, 1.5f);
+    EXPECT_EQ(q.hr_upscaler, "Latent (bicubic)");
+    EXPECT_EQ(q.hr_second_pass_steps, 2);
+    EXPECT_EQ(q.denoising_strength, 0.45f);
+    EXPECT_EQ(q.subseed, 99);
+    EXPECT_EQ(q.subseed_strength, 0.25f);
+    EXPECT_EQ(run(q).image.pixels, g.image.pixels);
+}
+
 TEST(EditBehaviour, BadRequestsAreRefusedNamingTheField) {
     GenerateParams p = base();
     p.init_image = picture(64, 64);
