@@ -3,6 +3,7 @@
 // original's, only-masked pastes back in place at every border, outpaint grows each side, every masked-content
 // fill runs, hires fix with the latent and a pixel upscaler, variation seeds blend toward the subseed's noise.
 // Exactness against A1111 itself is edit_test.cpp (golden data).
+#include <cmath>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -284,6 +285,29 @@ TEST(EditBehaviour, VariationSeedsBlendTowardTheSubseed) {
     r.sampler = p.sampler;
     r.seed_resize_from_w = r.seed_resize_from_h = 64;
     EXPECT_EQ(run(r).image.pixels, plain.image.pixels);
+}
+
+// img2img and inpaint with every sampler (DDIM noises z0 to its own timestep and blends the model input, as
+// A1111's timestep samplers do) and a non-default schedule: the picture moves, the unmasked part stays exact.
+TEST(EditBehaviour, EverySamplerDoesImg2ImgAndInpaint) {
+    const Image orig = picture(64, 64);
+    const Image mask = rect_mask(64, 64, 16, 16, 48, 48);
+    Image m3 = gaussian_blur_mask(mask, 4, 4);
+    for (auto& v : m3.pixels) v = uint8_t(std::min(2 * int(v), 255));
+    for (const char* sampler : {"euler", "euler_a", "heun", "dpm2", "dpm2_a", "dpm++2s_a", "dpm++2m", "dpm++2m_sde",
+                                "dpm++_sde", "dpm++3m_sde", "lms", "lcm", "ddim", "DPM++ 2M Karras"}) {
+        SCOPED_TRACE(sampler);
+        GenerateParams p = base();
+        p.sampler = sampler;
+        p.init_image = orig;
+        p.denoising_strength = 0.5f;
+        const GeneratedImage a = run(p);
+        EXPECT_NE(a.image.pixels, orig.pixels);
+        for (float v : a.latent) ASSERT_TRUE(std::isfinite(v));
+        p.mask = mask;
+        p.scheduler = "exponential";
+        EXPECT_GT(check_kept(run(p).image, orig, m3), 100u);
+    }
 }
 
 // The infotext carries hires fix and variation seeds: read back, it makes the same picture (A1111's
