@@ -166,7 +166,9 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
     }
     CFGOptions cfg{p.cfg_scale, {}, choice.timesteps, batch_cond_uncond_for(h * w)};
     if (m.unet.config().in_channels == 9)
-        cfg.c_concat = inpaint_conditioning(m, x, inpaint ? &m4 : nullptr, p.inpainting_mask_weight);
+        // Latent upscale encodes the picture at its own size; the conditioning needs the processing size.
+        cfg.c_concat = inpaint_conditioning(m, rmode == 3 ? tensor_from_image(to_rgb(resize_image(0, image, W, H))) : x,
+                                            inpaint ? &m4 : nullptr, p.inpainting_mask_weight);
     done_with(m.vae_weights);
 
     // ---- sampling (S1-S5) ----

@@ -139,6 +139,45 @@ TEST(EditGoldenOutpaint, OutpaintFieldsBuildTheGoldenCanvas) {
     EXPECT_EQ(worse, 0u);
 }
 
+// The 9-channel model: outpaint and plain img2img run on it too, the mask weight matters, and pixels away from
+// the seam stay exact.
+TEST(EditGoldenOutpaint, NineChannelModelOutpaintsAndWeighsItsMask) {
+    test::shared_path("golden/edit/sd_tiny_inpaint_fp16.safetensors");
+    Engine& e = engine("edit/sd_tiny_inpaint_fp16.safetensors", "cpu");
+    GenerateParams p;
+    p.prompt = "a photo of a cat";
+    p.steps = 4;
+    p.seed = 1;
+    p.init_image = png("input_128");
+    p.outpaint_bottom = 32;
+    p.width = 128;
+    p.height = 160;
+    auto out = e.generate(p);
+    ASSERT_TRUE(out) << out.error().message;
+    const Image& g = (*out)[0].image;
+    ASSERT_EQ(g.height, 160);
+    size_t wrong = 0;
+    for (int y = 0; y < 100; ++y)
+        for (int x = 0; x < 128; ++x) wrong += !std::equal(g.at(x, y), g.at(x, y) + 3, p.init_image.at(x, y));
+    EXPECT_EQ(wrong, 0u);
+    p.outpaint_bottom = 0;
+    p.height = 128;
+    p.mask = png("mask_rect_128");
+    p.inpainting_mask_weight = 1.f;
+    auto full = e.generate(p);
+    p.inpainting_mask_weight = 0.f;
+    auto none = e.generate(p);
+    ASSERT_TRUE(full && none);
+    EXPECT_NE((*full)[0].latent, (*none)[0].latent);
+    EXPECT_NE((*none)[0].parameters.find("Conditional mask weight: 0"), std::string::npos);
+    p.mask = {};
+    p.resize_mode = 3;  // latent upscale: encoded at 128, latent resized to 160/8
+    p.width = p.height = 160;
+    auto latent_resize = e.generate(p);
+    ASSERT_TRUE(latent_resize) << "[" << latent_resize.error().message << "]";
+    EXPECT_EQ((*latent_resize)[0].image.width, 160);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Cases, EditGolden,
     ::testing::Values("img2img_d075_euler_a", "img2img_d030_euler_a", "img2img_d075_dpmpp_2m_karras",
