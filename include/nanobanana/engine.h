@@ -162,6 +162,9 @@ private:
 Result<Image> load_png(const std::string& path);
 // A PNG or JPEG (told by its bytes, not its name) as 8-bit RGB or RGBA.
 Result<Image> load_image(const std::string& path);
+// The same from bytes in memory (e.g. decoded base64); `what` starts each error message ("what: not a PNG or
+// JPEG image").
+Result<Image> decode_image(const std::vector<uint8_t>& bytes, const std::string& what = "image data");
 // Upscaled PNG, written atomically: `parameters` (when not empty) with `postprocessing` appended to its settings
 // line, and A1111's separate "postprocessing" chunk.
 Result<void> save_upscaled_png(const std::string& path, const Image& image, const std::string& parameters,

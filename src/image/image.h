@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,10 @@ Result<Image> read_jpeg(const std::string& path);
 // PNG (as read_png) or JPEG (as read_jpeg), chosen by the file's first bytes, not its name; anything else:
 // Errc::format "PATH: not a PNG or JPEG image".
 Result<Image> read_image(const std::string& path);
+
+// PNG or JPEG bytes held in memory, decoded as read_image decodes a file (the same code); `what` starts
+// each error message ("request field 'init_images[0]': not a PNG or JPEG image").
+Result<Image> decode_image(std::span<const uint8_t> bytes, const std::string& what);
 
 // Writes atomically: a temporary file in the same folder, fsync, then rename over `path`; on any failure
 // `path` is untouched and the temporary is removed. Text values are UTF-8: written as tEXt when every

@@ -1,4 +1,5 @@
-// JPEG decoding through libjpeg(-turbo), and read_image: PNG or JPEG chosen by the file's first bytes.
+// JPEG decoding through libjpeg(-turbo); reading a file whole (codec.h); read_image / decode_image: PNG
+// or JPEG chosen by the first bytes.
 // libjpeg's default error handler calls exit(); ours longjmps back to decode(), which (like png.cpp) declares
 // no C++ objects after setjmp: everything it owns lives in JpegState, released by its destructor.
 // clang-format off
@@ -12,7 +13,9 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <span>
 
+#include "image/codec.h"
 #include "image/image.h"
 
 namespace nb {
@@ -46,7 +49,7 @@ struct JpegState {
     jpeg_decompress_struct cinfo{};
     JpegErr err;
     bool created = false;
-    std::vector<uint8_t> bytes;
+    std::span<const uint8_t> bytes;
     Image img;
     ~JpegState() {
         if (created) jpeg_destroy_decompress(&cinfo);
@@ -92,7 +95,9 @@ bool decode(JpegState& st) {
     return true;
 }
 
-Result<std::vector<uint8_t>> read_bytes(const std::string& path) {
+}  // namespace
+
+Result<std::vector<uint8_t>> read_file_bytes(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     if (!f) return make_error(Errc::io, "{}: cannot open: {}", path, std::strerror(errno));
     f.seekg(0, std::ios::end);
@@ -107,41 +112,32 @@ Result<std::vector<uint8_t>> read_bytes(const std::string& path) {
     return bytes;
 }
 
-bool is_jpeg(const uint8_t* b, size_t n) {
-    return n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
+bool is_jpeg(std::span<const uint8_t> b) {
+    return b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
 }
 
-bool is_png(const uint8_t* b, size_t n) {
-    static constexpr uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-    return n >= 8 && std::memcmp(b, sig, 8) == 0;
-}
-
-Result<Image> decode_jpeg(const std::string& path, std::vector<uint8_t> bytes) {
+Result<Image> decode_jpeg(std::span<const uint8_t> bytes, const std::string& what) {
+    if (!is_jpeg(bytes)) return make_error(Errc::format, "{}: not a JPEG file (bad signature)", what);
     JpegState st;
-    st.bytes = std::move(bytes);
-    if (!decode(st)) return make_error(Errc::format, "{}: invalid or truncated JPEG: {}", path, st.err.msg);
+    st.bytes = bytes;
+    if (!decode(st)) return make_error(Errc::format, "{}: invalid or truncated JPEG: {}", what, st.err.msg);
     return std::move(st.img);
 }
 
-}  // namespace
-
 Result<Image> read_jpeg(const std::string& path) {
-    NB_TRY(bytes, read_bytes(path));
-    if (!is_jpeg(bytes.data(), bytes.size()))
-        return make_error(Errc::format, "{}: not a JPEG file (bad signature)", path);
-    return decode_jpeg(path, std::move(bytes));
+    NB_TRY(bytes, read_file_bytes(path));
+    return decode_jpeg(bytes, path);
+}
+
+Result<Image> decode_image(std::span<const uint8_t> bytes, const std::string& what) {
+    if (is_png(bytes)) return decode_png(bytes, what);
+    if (is_jpeg(bytes)) return decode_jpeg(bytes, what);
+    return make_error(Errc::format, "{}: not a PNG or JPEG image", what);
 }
 
 Result<Image> read_image(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) return make_error(Errc::io, "{}: cannot open: {}", path, std::strerror(errno));
-    uint8_t head[8] = {};
-    f.read(reinterpret_cast<char*>(head), sizeof head);
-    const size_t n = size_t(f.gcount());
-    f.close();
-    if (is_png(head, n)) return read_png(path);
-    if (is_jpeg(head, n)) return read_jpeg(path);
-    return make_error(Errc::format, "{}: not a PNG or JPEG image", path);
+    NB_TRY(bytes, read_file_bytes(path));
+    return decode_image(bytes, path);
 }
 
 }  // namespace nb

@@ -2,6 +2,8 @@
 // light and gamma-converts them, which would change pixel values compared with PIL/A1111).
 // libpng reports errors by longjmp: every object it can jump over lives in a *State struct owned by the
 // caller, and the functions holding setjmp declare no C++ objects after it.
+// Reading decodes from memory (a file is read whole first: codec.h), so files and in-memory images
+// (decode_image) share one decoder.
 #include <png.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,7 +14,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <span>
 
+#include "image/codec.h"
 #include "image/image.h"
 
 namespace nb {
@@ -75,7 +79,8 @@ std::optional<std::string> utf8_to_latin1(const std::string& s) {
 }
 
 struct ReadState {
-    FILE* f = nullptr;
+    std::span<const uint8_t> src;  // the whole PNG
+    size_t pos = 0;                // next byte libpng reads
     png_structp png = nullptr;
     png_infop info = nullptr, end = nullptr;
     Image img;
@@ -84,9 +89,16 @@ struct ReadState {
     PngCtx ctx;
     ~ReadState() {
         if (png) png_destroy_read_struct(&png, &info, &end);
-        if (f) std::fclose(f);
     }
 };
+
+// libpng's read callback over ReadState::src; running out of bytes is a libpng error (a truncated file).
+void read_from_memory(png_structp png, png_bytep out, size_t n) {
+    auto* st = static_cast<ReadState*>(png_get_io_ptr(png));
+    if (n > st->src.size() - st->pos) png_error(png, "unexpected end of data");
+    std::memcpy(out, st->src.data() + st->pos, n);
+    st->pos += n;
+}
 
 void collect_text(ReadState& st, png_infop info) {
     png_textp t = nullptr;
@@ -101,7 +113,7 @@ void collect_text(ReadState& st, png_infop info) {
 
 bool decode(ReadState& st) {
     if (setjmp(png_jmpbuf(st.png))) return false;
-    png_init_io(st.png, st.f);
+    png_set_read_fn(st.png, &st, read_from_memory);
     png_set_user_limits(st.png, kMaxSide, kMaxSide);
     png_read_info(st.png, st.info);
     png_set_expand(st.png);  // palette -> RGB, gray < 8 bit -> 8 bit, tRNS -> alpha channel
@@ -124,17 +136,15 @@ bool decode(ReadState& st) {
     return true;
 }
 
-Result<void> read_file(const std::string& path, ReadState& st) {
-    st.f = std::fopen(path.c_str(), "rb");
-    if (!st.f) return make_error(Errc::io, "{}: cannot open: {}", path, std::strerror(errno));
-    png_byte sig[8] = {};
-    if (std::fread(sig, 1, 8, st.f) != 8 || png_sig_cmp(sig, 0, 8) != 0)
-        return make_error(Errc::format, "{}: not a PNG file (bad signature)", path);
-    std::rewind(st.f);
+// Decodes `bytes` into st (pixels and text chunks); `what` names the source in errors.
+Result<void> decode_into(std::span<const uint8_t> bytes, const std::string& what, ReadState& st) {
+    if (!is_png(bytes)) return make_error(Errc::format, "{}: not a PNG file (bad signature)", what);
+    st.src = bytes;
     st.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st.ctx, on_error, on_warning);
     if (st.png) st.info = png_create_info_struct(st.png), st.end = png_create_info_struct(st.png);
-    if (!st.png || !st.info || !st.end) return make_error(Errc::internal, "{}: libpng initialisation failed", path);
-    if (!decode(st)) return make_error(Errc::format, "{}: invalid or truncated PNG: {}", path, st.ctx.msg);
+    if (!st.png || !st.info || !st.end)
+        return make_error(Errc::internal, "{}: libpng initialisation failed", what);
+    if (!decode(st)) return make_error(Errc::format, "{}: invalid or truncated PNG: {}", what, st.ctx.msg);
     return {};
 }
 
@@ -190,15 +200,25 @@ Result<void> prepare_text(const std::string& path, const TextChunks& chunks, Wri
 
 }  // namespace
 
-Result<Image> read_png(const std::string& path) {
+bool is_png(std::span<const uint8_t> bytes) {
+    return bytes.size() >= 8 && png_sig_cmp(bytes.data(), 0, 8) == 0;
+}
+
+Result<Image> decode_png(std::span<const uint8_t> bytes, const std::string& what) {
     ReadState st;
-    if (auto r = read_file(path, st); !r) return std::unexpected(r.error());
+    if (auto r = decode_into(bytes, what, st); !r) return std::unexpected(r.error());
     return std::move(st.img);
 }
 
+Result<Image> read_png(const std::string& path) {
+    NB_TRY(bytes, read_file_bytes(path));
+    return decode_png(bytes, path);
+}
+
 Result<std::map<std::string, std::string>> read_png_text(const std::string& path) {
+    NB_TRY(bytes, read_file_bytes(path));
     ReadState st;
-    if (auto r = read_file(path, st); !r) return std::unexpected(r.error());
+    if (auto r = decode_into(bytes, path, st); !r) return std::unexpected(r.error());
     return std::move(st.text);
 }
 
