@@ -101,7 +101,8 @@ using ProgressFn = std::function<bool(const Progress&)>;
 
 struct GeneratedImage {
     Image image;
-    int64_t seed = 0;
+    int64_t seed = 0;             // with a variation seed every image keeps the seed (A1111) ...
+    int64_t subseed = 0;          // ... and the subseed advances: subseed + i
     std::string parameters;       // A1111 infotext for the PNG "parameters" chunk
     std::vector<float> latent;    // final sampler output [4, H/8, W/8] (for debugging / tests)
     std::vector<std::string> warnings;  // e.g. LoRA modules that match no model weight

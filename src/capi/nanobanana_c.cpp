@@ -361,7 +361,7 @@ std::string info_json(const Request& req, const std::vector<nb::GeneratedImage>&
     json prompts = json::array(), negs = json::array();
     for (const auto& g : images) {
         all_seeds.push_back(g.seed);
-        all_subseeds.push_back(p.subseed + (g.seed - seed));  // the engine's rule: subseed + i with seed + i
+        all_subseeds.push_back(g.subseed);
         infotexts.push_back(g.parameters);
         prompts.push_back(p.prompt);
         negs.push_back(p.negative_prompt);

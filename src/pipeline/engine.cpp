@@ -325,8 +325,8 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
         GeneratedImage g;
         g.image = o.pixels.pixels.empty() ? image_from_tensor(o.image, 0) : std::move(o.pixels);
         g.seed = o.seed;
-        const int64_t subseed = p.subseed + (o.seed - p.seed);
-        g.parameters = infotext_for(p, choice, o.seed, subseed, m.name, impl_->hash10, lora_hashes);
+        g.subseed = o.subseed;
+        g.parameters = infotext_for(p, choice, o.seed, o.subseed, m.name, impl_->hash10, lora_hashes);
         g.warnings = lora_warnings;
         if (o.latent.defined()) g.latent.assign(o.latent.span().begin(), o.latent.span().end());
         result.push_back(std::move(g));

@@ -139,7 +139,7 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
     if (p.denoising_strength == 0.f) {
         std::vector<Txt2ImgOutput> out;
         const Image same = to_rgb(inpaint ? full : rmode == 3 ? resize_image(0, image, W, H) : image);
-        for (int i = 0; i < std::max(1, p.batch_count); ++i) out.push_back(Txt2ImgOutput{{}, {}, req.seed + i, same});
+        for (int i = 0; i < std::max(1, p.batch_count); ++i) out.push_back(Txt2ImgOutput{{}, {}, req.seed + (p.subseed_strength == 0.f ? i : 0), same, req.subseed + i});
         return out;
     }
     if (inpaint && fill != 1) image = masking_fill(image, m4);
@@ -176,7 +176,9 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
     const int total = choice.fn ? cut.t_enc + 1 : cut.t_enc;
     std::vector<Txt2ImgOutput> out;
     for (int i = 0; i < std::max(1, p.batch_count); ++i) {
-        SeedSpec spec{rng_kind, req.seed + i, req.subseed + (p.subseed_strength != 0.f ? i : 0), p.subseed_strength,
+        // A1111: seeds advance per image unless a variation seed is used; then the seed stays and the subseed
+        // advances.
+        SeedSpec spec{rng_kind, req.seed + (p.subseed_strength == 0.f ? i : 0), req.subseed + i, p.subseed_strength,
                       p.seed_resize_from_w, p.seed_resize_from_h};
         ImageRng rng(spec, {4, h, w});
         auto cb = [&](int step, int, const Tensor&, const Tensor&) { return !on_step || on_step(i, step, total); };
@@ -184,7 +186,7 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
         Result<Tensor> latent = run_sampler(m, cond, cfg, job, rng, cb);
         if (!latent && latent.error().code == Errc::cancelled && !out.empty()) break;
         if (!latent) return std::unexpected(latent.error());
-        out.push_back(Txt2ImgOutput{*latent, {}, spec.seed, {}});
+        out.push_back(Txt2ImgOutput{*latent, {}, spec.seed, {}, spec.subseed});
     }
     done_with(m.unet_weights);
 

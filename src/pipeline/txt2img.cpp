@@ -121,7 +121,9 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
     if (auto r = m.unet_weights.acquire(); !r) return std::unexpected(r.error());
     std::vector<Txt2ImgOutput> out;
     for (int i = 0; i < std::max(1, p.batch_count); ++i) {
-        SeedSpec spec{rng_kind, req.seed + i, req.subseed + (p.subseed_strength != 0.f ? i : 0), p.subseed_strength,
+        // A1111: seeds advance per image unless a variation seed is used; then the seed stays and the subseed
+        // advances.
+        SeedSpec spec{rng_kind, req.seed + (p.subseed_strength == 0.f ? i : 0), req.subseed + i, p.subseed_strength,
                       p.seed_resize_from_w, p.seed_resize_from_h};
         ImageRng rng(spec, {4, h, w});
         auto cb = [&](int step, int, const Tensor&, const Tensor&) { return !on_step || on_step(i, step, total); };
@@ -157,7 +159,7 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
         // Cancelled during a later image of a batch: the finished ones are decoded and returned (A1111 keeps them).
         if (!latent && latent.error().code == Errc::cancelled && !out.empty()) break;
         if (!latent) return std::unexpected(latent.error());
-        out.push_back(Txt2ImgOutput{*latent, {}, spec.seed, {}});
+        out.push_back(Txt2ImgOutput{*latent, {}, spec.seed, {}, spec.subseed});
     }
     done_with(m.unet_weights);
 

@@ -34,6 +34,7 @@ struct Txt2ImgOutput {
     Tensor image;   // [1, 3, H, W] decoded, ~[-1, 1]
     int64_t seed = 0;
     Image pixels;   // the final picture when it is not image_from_tensor(image) (inpaint overlay, strength 0)
+    int64_t subseed = 0;
 };
 
 struct Txt2ImgRequest {

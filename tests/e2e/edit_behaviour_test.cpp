@@ -280,6 +280,15 @@ TEST(EditBehaviour, VariationSeedsBlendTowardTheSubseed) {
     EXPECT_NE(some.image.pixels, full.image.pixels);
     EXPECT_NE(some.parameters.find("Variation seed: 1234, Variation seed strength: 0.3"), std::string::npos)
         << some.parameters;
+    // A batch with a variation seed keeps the seed and advances the subseed (A1111's all_seeds / all_subseeds).
+    p.batch_count = 2;
+    auto batch = engine().generate(p);
+    ASSERT_TRUE(batch);
+    ASSERT_EQ(batch->size(), 2u);
+    EXPECT_EQ((*batch)[1].seed, p.seed);
+    EXPECT_EQ((*batch)[1].subseed, 1235);
+    EXPECT_NE((*batch)[1].parameters.find("Seed: 7, "), std::string::npos) << (*batch)[1].parameters;
+    EXPECT_NE((*batch)[1].parameters.find("Variation seed: 1235"), std::string::npos) << (*batch)[1].parameters;
     // Seed resize from the same size changes nothing.
     GenerateParams r = base();
     r.sampler = p.sampler;
