@@ -161,6 +161,8 @@ private:
 
 // Any PNG as 8-bit RGB or RGBA.
 Result<Image> load_png(const std::string& path);
+// Plain resampling (A1111's "Lanczos" / "Nearest" upscalers: Pillow LANCZOS / NEAREST, exact).
+Result<Image> resize_picture(const Image& in, int width, int height, bool nearest = false);
 // A PNG or JPEG (told by its bytes, not its name) as 8-bit RGB or RGBA.
 Result<Image> load_image(const std::string& path);
 // The same from bytes in memory (e.g. decoded base64); `what` starts each error message ("what: not a PNG or
@@ -214,6 +216,21 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log =
 // `vocab_path` if given, else NB_VOCAB, beside `model_path` (may be ""), then the data dirs.
 Result<std::vector<int>> tokenize(const std::string& text, const std::string& vocab_path,
                                   const std::string& model_path = "");
+
+// A PNG file's bytes with an A1111 "parameters" text chunk (none when empty), for sending over the network.
+Result<std::vector<uint8_t>> encode_png(const Image& image, const std::string& parameters);
+// The "parameters" chunk of PNG bytes ("" when absent).
+Result<std::string> png_parameters(const std::vector<uint8_t>& png_bytes);
+
+// A1111 parse_generation_parameters: "Prompt", "Negative prompt", then every "Key: value" of the settings line.
+std::vector<std::pair<std::string, std::string>> parse_infotext(const std::string& infotext);
+
+// Sampler and scheduler names as the A1111 API lists them: CLI name + A1111 label.
+struct NamedChoice {
+    std::string name, label;
+};
+std::vector<NamedChoice> sampler_names();
+std::vector<NamedChoice> scheduler_names();
 
 // PNG with an A1111 "parameters" text chunk, written atomically.
 Result<void> save_png(const std::string& path, const Image& image, const std::string& parameters);

@@ -39,6 +39,12 @@ Result<Image> decode_image(std::span<const uint8_t> bytes, const std::string& wh
 // character is Latin-1 (A1111's "parameters" chunk), as iTXt otherwise. Keys must be 1-79 Latin-1 chars.
 Result<void> write_png(const std::string& path, const Image& img, const TextChunks& text_chunks = {});
 
+// The PNG file's bytes, in memory (as write_png writes them).
+Result<std::vector<uint8_t>> encode_png(const Image& img, const TextChunks& text_chunks = {});
+
+// The text chunks of PNG bytes.
+Result<std::map<std::string, std::string>> decode_png_text(std::span<const uint8_t> bytes, const std::string& what);
+
 // All tEXt / zTXt / iTXt chunks of a PNG as UTF-8 key -> value (the last one wins on duplicate keys).
 Result<std::map<std::string, std::string>> read_png_text(const std::string& path);
 

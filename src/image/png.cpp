@@ -215,11 +215,15 @@ Result<Image> read_png(const std::string& path) {
     return decode_png(bytes, path);
 }
 
+Result<std::map<std::string, std::string>> decode_png_text(std::span<const uint8_t> bytes, const std::string& what) {
+    ReadState st;
+    if (auto r = decode_into(bytes, what, st); !r) return std::unexpected(r.error());
+    return std::move(st.text);
+}
+
 Result<std::map<std::string, std::string>> read_png_text(const std::string& path) {
     NB_TRY(bytes, read_file_bytes(path));
-    ReadState st;
-    if (auto r = decode_into(bytes, path, st); !r) return std::unexpected(r.error());
-    return std::move(st.text);
+    return decode_png_text(bytes, path);
 }
 
 Result<void> write_png(const std::string& path, const Image& img, const TextChunks& text_chunks) {
@@ -250,6 +254,32 @@ Result<void> write_png(const std::string& path, const Image& img, const TextChun
         return make_error(Errc::io, "{}: write failed: {}", path, st.info && !ok ? st.ctx.msg : std::strerror(err));
     }
     return {};
+}
+
+Result<std::vector<uint8_t>> encode_png(const Image& img, const TextChunks& text_chunks) {
+    static constexpr int kColor[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
+                                      PNG_COLOR_TYPE_RGB_ALPHA};
+    if (img.width <= 0 || img.height <= 0 || img.channels < 1 || img.channels > 4 ||
+        img.pixels.size() != size_t(img.width) * size_t(img.height) * size_t(img.channels))
+        return make_error(Errc::invalid_argument, "cannot encode a {}x{}x{} image with {} bytes", img.width,
+                          img.height, img.channels, img.pixels.size());
+    WriteState st;
+    if (auto r = prepare_text("PNG", text_chunks, st); !r) return std::unexpected(r.error());
+    for (int y = 0; y < img.height; ++y) st.rows.push_back(const_cast<png_bytep>(img.at(0, y)));
+    char* buf = nullptr;
+    size_t size = 0;
+    st.f = open_memstream(&buf, &size);  // the same writer as write_png, into memory
+    if (!st.f) return make_error(Errc::internal, "PNG: out of memory");
+    st.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &st.ctx, on_error, on_warning);
+    if (st.png) st.info = png_create_info_struct(st.png);
+    bool ok = st.info && encode(st, img, kColor[img.channels]);
+    ok = (std::fclose(st.f) == 0) && ok;
+    st.f = nullptr;
+    std::vector<uint8_t> out;
+    if (ok) out.assign(reinterpret_cast<uint8_t*>(buf), reinterpret_cast<uint8_t*>(buf) + size);
+    std::free(buf);
+    if (!ok) return make_error(Errc::internal, "PNG encoding failed: {}", st.ctx.msg);
+    return out;
 }
 
 }  // namespace nb

@@ -344,6 +344,13 @@ Result<std::string> read_png_parameters(const std::string& path) {
     return it == text.end() ? std::string() : it->second;
 }
 
+std::vector<std::pair<std::string, std::string>> parse_infotext(const std::string& infotext) {
+    const auto it = pipeline::Infotext::parse(infotext);
+    std::vector<std::pair<std::string, std::string>> out{{"Prompt", it.prompt}, {"Negative prompt", it.negative_prompt}};
+    out.insert(out.end(), it.params.begin(), it.params.end());
+    return out;
+}
+
 Result<void> params_from_infotext(const std::string& infotext, GenerateParams& p) {
     const auto it = pipeline::Infotext::parse(infotext);
     p.prompt = it.prompt;

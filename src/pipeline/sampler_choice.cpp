@@ -27,3 +27,21 @@ Result<ResolvedSampler> choose_sampler(const SDModel& m, const std::string& samp
 }
 
 }  // namespace nb::pipeline
+
+namespace nb {
+
+std::vector<NamedChoice> sampler_names() {
+    std::vector<NamedChoice> out;
+    for (const auto& s : sampling::all_samplers()) out.push_back({s.name, s.label});
+    return out;
+}
+
+std::vector<NamedChoice> scheduler_names() {
+    std::vector<NamedChoice> out;
+    for (auto s : {sampling::Scheduler::normal, sampling::Scheduler::karras, sampling::Scheduler::exponential,
+                   sampling::Scheduler::sgm_uniform, sampling::Scheduler::lcm})
+        out.push_back({sampling::scheduler_name(s), sampling::scheduler_label(s)});
+    return out;
+}
+
+}  // namespace nb

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "backend/ops.h"
+#include "image/edit.h"
 #include "image/image.h"
 #include "nanobanana/engine.h"
 #include "pipeline/infotext.h"
@@ -94,6 +95,34 @@ Result<void> save_upscaled_png(const std::string& path, const Image& image, cons
     }
     if (!postprocessing.empty()) chunks.emplace_back("postprocessing", postprocessing);
     return write_png(path, image, chunks);
+}
+
+}  // namespace nb
+
+namespace nb {
+
+Result<std::vector<uint8_t>> encode_png(const Image& image, const std::string& parameters) {
+    TextChunks text;
+    if (!parameters.empty()) text.emplace_back("parameters", parameters);
+    return nb::encode_png(image, text);
+}
+
+Result<std::string> png_parameters(const std::vector<uint8_t>& png_bytes) {
+    NB_TRY(text, decode_png_text(png_bytes, "PNG"));
+    auto it = text.find("parameters");
+    return it == text.end() ? std::string() : it->second;
+}
+
+}  // namespace nb
+
+namespace nb {
+
+Result<Image> resize_picture(const Image& in, int width, int height, bool nearest) {
+    if (width < 1 || height < 1 || width > 16384 || height > 16384)
+        return make_error(Errc::invalid_argument, "size {}x{} is out of range", width, height);
+    if (in.width < 1 || in.height < 1 || in.pixels.size() != size_t(in.width) * size_t(in.height) * size_t(in.channels))
+        return make_error(Errc::invalid_argument, "picture is malformed");
+    return pil_resize(in, width, height, nearest ? Resample::nearest : Resample::lanczos);
 }
 
 }  // namespace nb
