@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
         nb::cli::register_bench,
         nb::cli::register_tokenize,
         nb::cli::register_upscale,
+        nb::cli::register_serve,
     };
     std::vector<std::pair<CLI::App*, nb::cli::CommandRunner>> commands;
     for (auto reg : registrars) {

@@ -1,0 +1,735 @@
+// `nanobanana serve`: AUTOMATIC1111's web API (/sdapi/v1/...) and OpenAI's images API over the public engine.
+// One job runs at a time (FIFO, position reported by /progress); interrupt keeps the finished images, skip moves
+// to the next image. Models come from an A1111-layout folder (Stable-diffusion/, Lora/, ESRGAN/, RealESRGAN/)
+// or, without one, the built-in demo model. Endpoints and what is supported: docs/api.md.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <list>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "nanobanana/a1111.h"
+
+#ifndef NB_VERSION
+#define NB_VERSION "0.1.0"
+#endif
+
+namespace nb::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct ServeArgs {
+    std::string models_dir, ckpt, host = "127.0.0.1", auth, cors, vocab, precision = "auto";
+    int port = 7860, threads = 0, max_models = 1;
+    bool listen = false, verbose = false;
+    size_t max_body_mb = 64;
+};
+
+// ---- models folder (A1111 layout) ----
+
+struct ModelFile {
+    std::string name;   // file name relative to its folder ("sub/model.safetensors"), A1111's "filename" stem
+    std::string stem;   // without extension (A1111 model_name / LoRA name / upscaler name)
+    std::string path;   // absolute
+    std::string short_hash;  // first 10 hex of sha256, once computed (A1111 computes it on load)
+};
+
+std::vector<ModelFile> scan(const fs::path& dir, std::initializer_list<const char*> exts, bool folders = false) {
+    std::vector<ModelFile> out;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) return out;
+    for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+         it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (ec) break;
+        const fs::path& p = it->path();
+        const bool diffusers = folders && it->is_directory() && fs::exists(p / "model_index.json");
+        bool ok = diffusers;
+        for (const char* e : exts) ok = ok || (it->is_regular_file() && p.extension() == e);
+        if (!ok) continue;
+        if (diffusers) it.disable_recursion_pending();
+        const std::string rel = p.lexically_relative(dir).string();  // not fs::relative: it resolves symlinks
+        out.push_back({rel, fs::path(rel).replace_extension().string(), fs::absolute(p).string(), {}});
+    }
+    std::ranges::sort(out, {}, &ModelFile::name);
+    return out;
+}
+
+// ---- the server ----
+
+class Server {
+public:
+    explicit Server(const ServeArgs& a) : a_(a) {}
+    int run();
+
+private:
+    // models
+    void refresh();
+    std::string title(const ModelFile& m) const { return m.short_hash.empty() ? m.name : m.name + " [" + m.short_hash + "]"; }
+    const ModelFile* find_checkpoint(const std::string& title_or_name);
+    Result<Engine*> engine_for(const ModelFile& m);
+    std::string upscaler_path(const std::string& name) const;
+
+    // jobs
+    struct Ticket;
+    void log(const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); }
+
+    // handlers
+    void generate(const httplib::Request& req, httplib::Response& res, bool img2img);
+    void openai_generations(const httplib::Request& req, httplib::Response& res);
+    void progress(const httplib::Request& req, httplib::Response& res);
+    void extra_single_image(const httplib::Request& req, httplib::Response& res);
+    void png_info(const httplib::Request& req, httplib::Response& res);
+    void get_options(httplib::Response& res);
+    void post_options(const httplib::Request& req, httplib::Response& res);
+    void routes();
+
+    ServeArgs a_;
+    httplib::Server svr_;
+
+    std::mutex models_mu_;  // catalog and engines
+    std::vector<ModelFile> checkpoints_, loras_, upscalers_;
+    std::list<std::pair<std::string, std::unique_ptr<Engine>>> engines_;  // most recently used first
+    std::string current_;  // name of the current checkpoint
+    json options_;         // A1111 options as set by clients (unknown keys kept)
+
+    // The job queue: a ticket per request, served in order; one runs at a time.
+    std::mutex queue_mu_;
+    std::condition_variable queue_cv_;
+    uint64_t next_ticket_ = 0, serving_ = 0;
+    // Progress of the running job (read by /progress from other threads).
+    std::atomic<bool> interrupt_{false}, skip_{false}, busy_{false};
+    std::atomic<int> image_{0}, n_images_{0}, step_{0}, steps_{0};
+    std::atomic<int64_t> job_started_ms_{0};
+    std::string job_timestamp_;
+
+    std::mutex files_mu_;  // OpenAI response_format=url: generated PNGs by id
+    std::map<std::string, std::string> files_;
+};
+
+// A JSON error body with a status (A1111/FastAPI style: {"error", "detail"}).
+void fail(httplib::Response& res, int status, const std::string& msg) {
+    res.status = status;
+    res.set_content(json{{"error", status == 422 ? "ValidationError" : "HTTPException"}, {"detail", msg}}.dump(),
+                    "application/json");
+}
+void fail(httplib::Response& res, const Error& e) {
+    fail(res, e.code == Errc::internal ? 500 : e.code == Errc::missing ? 404 : 422, e.message);
+}
+void reply(httplib::Response& res, const json& j) { res.set_content(j.dump(), "application/json"); }
+
+int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+std::string timestamp() {
+    std::time_t t = std::time(nullptr);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%d%H%M%S", std::localtime(&t));
+    return buf;
+}
+
+void Server::refresh() {
+    if (a_.models_dir.empty()) {
+        const std::string demo = find_demo_model();
+        checkpoints_.clear();
+        if (!demo.empty()) checkpoints_.push_back({"demo.safetensors", "demo", demo, {}});
+        loras_ = scan(fs::path(demo).parent_path() / "lora", {".safetensors"});
+        upscalers_.clear();
+    } else {
+        const fs::path d(a_.models_dir);
+        auto old = std::move(checkpoints_);
+        checkpoints_ = scan(d / "Stable-diffusion", {".safetensors", ".ckpt"}, /*folders=*/true);
+        for (auto& c : checkpoints_)  // keep hashes already computed
+            for (const auto& o : old)
+                if (o.path == c.path) c.short_hash = o.short_hash;
+        loras_ = scan(d / "Lora", {".safetensors"});
+        upscalers_ = scan(d / "ESRGAN", {".pth", ".safetensors"});
+        auto more = scan(d / "RealESRGAN", {".pth", ".safetensors"});
+        upscalers_.insert(upscalers_.end(), more.begin(), more.end());
+    }
+}
+
+const ModelFile* Server::find_checkpoint(const std::string& t) {
+    for (const auto& c : checkpoints_)
+        if (t == c.name || t == c.stem || t == title(c) || t == c.name + " [" + c.short_hash + "]") return &c;
+    // A title with a hash we have not computed yet: "name.safetensors [abcdef0123]"
+    if (const auto sp = t.rfind(" ["); sp != std::string::npos)
+        for (const auto& c : checkpoints_)
+            if (t.substr(0, sp) == c.name) return &c;
+    return nullptr;
+}
+
+// The engine of checkpoint m, loaded when needed; at most max_models stay loaded (least recently used goes).
+Result<Engine*> Server::engine_for(const ModelFile& m) {
+    for (auto it = engines_.begin(); it != engines_.end(); ++it)
+        if (it->first == m.path) {
+            engines_.splice(engines_.begin(), engines_, it);
+            return engines_.front().second.get();
+        }
+    while (!engines_.empty() && int(engines_.size()) >= std::max(1, a_.max_models)) engines_.pop_back();
+    LoadOptions o;
+    o.model_path = m.path;
+    o.vocab_path = a_.vocab;
+    o.threads = a_.threads;
+    o.precision = a_.precision;
+    o.lora_dir = a_.models_dir.empty() ? (fs::path(m.path).parent_path() / "lora").string()
+                                       : (fs::path(a_.models_dir) / "Lora").string();
+    const auto t0 = Clock::now();
+    auto e = Engine::load(o);
+    if (!e) return std::unexpected(e.error());
+    log(fmt::format("loaded {} in {:.1f} s", m.name,
+                    std::chrono::duration<double>(Clock::now() - t0).count()));
+    engines_.emplace_front(m.path, std::move(*e));
+    return engines_.front().second.get();
+}
+
+std::string Server::upscaler_path(const std::string& name) const {
+    for (const auto& u : upscalers_)
+        if (name == u.stem || name == u.name) return u.path;
+    return "";
+}
+
+// One request's turn in the FIFO queue: waits for it in the constructor, hands over in the destructor.
+struct Server::Ticket {
+    Server& s;
+    uint64_t n;
+    explicit Ticket(Server& srv) : s(srv) {
+        std::unique_lock lk(s.queue_mu_);
+        n = s.next_ticket_++;
+        s.queue_cv_.wait(lk, [&] { return s.serving_ == n; });
+    }
+    ~Ticket() {
+        std::lock_guard lk(s.queue_mu_);
+        ++s.serving_;
+        s.queue_cv_.notify_all();
+    }
+};
+
+void Server::generate(const httplib::Request& req, httplib::Response& res, bool img2img) {
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return fail(res, 422, "request body is not a JSON object");
+    // Server options apply unless the request overrides them (A1111: override_settings wins).
+    json& ov = body["override_settings"];
+    if (ov.is_null()) ov = json::object();
+    if (!ov.is_object()) return fail(res, 422, "request field 'override_settings' must be an object");
+    {
+        std::lock_guard lk(models_mu_);
+        for (const char* k : {"CLIP_stop_at_last_layers", "randn_source"})
+            if (!ov.contains(k) && options_.contains(k)) ov[k] = options_[k];
+    }
+    if (!img2img && (body.contains("init_images") || body.contains("mask"))) {
+        body.erase("init_images");
+        body.erase("mask");
+    }
+    if (img2img && (!body.contains("init_images") || !body["init_images"].is_array() || body["init_images"].empty()))
+        return fail(res, 422, "request field 'init_images' must be a non-empty array of base64 images");
+    auto parsed = a1111::parse_request(body.dump());
+    if (!parsed) return fail(res, parsed.error());
+    a1111::Request r = std::move(*parsed);
+    GenerateParams& p = r.params;
+    // hires-fix upscaler by name from ESRGAN/ / RealESRGAN/
+    if (p.enable_hr && !p.hr_upscaler.starts_with("Latent") && p.hr_upscaler != "Lanczos" && p.hr_upscaler != "Nearest" &&
+        p.hr_upscaler != "None") {
+        std::lock_guard lk(models_mu_);
+        const std::string path = upscaler_path(p.hr_upscaler);
+        if (path.empty()) return fail(res, 422, "request field 'hr_upscaler': unknown upscaler '" + p.hr_upscaler + "'");
+        p.hr_upscaler = path;
+    }
+    std::string ckpt_name;
+    if (ov.contains("sd_model_checkpoint") && ov["sd_model_checkpoint"].is_string())
+        ckpt_name = ov["sd_model_checkpoint"].get<std::string>();
+
+    const int n = p.batch_count;
+    if (p.seed < 0) p.seed = int64_t(std::random_device{}() % 4294967294u);  // A1111 fix_seed
+    Ticket turn(*this);
+    std::unique_lock models(models_mu_);
+    const ModelFile* m = find_checkpoint(ckpt_name.empty() ? current_ : ckpt_name);
+    if (!m) return fail(res, 422, "unknown checkpoint '" + (ckpt_name.empty() ? current_ : ckpt_name) + "'");
+    auto engine = engine_for(*m);
+    if (!engine) return fail(res, engine.error());
+    const std::string model_title = title(*m);
+    models.unlock();
+
+    interrupt_ = false;
+    skip_ = false;
+    n_images_ = n;
+    image_ = 0;
+    step_ = 0;
+    steps_ = p.steps;
+    job_started_ms_ = now_ms();
+    job_timestamp_ = timestamp();
+    busy_ = true;
+    std::vector<GeneratedImage> images;
+    Result<void> status;
+    // One image at a time, so that skip can drop one image of a batch; seeds as A1111 assigns them.
+    for (int i = 0; i < n && !interrupt_; ++i) {
+        GenerateParams pi = p;
+        pi.batch_count = 1;
+        pi.seed = p.seed + (p.subseed_strength == 0.f ? i : 0);
+        pi.subseed = p.subseed + i;
+        image_ = i;
+        skip_ = false;
+        auto out = (*engine)->generate(pi, [&](const Progress& pr) {
+            step_ = pr.step;
+            steps_ = pr.total;
+            return !interrupt_ && !skip_;
+        });
+        if (!out) {
+            if (out.error().code == Errc::cancelled) continue;  // skipped or interrupted: nothing finished
+            status = std::unexpected(out.error());
+            break;
+        }
+        for (auto& g : *out) images.push_back(std::move(g));
+    }
+    busy_ = false;
+    if (!status) return fail(res, status.error());
+
+    json imgs = json::array();
+    for (const auto& g : images) {
+        auto png = encode_png(g.image, g.parameters);
+        if (!png) return fail(res, png.error());
+        imgs.push_back(a1111::encode_base64(*png));
+    }
+    json info = json::parse(a1111::info_json(r, images, fs::path(m->stem).filename().string()));
+    info["sd_model_hash"] = m->short_hash.empty() ? json(nullptr) : json(m->short_hash);
+    info["job_timestamp"] = job_timestamp_;
+    info["sd_model_name"] = fs::path(m->stem).filename().string();
+    (void)model_title;
+    json params = body;
+    if (img2img) params["init_images"] = nullptr, params["mask"] = nullptr;  // A1111: include_init_images false
+    reply(res, {{"images", imgs}, {"parameters", params}, {"info", info.dump()}});
+}
+
+void Server::progress(const httplib::Request& req, httplib::Response& res) {
+    int queued = 0;
+    {
+        std::lock_guard lk(queue_mu_);
+        queued = int(next_ticket_ - serving_);
+    }
+    const bool running = busy_;
+    double prog = 0, eta = 0;
+    if (running && n_images_ > 0 && steps_ > 0) {
+        prog = (double(image_) + double(step_) / steps_) / n_images_;
+        const double elapsed = double(now_ms() - job_started_ms_) / 1000.0;
+        eta = prog > 0 ? elapsed / prog - elapsed : 0;
+    }
+    (void)req;
+    reply(res, {{"progress", prog},
+                {"eta_relative", eta},
+                {"state",
+                 {{"skipped", bool(skip_)},
+                  {"interrupted", bool(interrupt_)},
+                  {"stopping_generation", false},
+                  {"job", running ? "job" : ""},
+                  {"job_count", queued},
+                  {"job_timestamp", job_timestamp_.empty() ? "0" : job_timestamp_},
+                  {"job_no", running ? int(image_) : 0},
+                  {"sampling_step", running ? int(step_) : 0},
+                  {"sampling_steps", running ? int(steps_) : 0}}},
+                {"current_image", nullptr},
+                {"textinfo", running ? json(fmt::format("queue: {} job(s)", queued)) : json(nullptr)}});
+}
+
+void Server::extra_single_image(const httplib::Request& req, httplib::Response& res) {
+    json b = json::parse(req.body, nullptr, false);
+    if (b.is_discarded() || !b.is_object()) return fail(res, 422, "request body is not a JSON object");
+    if (!b.contains("image") || !b["image"].is_string()) return fail(res, 422, "request field 'image' must be a base64 image");
+    auto img = a1111::decode_image_field(b["image"].get<std::string>(), "image");
+    if (!img) return fail(res, img.error());
+    const std::string name = b.value("upscaler_1", std::string("None"));
+    UpscaleParams up;
+    const int mode = b.value("resize_mode", 0);
+    if (mode == 1) {
+        up.width = b.value("upscaling_resize_w", 512);
+        up.height = b.value("upscaling_resize_h", 512);
+    } else {
+        up.scale = b.value("upscaling_resize", 2.0);
+    }
+    const int w = up.width ? up.width : int(img->width * up.scale), h = up.height ? up.height : int(img->height * up.scale);
+    if (w < 1 || h < 1 || w > 16384 || h > 16384) return fail(res, 422, "upscaled size out of range");
+    Result<Image> out;
+    std::string info;
+    if (name == "None" || name == "Lanczos" || name == "Nearest") {
+        out = resize_picture(*img, w, h, name == "Nearest");
+        info = name == "None" ? "" : fmt::format("Postprocess upscaler: {}, Postprocess upscale to: {}x{}", name, w, h);
+    } else {
+        std::string path;
+        {
+            std::lock_guard lk(models_mu_);
+            path = upscaler_path(name);
+        }
+        if (path.empty()) return fail(res, 422, "request field 'upscaler_1': unknown upscaler '" + name + "'");
+        Ticket turn(*this);
+        auto u = Upscaler::load(path, a_.threads);
+        if (!u) return fail(res, u.error());
+        out = (*u)->upscale(*img, up);
+        info = (*u)->postprocess_info(up);
+    }
+    if (!out) return fail(res, out.error());
+    auto png = encode_png(*out, "");
+    if (!png) return fail(res, png.error());
+    reply(res, {{"html_info", "<p>" + info + "</p>"}, {"image", a1111::encode_base64(*png)}});
+}
+
+void Server::png_info(const httplib::Request& req, httplib::Response& res) {
+    json b = json::parse(req.body, nullptr, false);
+    if (b.is_discarded() || !b.is_object() || !b.contains("image") || !b["image"].is_string())
+        return fail(res, 422, "request field 'image' must be a base64 PNG");
+    std::string_view text = b["image"].get_ref<const std::string&>();
+    if (text.starts_with("data:") && text.find(',') != std::string_view::npos) text.remove_prefix(text.find(',') + 1);
+    auto bytes = a1111::decode_base64(text, "request field 'image'");
+    if (!bytes) return fail(res, bytes.error());
+    auto params = png_parameters(*bytes);
+    if (!params) return fail(res, 422, "request field 'image': " + params.error().message);
+    json parsed = json::object();
+    if (!params->empty())
+        for (const auto& [k, v] : parse_infotext(*params)) parsed[k] = v;
+    reply(res, {{"info", *params}, {"items", params->empty() ? json::object() : json{{"parameters", *params}}},
+                {"parameters", parsed}});
+}
+
+void Server::get_options(httplib::Response& res) {
+    std::lock_guard lk(models_mu_);
+    json o = options_;
+    const ModelFile* m = find_checkpoint(current_);
+    o["sd_model_checkpoint"] = m ? title(*m) : current_;
+    reply(res, o);
+}
+
+void Server::post_options(const httplib::Request& req, httplib::Response& res) {
+    json b = json::parse(req.body, nullptr, false);
+    if (b.is_discarded() || !b.is_object()) return fail(res, 422, "request body is not a JSON object");
+    std::string switch_to;
+    if (b.contains("sd_model_checkpoint") && b["sd_model_checkpoint"].is_string())
+        switch_to = b["sd_model_checkpoint"].get<std::string>();
+    {
+        std::lock_guard lk(models_mu_);
+        if (!switch_to.empty() && !find_checkpoint(switch_to))
+            return fail(res, 422, "option 'sd_model_checkpoint': unknown checkpoint '" + switch_to + "'");
+        for (auto& [k, v] : b.items())
+            if (k != "sd_model_checkpoint") options_[k] = v;  // unknown keys are kept, as A1111 does
+    }
+    if (!switch_to.empty()) {  // A1111 loads the model before answering
+        Ticket turn(*this);
+        std::lock_guard lk(models_mu_);
+        const ModelFile* m = find_checkpoint(switch_to);
+        auto e = engine_for(*m);
+        if (!e) return fail(res, e.error());
+        current_ = m->name;
+    }
+    reply(res, nullptr);
+}
+
+void Server::openai_generations(const httplib::Request& req, httplib::Response& res) {
+    json b = json::parse(req.body, nullptr, false);
+    if (b.is_discarded() || !b.is_object()) return fail(res, 400, "request body is not a JSON object");
+    if (!b.contains("prompt") || !b["prompt"].is_string()) return fail(res, 400, "'prompt' is required");
+    json a1111 = {{"prompt", b["prompt"]}};
+    if (b.contains("n")) a1111["batch_size"] = b["n"];
+    if (b.contains("size") && b["size"].is_string()) {
+        int w = 0, h = 0;
+        if (std::sscanf(b["size"].get<std::string>().c_str(), "%dx%d", &w, &h) != 2)
+            return fail(res, 400, "'size' must be WIDTHxHEIGHT");
+        a1111["width"] = w, a1111["height"] = h;
+    }
+    for (const char* k : {"negative_prompt", "seed", "steps", "cfg_scale", "sampler_name", "scheduler"})
+        if (b.contains(k)) a1111[k] = b[k];
+    if (b.contains("extra") && b["extra"].is_object())
+        for (auto& [k, v] : b["extra"].items()) a1111[k] = v;
+    httplib::Request inner = req;
+    inner.body = a1111.dump();
+    httplib::Response r;
+    generate(inner, r, false);
+    if (r.status >= 400 && r.status != -1) {
+        res.status = r.status == 422 ? 400 : r.status;
+        const json e = json::parse(r.body, nullptr, false);
+        return reply(res, {{"error", {{"message", e.is_object() ? e.value("detail", r.body) : r.body},
+                                      {"type", "invalid_request_error"}}}});
+    }
+    const json out = json::parse(r.body);
+    const bool url = b.value("response_format", std::string("b64_json")) == "url";
+    json data = json::array();
+    for (const auto& im : out["images"]) {
+        if (url) {
+            const std::string id = fmt::format("{:016x}", std::random_device{}() * 4294967296ull + std::random_device{}());
+            auto bytes = a1111::decode_base64(im.get<std::string>(), "image");
+            std::lock_guard lk(files_mu_);
+            files_[id] = std::string(bytes->begin(), bytes->end());
+            const std::string host = req.get_header_value("Host");
+            data.push_back({{"url", "http://" + host + "/v1/files/" + id + ".png"}, {"revised_prompt", b["prompt"]}});
+        } else {
+            data.push_back({{"b64_json", im}, {"revised_prompt", b["prompt"]}});
+        }
+    }
+    reply(res, {{"created", int64_t(std::time(nullptr))}, {"data", data}});
+}
+
+// RAM from /proc/meminfo and this process's peak RSS (A1111 /memory: ram {free, used, total}, cuda error).
+json memory() {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    long long kb = 0, total = 0, avail = 0;
+    std::string unit;
+    while (f >> key >> kb >> unit) {
+        if (key == "MemTotal:") total = kb;
+        if (key == "MemAvailable:") avail = kb;
+    }
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return {{"ram", {{"free", avail * 1024}, {"used", (total - avail) * 1024}, {"total", total * 1024},
+                     {"process_peak_rss", int64_t(ru.ru_maxrss) * 1024}}},
+            {"cuda", {{"error", "nanobanana runs on the CPU"}}}};
+}
+
+void Server::routes() {
+    auto& s = svr_;
+    const std::string v1 = "/sdapi/v1";
+    s.Post(v1 + "/txt2img", [this](const auto& q, auto& r) { generate(q, r, false); });
+    s.Post(v1 + "/img2img", [this](const auto& q, auto& r) { generate(q, r, true); });
+    s.Get(v1 + "/progress", [this](const auto& q, auto& r) { progress(q, r); });
+    s.Post(v1 + "/interrupt", [this](const auto&, auto& r) {
+        interrupt_ = true;
+        reply(r, nullptr);
+    });
+    s.Post(v1 + "/skip", [this](const auto&, auto& r) {
+        skip_ = true;
+        reply(r, nullptr);
+    });
+    s.Get(v1 + "/options", [this](const auto&, auto& r) { get_options(r); });
+    s.Post(v1 + "/options", [this](const auto& q, auto& r) { post_options(q, r); });
+    s.Get(v1 + "/sd-models", [this](const auto&, auto& r) {
+        std::lock_guard lk(models_mu_);
+        json a = json::array();
+        for (const auto& c : checkpoints_)
+            a.push_back({{"title", title(c)}, {"model_name", c.stem}, {"hash", c.short_hash.empty() ? json(nullptr) : json(c.short_hash)},
+                         {"sha256", nullptr}, {"filename", c.path}, {"config", nullptr}});
+        reply(r, a);
+    });
+    s.Get(v1 + "/samplers", [](const auto&, auto& r) {
+        json a = json::array();
+        for (const auto& n : sampler_names())
+            a.push_back({{"name", n.label}, {"aliases", json::array({n.name})}, {"options", json::object()}});
+        reply(r, a);
+    });
+    s.Get(v1 + "/schedulers", [](const auto&, auto& r) {
+        json a = json::array({{{"name", "automatic"}, {"label", "Automatic"}, {"aliases", nullptr},
+                               {"default_rho", -1}, {"need_inner_model", false}}});
+        for (const auto& n : scheduler_names()) {
+            std::string name = n.label;
+            std::ranges::transform(name, name.begin(), [](unsigned char c) { return c == ' ' ? '_' : char(std::tolower(c)); });
+            a.push_back({{"name", name}, {"label", n.label}, {"aliases", json::array({n.name})},
+                         {"default_rho", n.name == std::string("karras") ? 7.0 : -1.0}, {"need_inner_model", false}});
+        }
+        reply(r, a);
+    });
+    s.Get(v1 + "/upscalers", [this](const auto&, auto& r) {
+        json a = json::array();
+        for (const char* n : {"None", "Lanczos", "Nearest"})
+            a.push_back({{"name", n}, {"model_name", nullptr}, {"model_path", nullptr}, {"model_url", nullptr}, {"scale", 4}});
+        std::lock_guard lk(models_mu_);
+        for (const auto& u : upscalers_)
+            a.push_back({{"name", u.stem}, {"model_name", "ESRGAN"}, {"model_path", u.path}, {"model_url", nullptr}, {"scale", 4}});
+        reply(r, a);
+    });
+    s.Get(v1 + "/latent-upscale-modes", [](const auto&, auto& r) {
+        json a = json::array();
+        for (const char* n : {"Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+                              "Latent (nearest)", "Latent (nearest-exact)"})
+            a.push_back({{"name", n}});
+        reply(r, a);
+    });
+    s.Get(v1 + "/sd-vae", [](const auto&, auto& r) { reply(r, json::array()); });
+    s.Get(v1 + "/loras", [this](const auto&, auto& r) {
+        std::lock_guard lk(models_mu_);
+        json a = json::array();
+        for (const auto& l : loras_)
+            a.push_back({{"name", fs::path(l.stem).filename().string()}, {"alias", fs::path(l.stem).filename().string()},
+                         {"path", l.path}, {"metadata", json::object()}});
+        reply(r, a);
+    });
+    s.Get(v1 + "/embeddings", [](const auto&, auto& r) { reply(r, {{"loaded", json::object()}, {"skipped", json::object()}}); });
+    s.Get(v1 + "/scripts", [](const auto&, auto& r) { reply(r, {{"txt2img", json::array()}, {"img2img", json::array()}}); });
+    s.Get(v1 + "/script-info", [](const auto&, auto& r) { reply(r, json::array()); });
+    s.Get(v1 + "/memory", [](const auto&, auto& r) { reply(r, memory()); });
+    s.Post(v1 + "/refresh-checkpoints", [this](const auto&, auto& r) {
+        std::lock_guard lk(models_mu_);
+        refresh();
+        reply(r, nullptr);
+    });
+    s.Post(v1 + "/refresh-loras", [this](const auto&, auto& r) {
+        std::lock_guard lk(models_mu_);
+        refresh();
+        reply(r, nullptr);
+    });
+    s.Get(v1 + "/cmd-flags", [this](const auto&, auto& r) {
+        reply(r, {{"ckpt_dir", a_.models_dir.empty() ? json(nullptr) : json((fs::path(a_.models_dir) / "Stable-diffusion").string())},
+                  {"lora_dir", a_.models_dir.empty() ? json(nullptr) : json((fs::path(a_.models_dir) / "Lora").string())},
+                  {"listen", a_.listen}, {"port", a_.port}, {"api", true}, {"nowebui", true},
+                  {"api_auth", a_.auth.empty() ? json(nullptr) : json("<set>")}});
+    });
+    s.Post(v1 + "/extra-single-image", [this](const auto& q, auto& r) { extra_single_image(q, r); });
+    s.Post(v1 + "/png-info", [this](const auto& q, auto& r) { png_info(q, r); });
+    s.Post("/v1/images/generations", [this](const auto& q, auto& r) { openai_generations(q, r); });
+    s.Get(R"(/v1/files/([0-9a-f]+)\.png)", [this](const auto& q, auto& r) {
+        std::lock_guard lk(files_mu_);
+        auto it = files_.find(q.matches[1]);
+        if (it == files_.end()) return fail(r, 404, "no such file");
+        r.set_content(it->second, "image/png");
+    });
+    s.Get("/internal/ping", [](const auto&, auto& r) { reply(r, nullptr); });
+    s.Get("/", [](const auto&, auto& r) {
+        r.set_content(std::string("nanobanana ") + NB_VERSION + ": AUTOMATIC1111 API at /sdapi/v1/, OpenAI images at /v1/images/\n",
+                      "text/plain");
+    });
+}
+
+// base64 of "user:pass" for each allowed pair.
+std::vector<std::string> auth_tokens(const std::string& spec) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= spec.size()) {
+        size_t end = spec.find(',', start);
+        if (end == std::string::npos) end = spec.size();
+        const std::string pair = spec.substr(start, end - start);
+        if (!pair.empty())
+            out.push_back(a1111::encode_base64({reinterpret_cast<const uint8_t*>(pair.data()), pair.size()}));
+        start = end + 1;
+    }
+    return out;
+}
+
+std::atomic<bool> g_stop{false};
+
+int Server::run() {
+    refresh();
+    if (checkpoints_.empty()) {
+        std::fprintf(stderr, "nanobanana: no checkpoints in %s\n",
+                     a_.models_dir.empty() ? "the demo model's folder" : (a_.models_dir + "/Stable-diffusion").c_str());
+        return 2;
+    }
+    if (!a_.ckpt.empty()) {
+        const ModelFile* m = find_checkpoint(a_.ckpt);
+        if (!m) {
+            std::fprintf(stderr, "nanobanana: --ckpt: no checkpoint '%s' in the models folder\n", a_.ckpt.c_str());
+            return 2;
+        }
+        current_ = m->name;
+    } else {
+        current_ = checkpoints_.front().name;
+    }
+    options_ = {{"CLIP_stop_at_last_layers", 1}, {"randn_source", "GPU"}, {"eta_noise_seed_delta", 0},
+                {"sd_vae", "Automatic"}, {"samples_format", "png"}, {"sd_checkpoint_cache", 0}};
+    routes();
+    // Waiting requests hold a thread each: enough threads that /progress and /interrupt always get one.
+    svr_.new_task_queue = [] { return new httplib::ThreadPool(32); };
+    svr_.set_payload_max_length(a_.max_body_mb << 20);
+    svr_.set_read_timeout(30, 0);  // a stalled upload ends instead of holding a thread
+    const auto tokens = auth_tokens(a_.auth);
+    const std::string cors = a_.cors;
+    svr_.set_pre_routing_handler([tokens, cors](const httplib::Request& q, httplib::Response& r) {
+        if (!cors.empty()) {
+            r.set_header("Access-Control-Allow-Origin", cors);
+            r.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization");
+            r.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+            if (q.method == "OPTIONS") {
+                r.status = 204;
+                return httplib::Server::HandlerResponse::Handled;
+            }
+        }
+        if (!tokens.empty()) {
+            const std::string h = q.get_header_value("Authorization");
+            const bool ok = h.starts_with("Basic ") && std::ranges::find(tokens, h.substr(6)) != tokens.end();
+            if (!ok) {
+                r.status = 401;
+                r.set_header("WWW-Authenticate", "Basic realm=\"nanobanana\"");
+                r.set_content(json{{"detail", "Incorrect username or password"}}.dump(), "application/json");
+                return httplib::Server::HandlerResponse::Handled;
+            }
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
+    const bool verbose = a_.verbose;
+    svr_.set_logger([verbose](const httplib::Request& q, const httplib::Response& r) {
+        std::fprintf(stderr, "%s %s %d %zu bytes\n", q.method.c_str(), q.path.c_str(), r.status, r.body.size());
+        if (verbose && r.status >= 400) std::fprintf(stderr, "  %s\n", r.body.substr(0, 300).c_str());
+    });
+    svr_.set_exception_handler([](const httplib::Request&, httplib::Response& r, std::exception_ptr ep) {
+        std::string what = "internal error";
+        try {
+            std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+            what += std::string(": ") + e.what();
+        } catch (...) {
+        }
+        fail(r, 500, what);
+    });
+    const std::string host = a_.listen ? "0.0.0.0" : a_.host;
+    int port = a_.port;
+    if (port == 0) {
+        port = svr_.bind_to_any_port(host);
+    } else if (!svr_.bind_to_port(host, port)) {
+        std::fprintf(stderr, "nanobanana: cannot listen on %s:%d\n", host.c_str(), port);
+        return 2;
+    }
+    if (port <= 0) {
+        std::fprintf(stderr, "nanobanana: cannot listen on %s\n", host.c_str());
+        return 2;
+    }
+    std::fprintf(stderr, "listening on http://%s:%d (model %s)\n", host.c_str(), port, current_.c_str());
+    std::signal(SIGTERM, [](int) { g_stop = true; });
+    std::signal(SIGINT, [](int) { g_stop = true; });
+    std::thread watcher([this] {
+        while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        interrupt_ = true;  // the running job ends at its next step and answers with what it has
+        svr_.stop();
+    });
+    svr_.listen_after_bind();
+    g_stop = true;
+    watcher.join();
+    std::fprintf(stderr, "stopped\n");
+    return 0;
+}
+
+}  // namespace
+
+CommandRunner register_serve(CLI::App& app) {
+    auto a = std::make_shared<ServeArgs>();
+    auto* s = app.add_subcommand("serve", "HTTP server: the AUTOMATIC1111 API (/sdapi/v1) and OpenAI images API");
+    s->add_option("--models-dir", a->models_dir,
+                  "A1111-layout models folder: Stable-diffusion/, Lora/, ESRGAN/, RealESRGAN/ [the demo model]");
+    s->add_option("--ckpt", a->ckpt, "Checkpoint to use first (name or title)");
+    s->add_option("--port,--listen-port", a->port, "Port (0 = any free port)")->capture_default_str();
+    s->add_option("--listen-ip", a->host, "Address to bind")->capture_default_str();
+    s->add_flag("--listen", a->listen, "Bind all interfaces (0.0.0.0)");
+    s->add_option("--api-auth", a->auth, "HTTP basic auth: user:pass[,user2:pass2]");
+    s->add_option("--cors-allow-origins", a->cors, "Access-Control-Allow-Origin value");
+    s->add_option("--max-models", a->max_models, "Checkpoints kept loaded (least recently used goes)")->capture_default_str();
+    s->add_option("--max-body-mb", a->max_body_mb, "Request body limit in MB (413 beyond)")->capture_default_str();
+    s->add_option("--vocab", a->vocab, "CLIP vocabulary for checkpoints without one beside them");
+    s->add_option("--precision", a->precision, "auto, fp32 or bf16")->capture_default_str();
+    s->add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
+    s->add_flag("-v,--verbose", a->verbose, "Log error bodies");
+    return [a] { return Server(*a).run(); };
+}
+
+}  // namespace nb::cli

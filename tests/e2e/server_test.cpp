@@ -1,0 +1,328 @@
+// `nanobanana serve` driven over HTTP as A1111 clients drive it: the real binary on a free port, the demo model.
+// Response shapes, generation (txt2img, img2img / inpaint, LoRA, batch seeds), upscaling, PNG info, options and
+// model switching, progress + interrupt + skip, concurrent clients, auth, OpenAI images, and bad input (the
+// server keeps answering after each).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "image/image.h"
+#include "nanobanana/a1111.h"
+#include "testutil/cli.h"
+
+namespace nb {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const fs::path kDemo = (fs::path(__FILE__).parent_path() / "../../models/demo").lexically_normal();
+
+// The server binary running in the background; stopped (SIGTERM) on destruction.
+class ServerProcess {
+public:
+    explicit ServerProcess(const std::string& args) {
+        log_ = ::testing::TempDir() + "/nb_server_" + std::to_string(getpid()) + "_" + std::to_string(++count_) + ".log";
+        pid_ = fork();
+        if (pid_ == 0) {
+            const std::string cmd = std::string("exec ") + NB_CLI + " serve --port 0 " + args + " 2> " + log_;
+            execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+            _exit(127);
+        }
+        for (int i = 0; i < 300 && port_ == 0; ++i) {  // up to 30 s for "listening on http://127.0.0.1:PORT"
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            int st = 0;
+            if (waitpid(pid_, &st, WNOHANG) == pid_) {  // it gave up (the log says why)
+                pid_ = -1;
+                break;
+            }
+            const std::string text = test::slurp(log_);
+            const auto at = text.find("listening on http://");
+            if (at != std::string::npos) port_ = std::atoi(text.c_str() + text.find(':', at + 20) + 1);
+        }
+    }
+    ~ServerProcess() { stop(); }
+    int stop() {
+        if (pid_ <= 0) return -1;
+        kill(pid_, SIGTERM);
+        int st = 0;
+        waitpid(pid_, &st, 0);
+        pid_ = -1;
+        return st;
+    }
+    int port() const { return port_; }
+    std::string log() const { return test::slurp(log_); }
+    httplib::Client client() const {
+        httplib::Client c("127.0.0.1", port_);
+        c.set_read_timeout(300, 0);
+        return c;
+    }
+
+private:
+    static inline int count_ = 0;
+    pid_t pid_ = -1;
+    int port_ = 0;
+    std::string log_;
+};
+
+ServerProcess& server() {
+    static ServerProcess s("");
+    return s;
+}
+
+json post(httplib::Client& c, const std::string& path, const json& body, int want = 200) {
+    auto r = c.Post(path.c_str(), body.dump(), "application/json");
+    EXPECT_TRUE(r) << path;
+    if (!r) return nullptr;
+    EXPECT_EQ(r->status, want) << path << ": " << r->body.substr(0, 400);
+    return json::parse(r->body, nullptr, false);
+}
+json get(httplib::Client& c, const std::string& path) {
+    auto r = c.Get(path.c_str());
+    EXPECT_TRUE(r) << path;
+    if (!r) return nullptr;
+    EXPECT_EQ(r->status, 200) << path << ": " << r->body.substr(0, 400);
+    return json::parse(r->body, nullptr, false);
+}
+
+Image decode(const json& b64) {
+    auto bytes = a1111::decode_base64(b64.get<std::string>(), "image");
+    EXPECT_TRUE(bytes);
+    auto im = decode_image(*bytes);
+    EXPECT_TRUE(im);
+    return im ? *im : Image{};
+}
+std::string parameters(const json& b64) {
+    auto bytes = a1111::decode_base64(b64.get<std::string>(), "image");
+    auto p = png_parameters(*bytes);
+    return p ? *p : "";
+}
+
+json small_txt2img(int seed = 5, int steps = 3) {
+    return {{"prompt", "a red circle on a blue background"}, {"steps", steps}, {"width", 64}, {"height", 64},
+            {"seed", seed}, {"sampler_name", "Euler a"}};
+}
+
+TEST(Server, ListsWhatA1111ClientsAskFor) {
+    ASSERT_GT(server().port(), 0) << server().log();
+    auto c = server().client();
+    const json models = get(c, "/sdapi/v1/sd-models");
+    ASSERT_TRUE(models.is_array() && !models.empty());
+    for (const char* k : {"title", "model_name", "hash", "sha256", "filename", "config"}) EXPECT_TRUE(models[0].contains(k)) << k;
+    EXPECT_EQ(models[0]["model_name"], "demo");
+    const json samplers = get(c, "/sdapi/v1/samplers");
+    bool euler_a = false;
+    for (const auto& s : samplers) euler_a |= s["name"] == "Euler a";
+    EXPECT_TRUE(euler_a);
+    EXPECT_EQ(get(c, "/sdapi/v1/schedulers")[0]["name"], "automatic");
+    EXPECT_EQ(get(c, "/sdapi/v1/upscalers")[0]["name"], "None");
+    EXPECT_EQ(get(c, "/sdapi/v1/latent-upscale-modes")[0]["name"], "Latent");
+    EXPECT_EQ(get(c, "/sdapi/v1/loras")[0]["name"], "demo_monochrome");
+    EXPECT_TRUE(get(c, "/sdapi/v1/sd-vae").is_array());
+    EXPECT_TRUE(get(c, "/sdapi/v1/embeddings").contains("loaded"));
+    EXPECT_TRUE(get(c, "/sdapi/v1/scripts").contains("txt2img"));
+    EXPECT_GT(get(c, "/sdapi/v1/memory")["ram"]["total"].get<double>(), 0);
+    EXPECT_TRUE(get(c, "/sdapi/v1/cmd-flags").is_object());
+    const json opts = get(c, "/sdapi/v1/options");
+    EXPECT_EQ(opts["sd_model_checkpoint"], "demo.safetensors");
+    EXPECT_EQ(opts["CLIP_stop_at_last_layers"], 1);
+    // A client posts back the whole dict it got, with keys we do not know.
+    json back = opts;
+    back["some_extension_setting"] = 3;
+    post(c, "/sdapi/v1/options", back);
+    EXPECT_EQ(get(c, "/sdapi/v1/options")["some_extension_setting"], 3);
+    const json p = get(c, "/sdapi/v1/progress");
+    for (const char* k : {"progress", "eta_relative", "state", "current_image", "textinfo"}) EXPECT_TRUE(p.contains(k)) << k;
+    EXPECT_EQ(p["state"]["job_count"], 0);
+}
+
+TEST(Server, Txt2ImgAnswersAsA1111AndMatchesTheCli) {
+    auto c = server().client();
+    json req = small_txt2img();
+    req["batch_size"] = 2;
+    req["some_extension_field"] = {{"x", 1}};  // ignored
+    const json r = post(c, "/sdapi/v1/txt2img", req);
+    ASSERT_EQ(r["images"].size(), 2u);
+    ASSERT_TRUE(r["info"].is_string());
+    const json info = json::parse(r["info"].get<std::string>());
+    EXPECT_EQ(info["all_seeds"], json::array({5, 6}));
+    EXPECT_EQ(info["seed"], 5);
+    EXPECT_EQ(info["width"], 64);
+    EXPECT_EQ(info["infotexts"].size(), 2u);
+    EXPECT_EQ(r["parameters"]["prompt"], req["prompt"]);
+    EXPECT_NE(parameters(r["images"][1]).find("Seed: 6"), std::string::npos);
+    // The same picture as the CLI makes.
+    const std::string out = ::testing::TempDir() + "/nb_server_cli.png";
+    ASSERT_EQ(test::run_cli("generate -p 'a red circle on a blue background' --steps 3 -W 64 -H 64 -s 5 "
+                            "--sampling-method 'Euler a' -o " + out).code, 0);
+    auto cli = read_png(out);
+    ASSERT_TRUE(cli);
+    EXPECT_EQ(decode(r["images"][0]).pixels, cli->pixels);
+}
+
+TEST(Server, Img2ImgInpaintLoraUpscaleAndPngInfo) {
+    auto c = server().client();
+    const json t = post(c, "/sdapi/v1/txt2img", small_txt2img(9));
+    const std::string init = t["images"][0];
+    Image mask{64, 64, 1, std::vector<uint8_t>(64 * 64, 0)};
+    for (int y = 16; y < 48; ++y)
+        for (int x = 16; x < 48; ++x) *mask.at(x, y) = 255;
+    const std::string mask_b64 = a1111::encode_base64(*encode_png(mask, ""));
+    json req = small_txt2img(9);
+    req["prompt"] = "a green circle on a blue background <lora:demo_monochrome:0.8>";
+    req["init_images"] = {"data:image/png;base64," + init};
+    req["mask"] = mask_b64;
+    req["denoising_strength"] = 0.7;
+    req["inpainting_fill"] = 1;
+    req["inpaint_full_res"] = false;
+    const json r = post(c, "/sdapi/v1/img2img", req);
+    ASSERT_EQ(r["images"].size(), 1u);
+    EXPECT_EQ(decode(r["images"][0]).width, 64);
+    EXPECT_TRUE(r["parameters"]["init_images"].is_null());
+    const std::string text = parameters(r["images"][0]);
+    EXPECT_NE(text.find("Denoising strength: 0.7"), std::string::npos) << text;
+    EXPECT_NE(text.find("Lora hashes"), std::string::npos) << text;
+    const json up = post(c, "/sdapi/v1/extra-single-image", {{"image", init}, {"upscaler_1", "Lanczos"}, {"upscaling_resize", 2}});
+    EXPECT_EQ(decode(up["image"]).width, 128);
+    const json info = post(c, "/sdapi/v1/png-info", {{"image", init}});
+    EXPECT_EQ(info["parameters"]["Seed"], "9");
+    EXPECT_NE(info["info"].get<std::string>().find("Steps: 3"), std::string::npos);
+}
+
+TEST(Server, ProgressInterruptAndSkip) {
+    auto c = server().client();
+    json req = small_txt2img(1, 400);
+    req["batch_size"] = 3;
+    json result;
+    std::thread job([&] {
+        auto cj = server().client();
+        result = post(cj, "/sdapi/v1/txt2img", req);
+    });
+    auto wait_step = [&](int image) {
+        for (int i = 0; i < 600; ++i) {
+            const json p = get(c, "/sdapi/v1/progress");
+            if (p["state"]["job_no"] == image && p["state"]["sampling_step"].get<int>() > 2) return p;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return json();
+    };
+    const json p = wait_step(0);
+    ASSERT_FALSE(p.is_null()) << "no progress seen";
+    EXPECT_GT(p["progress"].get<double>(), 0);
+    EXPECT_EQ(p["state"]["sampling_steps"], 400);
+    post(c, "/sdapi/v1/skip", json::object());  // image 0 dropped, image 1 starts
+    ASSERT_FALSE(wait_step(1).is_null());
+    post(c, "/sdapi/v1/interrupt", json::object());
+    job.join();
+    ASSERT_TRUE(result.is_object());
+    EXPECT_EQ(result["images"].size(), 0u);  // skipped, interrupted, never started
+    EXPECT_EQ(get(c, "/sdapi/v1/progress")["progress"], 0);
+}
+
+TEST(Server, ConcurrentClientsGetTheirOwnPictures) {
+    auto c = server().client();
+    const json a = post(c, "/sdapi/v1/txt2img", small_txt2img(21));
+    const json b = post(c, "/sdapi/v1/txt2img", small_txt2img(22));
+    json ra, rb;
+    std::thread ta([&] {
+        auto cc = server().client();
+        ra = post(cc, "/sdapi/v1/txt2img", small_txt2img(21));
+    });
+    std::thread tb([&] {
+        auto cc = server().client();
+        rb = post(cc, "/sdapi/v1/txt2img", small_txt2img(22));
+    });
+    ta.join();
+    tb.join();
+    EXPECT_EQ(ra["images"], a["images"]);
+    EXPECT_EQ(rb["images"], b["images"]);
+}
+
+TEST(Server, BadInputIsAnErrorAndTheServerStaysUp) {
+    auto c = server().client();
+    auto r = c.Post("/sdapi/v1/txt2img", "{not json", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 422);
+    json q = small_txt2img();
+    q["steps"] = 5000;
+    EXPECT_NE(post(c, "/sdapi/v1/txt2img", q, 422)["detail"].get<std::string>().find("steps"), std::string::npos);
+    q = small_txt2img();
+    q["width"] = 13;
+    EXPECT_NE(post(c, "/sdapi/v1/txt2img", q, 422)["detail"].get<std::string>().find("width"), std::string::npos);
+    q = small_txt2img();
+    q["init_images"] = {"not%base64"};
+    EXPECT_NE(post(c, "/sdapi/v1/img2img", q, 422)["detail"].get<std::string>().find("init_images"), std::string::npos);
+    q["init_images"] = {a1111::encode_base64(std::vector<uint8_t>{1, 2, 3, 4})};
+    post(c, "/sdapi/v1/img2img", q, 422);
+    post(c, "/sdapi/v1/options", {{"sd_model_checkpoint", "../../etc/passwd"}}, 422);
+    q = small_txt2img();
+    q["override_settings"] = {{"sd_model_checkpoint", "nope.safetensors"}};
+    post(c, "/sdapi/v1/txt2img", q, 422);
+    post(c, "/sdapi/v1/png-info", {{"image", "AAAA"}}, 422);
+    post(c, "/sdapi/v1/extra-single-image", {{"image", "AAAA"}, {"upscaler_1", "Lanczos"}}, 422);
+    // ... and it still answers.
+    EXPECT_EQ(post(c, "/sdapi/v1/txt2img", small_txt2img())["images"].size(), 1u);
+}
+
+TEST(Server, BodyLimitAuthCorsAndOpenAI) {
+    ServerProcess s("--api-auth alice:secret,bob:pw --max-body-mb 1 --cors-allow-origins http://x.example");
+    ASSERT_GT(s.port(), 0) << s.log();
+    auto c = s.client();
+    auto r = c.Get("/sdapi/v1/progress");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401);
+    c.set_basic_auth("bob", "pw");
+    r = c.Get("/sdapi/v1/progress");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->get_header_value("Access-Control-Allow-Origin"), "http://x.example");
+    const std::string big(2 << 20, 'a');
+    r = c.Post("/sdapi/v1/txt2img", big, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 413);
+    const json o = post(c, "/v1/images/generations", {{"prompt", "a red circle"}, {"n", 1}, {"size", "64x64"},
+                                                      {"extra", {{"steps", 2}}}});
+    ASSERT_EQ(o["data"].size(), 1u);
+    EXPECT_EQ(decode(o["data"][0]["b64_json"]).width, 64);
+    const json u = post(c, "/v1/images/generations", {{"prompt", "a red circle"}, {"size", "64x64"},
+                                                      {"response_format", "url"}, {"extra", {{"steps", 2}}}});
+    const std::string url = u["data"][0]["url"];
+    auto f = c.Get(url.substr(url.find("/v1/files/")).c_str());
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->status, 200);
+    EXPECT_EQ(f->get_header_value("Content-Type"), "image/png");
+    EXPECT_EQ(s.stop(), 0) << "SIGTERM ends the server cleanly";
+}
+
+TEST(Server, ModelsFolderAndSwitching) {
+    const fs::path dir = fs::path(::testing::TempDir()) / ("nb_models_" + std::to_string(getpid()));
+    fs::create_directories(dir / "Stable-diffusion");
+    fs::create_directories(dir / "Lora");
+    for (const char* n : {"one", "two"}) {
+        fs::create_symlink(kDemo / "demo.safetensors", dir / "Stable-diffusion" / (std::string(n) + ".safetensors"));
+        fs::create_symlink(kDemo / "vocab.json", dir / "Stable-diffusion" / (std::string(n) + ".vocab.json"));
+        fs::create_symlink(kDemo / "merges.txt", dir / "Stable-diffusion" / (std::string(n) + ".merges.txt"));
+    }
+    ServerProcess s("--models-dir " + dir.string() + " --ckpt two");
+    ASSERT_GT(s.port(), 0) << s.log();
+    auto c = s.client();
+    EXPECT_EQ(get(c, "/sdapi/v1/sd-models").size(), 2u);
+    EXPECT_EQ(get(c, "/sdapi/v1/options")["sd_model_checkpoint"], "two.safetensors");
+    post(c, "/sdapi/v1/options", {{"sd_model_checkpoint", "one.safetensors"}});
+    EXPECT_EQ(get(c, "/sdapi/v1/options")["sd_model_checkpoint"], "one.safetensors");
+    const json r = post(c, "/sdapi/v1/txt2img", small_txt2img());
+    EXPECT_EQ(json::parse(r["info"].get<std::string>())["sd_model_name"], "one");
+    EXPECT_NE(s.log().find("loaded one.safetensors"), std::string::npos) << s.log();
+}
+
+}  // namespace
+}  // namespace nb
