@@ -122,6 +122,8 @@ private:
     std::atomic<int64_t> job_started_ms_{0};
     std::string job_timestamp_;
 
+    std::mutex preview_mu_;  // the running job's latest live preview (A1111 "Approx cheap")
+    Image preview_;
     std::mutex files_mu_;  // OpenAI response_format=url: generated PNGs by id
     std::map<std::string, std::string> files_;
 };
@@ -200,6 +202,10 @@ Result<Engine*> Server::engine_for(const ModelFile& m) {
     log(fmt::format("loaded {} in {:.1f} s", m.name,
                     std::chrono::duration<double>(Clock::now() - t0).count()));
     engines_.emplace_front(m.path, std::move(*e));
+    // A1111 hashes a checkpoint when it loads it; from then on its title carries the short hash.
+    const std::string hash = engines_.front().second->model_hash();
+    for (auto& c : checkpoints_)
+        if (c.path == m.path) c.short_hash = hash;
     return engines_.front().second.get();
 }
 
@@ -292,6 +298,11 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
         auto out = (*engine)->generate(pi, [&](const Progress& pr) {
             step_ = pr.step;
             steps_ = pr.total;
+            if (pr.preview) {
+                Image im = pr.preview();
+                std::lock_guard lk(preview_mu_);
+                preview_ = std::move(im);
+            }
             return !interrupt_ && !skip_;
         });
         if (!out) {
@@ -302,6 +313,10 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
         for (auto& g : *out) images.push_back(std::move(g));
     }
     busy_ = false;
+    {
+        std::lock_guard lk(preview_mu_);
+        preview_ = {};
+    }
     if (!status) return fail(res, status.error());
 
     json imgs = json::array();
@@ -333,7 +348,16 @@ void Server::progress(const httplib::Request& req, httplib::Response& res) {
         const double elapsed = double(now_ms() - job_started_ms_) / 1000.0;
         eta = prog > 0 ? elapsed / prog - elapsed : 0;
     }
-    (void)req;
+    json current = nullptr;
+    if (running && req.get_param_value("skip_current_image") != "true") {
+        Image im;
+        {
+            std::lock_guard lk(preview_mu_);
+            im = preview_;
+        }
+        if (!im.pixels.empty())
+            if (auto png = encode_png(im, "")) current = a1111::encode_base64(*png);
+    }
     reply(res, {{"progress", prog},
                 {"eta_relative", eta},
                 {"state",
@@ -346,7 +370,7 @@ void Server::progress(const httplib::Request& req, httplib::Response& res) {
                   {"job_no", running ? int(image_) : 0},
                   {"sampling_step", running ? int(step_) : 0},
                   {"sampling_steps", running ? int(steps_) : 0}}},
-                {"current_image", nullptr},
+                {"current_image", current},
                 {"textinfo", running ? json(fmt::format("queue: {} job(s)", queued)) : json(nullptr)}});
 }
 

@@ -94,6 +94,9 @@ struct Progress {
     int image = 0, n_images = 1;
     int step = 0, total = 0;  // sampling steps of the current image
     std::string phase;        // "encode", "sample", "decode"
+    // A rough picture of the current step's prediction at latent resolution (A1111's "Approx cheap" live
+    // preview); valid only during the callback.
+    std::function<Image()> preview;
 };
 // Return false to cancel. generate() then returns the images of a batch that were finished before the
 // cancel (as A1111 keeps them), or Errc::cancelled when there are none.
@@ -124,6 +127,9 @@ public:
     // Architecture and component summary, for `nanobanana info`.
     std::string describe() const;
     const std::string& model_name() const;
+    // A1111's short model hash (first 10 hex digits of the file's SHA-256; computed on first use, "" for a
+    // diffusers folder).
+    std::string model_hash();
 
 private:
     Engine();

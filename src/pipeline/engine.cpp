@@ -201,6 +201,13 @@ Result<std::unique_ptr<Engine>> Engine::load_impl(const LoadOptions& opt) {
 
 const std::string& Engine::model_name() const { return impl_->model->name; }
 
+std::string Engine::model_hash() {
+    auto& m = *impl_->model;
+    if (impl_->hash10.empty() && m.store->format() != "diffusers")
+        if (auto h = sha256_file(m.path)) impl_->hash10 = h->substr(0, 10);
+    return impl_->hash10;
+}
+
 std::string Engine::describe() const {
     const auto& m = *impl_->model;
     const auto& u = m.unet.config();
@@ -211,6 +218,23 @@ std::string Engine::describe() const {
 }
 
 namespace {
+
+// A1111's "Approx cheap" live preview (sd_vae_approx.cheap_approximation): each latent pixel's 4 channels
+// times a fixed 4x3 matrix (SD 1.x), mapped from [-1, 1] to 8 bits; latent resolution.
+Image cheap_preview(const Tensor& z) {
+    static constexpr float kCoefs[4][3] = {
+        {0.298f, 0.207f, 0.208f}, {0.187f, 0.286f, 0.173f}, {-0.158f, 0.189f, 0.264f}, {-0.184f, -0.271f, -0.473f}};
+    if (!z.defined() || z.shape().size() != 4 || z.dim(1) != 4) return {};
+    const int h = int(z.dim(2)), w = int(z.dim(3));
+    Image im{w, h, 3, std::vector<uint8_t>(size_t(w) * size_t(h) * 3)};
+    for (int i = 0; i < h * w; ++i)
+        for (int c = 0; c < 3; ++c) {
+            float v = 0;
+            for (int l = 0; l < 4; ++l) v += z.data()[size_t(l) * size_t(h * w) + size_t(i)] * kCoefs[l][c];
+            im.pixels[size_t(i) * 3 + size_t(c)] = uint8_t(std::clamp((v + 1.f) / 2.f, 0.f, 1.f) * 255.f);
+        }
+    return im;
+}
 
 // A weight as A1111 writes it in a tag: shortest form ("0.8", "1").
 std::string tag_weight(float w) { return pipeline::format_number(w); }
@@ -304,8 +328,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     NB_TRY(lora_hashes, impl_->loras.hashes(lora_reqs));
     if (p.seed < 0) p.seed = int64_t(std::random_device{}() % 4294967294u);  // A1111: randrange(4294967294)
     if (p.subseed < 0) p.subseed = int64_t(std::random_device{}() % 4294967294u);
-    if (impl_->hash10.empty() && m.store->format() != "diffusers")
-        if (auto h = sha256_file(m.path)) impl_->hash10 = h->substr(0, 10);
+    model_hash();
     NB_TRY(choice, pipeline::choose_sampler(m, p.sampler, p.scheduler, p.steps));
 
     pipeline::Txt2ImgRequest req;
@@ -316,8 +339,11 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     req.params.prompt = lora.prompt;
     req.release_idle_weights = impl_->release_idle_weights;
     req.keep = impl_->loras.merged_keys();
-    auto on_step = [&](int image, int step, int total) {
-        return !progress || progress(Progress{image, p.batch_count, step + 1, total, "sample"});
+    auto on_step = [&](int image, int step, int total, const Tensor& denoised) {
+        if (!progress) return true;
+        Progress pr{image, p.batch_count, step + 1, total, "sample", {}};
+        pr.preview = [&denoised] { return cheap_preview(denoised); };
+        return progress(pr);
     };
     NB_TRY(outs, p.init_image.pixels.empty() ? pipeline::txt2img(m, req, on_step) : pipeline::img2img(m, req, on_step));
     std::vector<GeneratedImage> result;

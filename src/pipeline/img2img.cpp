@@ -181,7 +181,7 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
         SeedSpec spec{rng_kind, req.seed + (p.subseed_strength == 0.f ? i : 0), req.subseed + i, p.subseed_strength,
                       p.seed_resize_from_w, p.seed_resize_from_h};
         ImageRng rng(spec, {4, h, w});
-        auto cb = [&](int step, int, const Tensor&, const Tensor&) { return !on_step || on_step(i, step, total); };
+        auto cb = [&](int step, int, const Tensor&, const Tensor& d) { return !on_step || on_step(i, step, total, d); };
         SampleJob job{&choice, z0, cut.t_enc, lmask ? &*lmask : nullptr};
         Result<Tensor> latent = run_sampler(m, cond, cfg, job, rng, cb);
         if (!latent && latent.error().code == Errc::cancelled && !out.empty()) break;

@@ -126,7 +126,7 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
         SeedSpec spec{rng_kind, req.seed + (p.subseed_strength == 0.f ? i : 0), req.subseed + i, p.subseed_strength,
                       p.seed_resize_from_w, p.seed_resize_from_h};
         ImageRng rng(spec, {4, h, w});
-        auto cb = [&](int step, int, const Tensor&, const Tensor&) { return !on_step || on_step(i, step, total); };
+        auto cb = [&](int step, int, const Tensor&, const Tensor& d) { return !on_step || on_step(i, step, total, d); };
         SampleJob job;
         job.sampler = &choice;
         Result<Tensor> latent = run_sampler(m, cond, cfg, job, rng, cb);
@@ -150,8 +150,8 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
             ImageRng hr_rng(SeedSpec{spec.kind, spec.seed, spec.subseed, spec.subseed_strength, spec.seed_resize_from_w,
                                      spec.seed_resize_from_h},
                             {4, hr_h / 8, hr_w / 8});
-            auto hr_cb = [&](int step, int, const Tensor&, const Tensor&) {
-                return !on_step || on_step(i, first_total + step, total);
+            auto hr_cb = [&](int step, int, const Tensor&, const Tensor& d) {
+                return !on_step || on_step(i, first_total + step, total, d);
             };
             SampleJob hr_job{&hr_choice, start, hr_cut.t_enc};
             latent = run_sampler(m, hr_cond, hr_cfg, hr_job, hr_rng, hr_cb);

@@ -51,7 +51,8 @@ struct Txt2ImgRequest {
 
 // `on_step(image, step, total)` returns false to cancel: Errc::cancelled during the first image; later, the
 // finished images only (fewer than the batch count).
-using StepFn = std::function<bool(int image, int step, int total)>;
+// `denoised` is the sampler's current x0 prediction [1, 4, h, w] (for live previews).
+using StepFn = std::function<bool(int image, int step, int total, const Tensor& denoised)>;
 
 // Phases: text encoding (all prompts of the schedule), sampling of every image, then decoding of every image,
 // so that with release_idle_weights one component's weights are resident at a time.

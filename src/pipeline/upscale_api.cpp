@@ -66,7 +66,7 @@ Result<Image> Upscaler::upscale(const Image& in, const UpscaleParams& p, const P
     return pipeline::upscale_image(impl_->model, in, size.first, size.second, t,
                                    [&](int pass, int n_passes, int tile, int n_tiles) {
                                        return !progress ||
-                                              progress(Progress{pass, n_passes, tile + 1, n_tiles, "upscale"});
+                                              progress(Progress{pass, n_passes, tile + 1, n_tiles, "upscale", {}});
                                    });
 }
 

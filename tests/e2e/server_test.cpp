@@ -133,7 +133,7 @@ TEST(Server, ListsWhatA1111ClientsAskFor) {
     EXPECT_GT(get(c, "/sdapi/v1/memory")["ram"]["total"].get<double>(), 0);
     EXPECT_TRUE(get(c, "/sdapi/v1/cmd-flags").is_object());
     const json opts = get(c, "/sdapi/v1/options");
-    EXPECT_EQ(opts["sd_model_checkpoint"], "demo.safetensors");
+    EXPECT_TRUE(opts["sd_model_checkpoint"].get<std::string>().starts_with("demo.safetensors"));
     EXPECT_EQ(opts["CLIP_stop_at_last_layers"], 1);
     // A client posts back the whole dict it got, with keys we do not know.
     json back = opts;
@@ -219,6 +219,9 @@ TEST(Server, ProgressInterruptAndSkip) {
     ASSERT_FALSE(p.is_null()) << "no progress seen";
     EXPECT_GT(p["progress"].get<double>(), 0);
     EXPECT_EQ(p["state"]["sampling_steps"], 400);
+    ASSERT_TRUE(p["current_image"].is_string()) << "a live preview while sampling";
+    EXPECT_EQ(decode(p["current_image"]).width, 8);  // latent resolution of a 64x64 picture
+    EXPECT_TRUE(get(c, "/sdapi/v1/progress?skip_current_image=true")["current_image"].is_null());
     post(c, "/sdapi/v1/skip", json::object());  // image 0 dropped, image 1 starts
     ASSERT_FALSE(wait_step(1).is_null());
     post(c, "/sdapi/v1/interrupt", json::object());
@@ -318,9 +321,18 @@ TEST(Server, ModelsFolderAndSwitching) {
     EXPECT_EQ(get(c, "/sdapi/v1/sd-models").size(), 2u);
     EXPECT_EQ(get(c, "/sdapi/v1/options")["sd_model_checkpoint"], "two.safetensors");
     post(c, "/sdapi/v1/options", {{"sd_model_checkpoint", "one.safetensors"}});
-    EXPECT_EQ(get(c, "/sdapi/v1/options")["sd_model_checkpoint"], "one.safetensors");
+    EXPECT_TRUE(get(c, "/sdapi/v1/options")["sd_model_checkpoint"].get<std::string>().starts_with("one.safetensors ["));
     const json r = post(c, "/sdapi/v1/txt2img", small_txt2img());
     EXPECT_EQ(json::parse(r["info"].get<std::string>())["sd_model_name"], "one");
+    // Once loaded, a checkpoint's title carries A1111's short hash, and that title selects it too.
+    const json models = get(c, "/sdapi/v1/sd-models");
+    std::string one_title;
+    for (const auto& m : models)
+        if (m["model_name"] == "one") one_title = m["title"];
+    EXPECT_EQ(one_title.size(), std::string("one.safetensors [0123456789]").size()) << one_title;
+    post(c, "/sdapi/v1/options", {{"sd_model_checkpoint", "two"}});
+    post(c, "/sdapi/v1/options", {{"sd_model_checkpoint", one_title}});
+    EXPECT_EQ(get(c, "/sdapi/v1/options")["sd_model_checkpoint"], one_title);
     EXPECT_NE(s.log().find("loaded one.safetensors"), std::string::npos) << s.log();
 }
 
