@@ -143,6 +143,8 @@ int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
 
+void openai_edits_to_a1111(const httplib::Request& req, json& a1111, std::string& error);
+
 std::string timestamp() {
     std::time_t t = std::time(nullptr);
     char buf[32];
@@ -268,6 +270,7 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
     const int n = p.batch_count;
     if (p.seed < 0) p.seed = int64_t(std::random_device{}() % 4294967294u);  // A1111 fix_seed
     Ticket turn(*this);
+    res.set_header("X-Job-Id", std::to_string(turn.n));
     std::unique_lock models(models_mu_);
     const ModelFile* m = find_checkpoint(ckpt_name.empty() ? current_ : ckpt_name);
     if (!m) return fail(res, 422, "unknown checkpoint '" + (ckpt_name.empty() ? current_ : ckpt_name) + "'");
@@ -465,10 +468,22 @@ void Server::post_options(const httplib::Request& req, httplib::Response& res) {
 }
 
 void Server::openai_generations(const httplib::Request& req, httplib::Response& res) {
-    json b = json::parse(req.body, nullptr, false);
-    if (b.is_discarded() || !b.is_object()) return fail(res, 400, "request body is not a JSON object");
-    if (!b.contains("prompt") || !b["prompt"].is_string()) return fail(res, 400, "'prompt' is required");
-    json a1111 = {{"prompt", b["prompt"]}};
+    const bool edit = req.path == "/v1/images/edits";
+    json b;
+    json a1111;
+    if (edit) {
+        if (!req.is_multipart_form_data()) return fail(res, 400, "/v1/images/edits takes multipart/form-data");
+        std::string error;
+        openai_edits_to_a1111(req, a1111, error);
+        if (!error.empty()) return fail(res, 400, error);
+        b = {{"prompt", a1111["prompt"]}};
+        if (req.has_file("response_format")) b["response_format"] = req.get_file_value("response_format").content;
+    } else {
+        b = json::parse(req.body, nullptr, false);
+        if (b.is_discarded() || !b.is_object()) return fail(res, 400, "request body is not a JSON object");
+        if (!b.contains("prompt") || !b["prompt"].is_string()) return fail(res, 400, "'prompt' is required");
+        a1111 = {{"prompt", b["prompt"]}};
+    }
     if (b.contains("n")) a1111["batch_size"] = b["n"];
     if (b.contains("size") && b["size"].is_string()) {
         int w = 0, h = 0;
@@ -483,7 +498,7 @@ void Server::openai_generations(const httplib::Request& req, httplib::Response& 
     httplib::Request inner = req;
     inner.body = a1111.dump();
     httplib::Response r;
-    generate(inner, r, false);
+    generate(inner, r, edit);
     if (r.status >= 400 && r.status != -1) {
         res.status = r.status == 422 ? 400 : r.status;
         const json e = json::parse(r.body, nullptr, false);
@@ -506,6 +521,31 @@ void Server::openai_generations(const httplib::Request& req, httplib::Response& 
         }
     }
     reply(res, {{"created", int64_t(std::time(nullptr))}, {"data", data}});
+}
+
+// OpenAI /v1/images/edits (multipart): `image` (PNG/JPEG), optional `mask` (PNG whose transparent pixels mark
+// what to repaint; without one the image's own transparency), prompt, n, size, response_format. Runs as an
+// A1111 inpaint of the transparent area with "latent noise" and full strength (OpenAI regenerates the area).
+void openai_edits_to_a1111(const httplib::Request& req, json& a1111, std::string& error) {
+    auto field = [&](const char* k) { return req.has_file(k) ? req.get_file_value(k).content : std::string(); };
+    const std::string image = field("image"), mask = field("mask"), prompt = field("prompt");
+    if (image.empty()) error = "'image' is required";
+    else if (prompt.empty()) error = "'prompt' is required";
+    if (!error.empty()) return;
+    auto b64 = [](const std::string& bytes) {
+        return a1111::encode_base64({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+    };
+    a1111 = {{"prompt", prompt}, {"init_images", {b64(image)}}, {"mask", b64(mask.empty() ? image : mask)},
+             {"inpainting_mask_invert", 1}, {"inpainting_fill", 2}, {"denoising_strength", 1.0}};
+    if (const std::string n = field("n"); !n.empty()) a1111["batch_size"] = std::atoi(n.c_str());
+    if (const std::string size = field("size"); !size.empty()) {
+        int w = 0, h = 0;
+        if (std::sscanf(size.c_str(), "%dx%d", &w, &h) != 2) error = "'size' must be WIDTHxHEIGHT";
+        a1111["width"] = w, a1111["height"] = h;
+    } else if (auto im = decode_image(std::vector<uint8_t>(image.begin(), image.end()))) {  // the picture's size
+        a1111["width"] = std::max(8, im->width / 8 * 8), a1111["height"] = std::max(8, im->height / 8 * 8);
+    }
+    if (const std::string steps = field("steps"); !steps.empty()) a1111["steps"] = std::atoi(steps.c_str());
 }
 
 // RAM from /proc/meminfo and this process's peak RSS (A1111 /memory: ram {free, used, total}, cuda error).
@@ -614,6 +654,7 @@ void Server::routes() {
     s.Post(v1 + "/extra-single-image", [this](const auto& q, auto& r) { extra_single_image(q, r); });
     s.Post(v1 + "/png-info", [this](const auto& q, auto& r) { png_info(q, r); });
     s.Post("/v1/images/generations", [this](const auto& q, auto& r) { openai_generations(q, r); });
+    s.Post("/v1/images/edits", [this](const auto& q, auto& r) { openai_generations(q, r); });
     s.Get(R"(/v1/files/([0-9a-f]+)\.png)", [this](const auto& q, auto& r) {
         std::lock_guard lk(files_mu_);
         auto it = files_.find(q.matches[1]);
@@ -643,6 +684,7 @@ std::vector<std::string> auth_tokens(const std::string& spec) {
 }
 
 std::atomic<bool> g_stop{false};
+thread_local int64_t t_request_start = 0;  // for the request log (a request runs on one thread)
 
 int Server::run() {
     refresh();
@@ -671,6 +713,7 @@ int Server::run() {
     const auto tokens = auth_tokens(a_.auth);
     const std::string cors = a_.cors;
     svr_.set_pre_routing_handler([tokens, cors](const httplib::Request& q, httplib::Response& r) {
+        t_request_start = now_ms();
         if (!cors.empty()) {
             r.set_header("Access-Control-Allow-Origin", cors);
             r.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization");
@@ -694,7 +737,9 @@ int Server::run() {
     });
     const bool verbose = a_.verbose;
     svr_.set_logger([verbose](const httplib::Request& q, const httplib::Response& r) {
-        std::fprintf(stderr, "%s %s %d %zu bytes\n", q.method.c_str(), q.path.c_str(), r.status, r.body.size());
+        const std::string job = r.get_header_value("X-Job-Id");
+        std::fprintf(stderr, "%s %s %d %lld ms%s\n", q.method.c_str(), q.path.c_str(), r.status,
+                     (long long)(now_ms() - t_request_start), job.empty() ? "" : (" job " + job).c_str());
         if (verbose && r.status >= 400) std::fprintf(stderr, "  %s\n", r.body.substr(0, 300).c_str());
     });
     svr_.set_exception_handler([](const httplib::Request&, httplib::Response& r, std::exception_ptr ep) {

@@ -303,6 +303,25 @@ TEST(Server, BodyLimitAuthCorsAndOpenAI) {
     ASSERT_TRUE(f);
     EXPECT_EQ(f->status, 200);
     EXPECT_EQ(f->get_header_value("Content-Type"), "image/png");
+    // Edits: multipart image + mask (transparent = repaint, as OpenAI), the rest kept.
+    Image pic = decode(o["data"][0]["b64_json"]);
+    Image mask{64, 64, 4, std::vector<uint8_t>(64 * 64 * 4, 255)};
+    for (int y = 16; y < 48; ++y)
+        for (int x = 16; x < 48; ++x) mask.at(x, y)[3] = 0;
+    const auto pic_png = *encode_png(pic, ""), mask_png = *encode_png(mask, "");
+    httplib::MultipartFormDataItems items = {
+        {"image", std::string(pic_png.begin(), pic_png.end()), "image.png", "image/png"},
+        {"mask", std::string(mask_png.begin(), mask_png.end()), "mask.png", "image/png"},
+        {"prompt", "a green circle on a blue background", "", ""},
+        {"steps", "3", "", ""}};
+    auto er = c.Post("/v1/images/edits", items);
+    ASSERT_TRUE(er);
+    ASSERT_EQ(er->status, 200) << er->body.substr(0, 300);
+    const Image edited = decode(json::parse(er->body)["data"][0]["b64_json"]);
+    ASSERT_EQ(edited.width, 64);
+    EXPECT_TRUE(std::equal(edited.at(0, 0), edited.at(0, 0) + 3, pic.at(0, 0))) << "outside the mask kept";
+    EXPECT_NE(edited.pixels, pic.pixels);
+    EXPECT_NE(s.log().find("POST /v1/images/edits 200"), std::string::npos) << s.log();
     EXPECT_EQ(s.stop(), 0) << "SIGTERM ends the server cleanly";
 }
 
