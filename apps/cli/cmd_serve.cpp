@@ -633,7 +633,10 @@ void Server::routes() {
     });
     s.Get(v1 + "/embeddings", [](const auto&, auto& r) { reply(r, {{"loaded", json::object()}, {"skipped", json::object()}}); });
     s.Get(v1 + "/scripts", [](const auto&, auto& r) { reply(r, {{"txt2img", json::array()}, {"img2img", json::array()}}); });
-    s.Get(v1 + "/script-info", [](const auto&, auto& r) { reply(r, json::array()); });
+    // Lists clients read that nanobanana has nothing in (yet): empty, in A1111's shapes.
+    for (const char* empty : {"/script-info", "/sd-modules", "/face-restorers", "/realesrgan-models", "/prompt-styles",
+                              "/hypernetworks", "/extensions"})
+        s.Get(v1 + empty, [](const auto&, auto& r) { reply(r, json::array()); });
     s.Get(v1 + "/memory", [](const auto&, auto& r) { reply(r, memory()); });
     s.Post(v1 + "/refresh-checkpoints", [this](const auto&, auto& r) {
         std::lock_guard lk(models_mu_);

@@ -189,7 +189,10 @@ Result<void> read_txt2img_fields(const json& j, Request& req, const std::string&
     NB_READ(j, "width", p.width, where);
     NB_READ(j, "height", p.height, where);
     NB_READ(j, "sampler_name", p.sampler, where);
-    NB_READ(j, "sampler_index", p.sampler, where);  // older A1111 clients
+    // Older clients send only sampler_index; webuiapi sends both. A1111: sampler_name or sampler_index.
+    if (!present(j, "sampler_name") ||
+        (j["sampler_name"].is_string() && j["sampler_name"].get_ref<const std::string&>().empty()))
+        NB_READ(j, "sampler_index", p.sampler, where);
     NB_READ(j, "scheduler", p.scheduler, where);
     int batch_size = 1, n_iter = 1;
     NB_READ(j, "batch_size", batch_size, where);

@@ -132,6 +132,8 @@ TEST(Server, ListsWhatA1111ClientsAskFor) {
     EXPECT_TRUE(get(c, "/sdapi/v1/scripts").contains("txt2img"));
     EXPECT_GT(get(c, "/sdapi/v1/memory")["ram"]["total"].get<double>(), 0);
     EXPECT_TRUE(get(c, "/sdapi/v1/cmd-flags").is_object());
+    for (const char* empty : {"/sdapi/v1/sd-modules", "/sdapi/v1/face-restorers", "/sdapi/v1/prompt-styles"})
+        EXPECT_TRUE(get(c, empty).is_array()) << empty;
     const json opts = get(c, "/sdapi/v1/options");
     EXPECT_TRUE(opts["sd_model_checkpoint"].get<std::string>().starts_with("demo.safetensors"));
     EXPECT_EQ(opts["CLIP_stop_at_last_layers"], 1);
@@ -150,6 +152,15 @@ TEST(Server, Txt2ImgAnswersAsA1111AndMatchesTheCli) {
     json req = small_txt2img();
     req["batch_size"] = 2;
     req["some_extension_field"] = {{"x", 1}};  // ignored
+    // What the Python webuiapi client sends along by default (and A1111 ignores or defaults).
+    req.update(json{{"sampler_index", "Euler a"}, {"script_args", json::array()}, {"alwayson_scripts", json::object()},
+                    {"send_images", true}, {"save_images", false}, {"restore_faces", false}, {"tiling", false},
+                    {"denoising_strength", 0.7}, {"subseed", -1}, {"subseed_strength", 0}, {"seed_resize_from_h", -1},
+                    {"seed_resize_from_w", -1}, {"styles", json::array()}, {"eta", 1.0}, {"s_churn", 0},
+                    {"hr_upscaler", "Latent"}, {"hr_second_pass_steps", 0}, {"hr_resize_x", 0}, {"hr_resize_y", 0},
+                    {"enable_hr", false}, {"override_settings", json::object()},
+                    {"override_settings_restore_afterwards", true}, {"hr_sampler_name", nullptr},
+                    {"refiner_checkpoint", nullptr}, {"scheduler", nullptr}});
     const json r = post(c, "/sdapi/v1/txt2img", req);
     ASSERT_EQ(r["images"].size(), 2u);
     ASSERT_TRUE(r["info"].is_string());
