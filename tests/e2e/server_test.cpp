@@ -332,6 +332,9 @@ TEST(Server, BodyLimitAuthCorsAndOpenAI) {
     ASSERT_EQ(edited.width, 64);
     EXPECT_TRUE(std::equal(edited.at(0, 0), edited.at(0, 0) + 3, pic.at(0, 0))) << "outside the mask kept";
     EXPECT_NE(edited.pixels, pic.pixels);
+    // The log line is written after the answer is sent: give it a moment.
+    for (int i = 0; i < 50 && s.log().find("POST /v1/images/edits 200") == std::string::npos; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     EXPECT_NE(s.log().find("POST /v1/images/edits 200"), std::string::npos) << s.log();
     EXPECT_EQ(s.stop(), 0) << "SIGTERM ends the server cleanly";
 }
