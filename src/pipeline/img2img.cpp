@@ -139,7 +139,10 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
     if (p.denoising_strength == 0.f) {
         std::vector<Txt2ImgOutput> out;
         const Image same = to_rgb(inpaint ? full : rmode == 3 ? resize_image(0, image, W, H) : image);
-        for (int i = 0; i < std::max(1, p.batch_count); ++i) out.push_back(Txt2ImgOutput{{}, {}, req.seed + (p.subseed_strength == 0.f ? i : 0), same, req.subseed + i});
+        for (int i = 0; i < std::max(1, p.batch_count); ++i) {
+            const SeedSpec spec = image_seed(p, rng_kind, req.seed, req.subseed, i);
+            out.push_back(Txt2ImgOutput{{}, {}, spec.seed, same, spec.subseed});
+        }
         return out;
     }
     if (inpaint && fill != 1) image = masking_fill(image, m4);
@@ -176,10 +179,7 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
     const int total = choice.fn ? cut.t_enc + 1 : cut.t_enc;
     std::vector<Txt2ImgOutput> out;
     for (int i = 0; i < std::max(1, p.batch_count); ++i) {
-        // A1111: seeds advance per image unless a variation seed is used; then the seed stays and the subseed
-        // advances.
-        SeedSpec spec{rng_kind, req.seed + (p.subseed_strength == 0.f ? i : 0), req.subseed + i, p.subseed_strength,
-                      p.seed_resize_from_w, p.seed_resize_from_h};
+        const SeedSpec spec = image_seed(p, rng_kind, req.seed, req.subseed, i);
         ImageRng rng(spec, {4, h, w});
         auto cb = [&](int step, int, const Tensor&, const Tensor& d) { return !on_step || on_step(i, step, total, d); };
         SampleJob job{&choice, z0, cut.t_enc, lmask ? &*lmask : nullptr};

@@ -27,6 +27,15 @@ Conditioning encode_conditioning(const SDModel& m, const std::string& prompt, co
 
 // ---- noise ----
 
+SeedSpec image_seed(const GenerateParams& p, sampling::RngKind kind, int64_t seed, int64_t subseed, int i) {
+    return SeedSpec{kind,
+                    seed + (p.subseed_strength == 0.f ? i : 0),
+                    subseed + i,
+                    p.subseed_strength,
+                    p.seed_resize_from_w,
+                    p.seed_resize_from_h};
+}
+
 ImageRng::ImageRng(const SeedSpec& spec, Shape item_shape)
     : spec_(spec), shape_(std::move(item_shape)), gen_(sampling::make_rng(spec.kind, uint64_t(spec.seed))) {}
 

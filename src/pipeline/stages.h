@@ -32,6 +32,10 @@ struct SeedSpec {
     int seed_resize_from_w = 0, seed_resize_from_h = 0;  // pixels; 0 = off
 };
 
+// Image i of a request (A1111 process_images): seeds advance per image unless a variation seed is used; then
+// the seed stays and the subseed advances.
+SeedSpec image_seed(const GenerateParams& p, sampling::RngKind kind, int64_t seed, int64_t subseed, int i);
+
 // A1111 ImageRNG for one image of latent shape [C, h, w]. first() is the initial noise [1, C, h, w]:
 // randn(seed) from the image's generator, slerped toward randn(subseed) (a fresh generator) by
 // subseed_strength, and with seed resizing made at the old size and pasted centred into a draw of the

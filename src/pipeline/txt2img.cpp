@@ -121,10 +121,7 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
     if (auto r = m.unet_weights.acquire(); !r) return std::unexpected(r.error());
     std::vector<Txt2ImgOutput> out;
     for (int i = 0; i < std::max(1, p.batch_count); ++i) {
-        // A1111: seeds advance per image unless a variation seed is used; then the seed stays and the subseed
-        // advances.
-        SeedSpec spec{rng_kind, req.seed + (p.subseed_strength == 0.f ? i : 0), req.subseed + i, p.subseed_strength,
-                      p.seed_resize_from_w, p.seed_resize_from_h};
+        const SeedSpec spec = image_seed(p, rng_kind, req.seed, req.subseed, i);
         ImageRng rng(spec, {4, h, w});
         auto cb = [&](int step, int, const Tensor&, const Tensor& d) { return !on_step || on_step(i, step, total, d); };
         SampleJob job;
