@@ -242,7 +242,7 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
     if (!ov.is_object()) return fail(res, 422, "request field 'override_settings' must be an object");
     {
         std::lock_guard lk(models_mu_);
-        for (const char* k : {"CLIP_stop_at_last_layers", "randn_source"})
+        for (const char* k : {"CLIP_stop_at_last_layers", "randn_source", "eta_noise_seed_delta"})
             if (!ov.contains(k) && options_.contains(k)) ov[k] = options_[k];
     }
     if (!img2img && (body.contains("init_images") || body.contains("mask"))) {

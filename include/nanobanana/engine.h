@@ -61,6 +61,9 @@ struct GenerateParams {
     int64_t subseed = -1;
     float subseed_strength = 0.f;
     int seed_resize_from_w = 0, seed_resize_from_h = 0;
+    // A1111's eta noise seed delta (ENSD, e.g. 31337 in NovelAI-style recipes): after the initial noise, the
+    // sampler's noise comes from a generator seeded with seed + ENSD. 0 = off.
+    int64_t eta_noise_seed_delta = 0;
 
     // ---- img2img / inpaint / outpaint (A1111 /sdapi/v1/img2img fields); no init_image = txt2img ----
     Image init_image;                 // RGB or RGBA (flattened over white, as A1111 does)

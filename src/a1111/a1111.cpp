@@ -294,6 +294,7 @@ Result<void> read_override_settings(const json& j, GenerateParams& p, const std:
         p.rng = randn == "CPU" ? "cpu" : "cuda";
     }
     NB_READ(o, "CLIP_stop_at_last_layers", p.clip_skip, ow);
+    NB_READ(o, "eta_noise_seed_delta", p.eta_noise_seed_delta, ow);
     NB_READ(o, "inpainting_mask_weight", p.inpainting_mask_weight, ow);  // an A1111 setting, hence here
     return check_noise_multiplier(o, ow);
 }

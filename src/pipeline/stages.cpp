@@ -28,12 +28,8 @@ Conditioning encode_conditioning(const SDModel& m, const std::string& prompt, co
 // ---- noise ----
 
 SeedSpec image_seed(const GenerateParams& p, sampling::RngKind kind, int64_t seed, int64_t subseed, int i) {
-    return SeedSpec{kind,
-                    seed + (p.subseed_strength == 0.f ? i : 0),
-                    subseed + i,
-                    p.subseed_strength,
-                    p.seed_resize_from_w,
-                    p.seed_resize_from_h};
+    return SeedSpec{kind, seed + (p.subseed_strength == 0.f ? i : 0), subseed + i, p.subseed_strength,
+                    p.seed_resize_from_w, p.seed_resize_from_h, p.eta_noise_seed_delta};
 }
 
 ImageRng::ImageRng(const SeedSpec& spec, Shape item_shape)
@@ -66,6 +62,9 @@ Tensor ImageRng::first() {
                     x.data()[(c * H + ty + y) * W + tx + i] = noise.data()[(c * nh + sy + y) * nw + sx + i];
         noise = x;
     }
+    // A1111 ImageRNG.first(): with eta_noise_seed_delta the sampler's noise comes from a fresh generator.
+    if (spec_.eta_noise_seed_delta != 0)
+        gen_ = sampling::make_rng(spec_.kind, uint64_t(spec_.seed + spec_.eta_noise_seed_delta));
     return noise.reshape({1, C, H, W});
 }
 

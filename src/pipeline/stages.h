@@ -30,6 +30,7 @@ struct SeedSpec {
     int64_t subseed = 0;
     float subseed_strength = 0.f;
     int seed_resize_from_w = 0, seed_resize_from_h = 0;  // pixels; 0 = off
+    int64_t eta_noise_seed_delta = 0;                    // after first(): the generator is reseeded seed + ENSD
 };
 
 // Image i of a request (A1111 process_images): seeds advance per image unless a variation seed is used; then

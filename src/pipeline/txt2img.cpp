@@ -144,9 +144,7 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
                 }
                 start = encode_latent(m, tensor_from_image(up));
             }
-            ImageRng hr_rng(SeedSpec{spec.kind, spec.seed, spec.subseed, spec.subseed_strength, spec.seed_resize_from_w,
-                                     spec.seed_resize_from_h},
-                            {4, hr_h / 8, hr_w / 8});
+            ImageRng hr_rng(spec, {4, hr_h / 8, hr_w / 8});  // A1111: a new ImageRNG with the same seeds
             auto hr_cb = [&](int step, int, const Tensor&, const Tensor& d) {
                 return !on_step || on_step(i, first_total + step, total, d);
             };

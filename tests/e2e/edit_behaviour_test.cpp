@@ -289,6 +289,15 @@ TEST(EditBehaviour, VariationSeedsBlendTowardTheSubseed) {
     EXPECT_EQ((*batch)[1].subseed, 1235);
     EXPECT_NE((*batch)[1].parameters.find("Seed: 7, "), std::string::npos) << (*batch)[1].parameters;
     EXPECT_NE((*batch)[1].parameters.find("Variation seed: 1235"), std::string::npos) << (*batch)[1].parameters;
+    // Eta noise seed delta: only the sampler's later noise moves (Euler a), not a noise-free sampler's picture.
+    GenerateParams e = base();
+    e.sampler = "DPM++ 2M";
+    e.eta_noise_seed_delta = 31337;
+    EXPECT_EQ(run(e).image.pixels, plain.image.pixels);
+    e.sampler = "Euler a";
+    GenerateParams e0 = e;
+    e0.eta_noise_seed_delta = 0;
+    EXPECT_NE(run(e).image.pixels, run(e0).image.pixels);
     // Seed resize from the same size changes nothing.
     GenerateParams r = base();
     r.sampler = p.sampler;
