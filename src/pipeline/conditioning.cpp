@@ -1,5 +1,6 @@
 #include "pipeline/conditioning.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -30,10 +31,20 @@ EncodedPrompt encode_prompt(const SDModel& m, std::string_view prompt, int clip_
     const int64_t n = int64_t(pc.chunks.size()), t = text::PromptChunk::kLength;
     std::vector<int> ids;
     std::vector<float> mult;
+    const bool open_clip = m.text_encoder == TextEncoderKind::open_clip;
     for (const auto& c : pc.chunks) {
+        const size_t at = ids.size();
         ids.insert(ids.end(), c.tokens.begin(), c.tokens.end());
         mult.insert(mult.end(), c.multipliers.begin(), c.multipliers.end());
+        // A1111 sd_hijack_open_clip: open_clip pads with 0, not EOS, so every position after the chunk's
+        // first EOS is fed as 0 (process_tokens with id_pad != id_end); the outputs differ from EOS padding.
+        if (!open_clip) continue;
+        auto first_eos = std::find(ids.begin() + ptrdiff_t(at), ids.end(), m.tokenizer.eos());
+        if (first_eos != ids.end()) std::fill(first_eos + 1, ids.end(), 0);
     }
+    // ldm FrozenOpenCLIPEmbedder(layer="penultimate") is ln_final of the next-to-last block's output,
+    // whatever the user's clip skip: A1111 ignores CLIP_stop_at_last_layers for open_clip.
+    if (open_clip) clip_skip = 2;
     Tensor z = m.clip.encode(ids, n, clip_skip).hidden;  // [chunks, 77, D]; chunks are independent rows
     apply_emphasis(z, mult);
     EncodedPrompt out;

@@ -15,7 +15,9 @@ struct EncodedPrompt {
     int token_count = 0;  // tokens without BOS/EOS/padding, as A1111's counter
 };
 
-// `prompt` is plain A1111 text (no <lora:...> tags, no prompt editing: one schedule entry's text).
+// `prompt` is plain A1111 text (no <lora:...> tags, no prompt editing: one schedule entry's text). An
+// open_clip model (SD 2.x) is fed 0-padded chunks and always gives its penultimate layer: clip_skip is
+// ignored, as A1111.
 EncodedPrompt encode_prompt(const SDModel& m, std::string_view prompt, int clip_skip);
 
 // z [chunks, 77, D] *= multipliers [chunks, 77], then rescaled per chunk so the mean is unchanged. When the

@@ -212,9 +212,11 @@ std::string Engine::describe() const {
     const auto& m = *impl_->model;
     const auto& u = m.unet.config();
     const auto& c = m.clip.config();
-    return fmt::format("architecture: {}\nunet: {}\ntext encoder: CLIP, {} layers, width {}, {} heads\nprediction: {}",
-                       u.family(), u.summary(), c.layers, c.hidden, c.heads,
-                       m.prediction == pipeline::Prediction::v ? "v" : "eps");
+    const bool open_clip = m.text_encoder == pipeline::TextEncoderKind::open_clip;
+    return fmt::format(
+        "architecture: {}\nunet: {}\ntext encoder: {}, {} layers, width {}, {} heads\nprediction: {}",
+        open_clip ? "SD 2.x" : u.family(), u.summary(), open_clip ? "OpenCLIP (penultimate layer)" : "CLIP",
+        c.layers, c.hidden, c.heads, m.prediction == pipeline::Prediction::v ? "v" : "eps");
 }
 
 namespace {
@@ -315,7 +317,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     GenerateParams p = params;
     if (auto r = validate(p); !r) return std::unexpected(r.error());
     CallScope scope(impl_->precision, impl_->backend, impl_->threads);
-    if (p.clip_skip > int(m.clip.config().layers))
+    if (m.text_encoder == pipeline::TextEncoderKind::clip && p.clip_skip > int(m.clip.config().layers))
         return make_error(Errc::invalid_argument, "clip skip {} exceeds the text encoder's {} layers", p.clip_skip,
                           m.clip.config().layers);
     NB_TRY(lora, text::extract_lora_tags(p.prompt));

@@ -18,6 +18,7 @@ struct Component {
 };
 constexpr Component kComponents[] = {
     {pipeline::SDModel::kClipPrefix, "text encoder (CLIP)"},
+    {pipeline::SDModel::kOpenClipPrefix, "text encoder (OpenCLIP)"},
     {pipeline::SDModel::kUNetPrefix, "UNet"},
     {pipeline::SDModel::kVAEPrefix, "VAE"},
 };
@@ -64,6 +65,13 @@ Result<std::string> describe_checkpoint(const std::string& path) {
     if (auto cc = clip::CLIPConfig::detect(clip_b)) {
         out += fmt::format("text encoder: {} layers, width {}, vocab {}\n", cc->layers, cc->hidden, cc->vocab);
         if (auto m = clip::CLIPTextEncoder::load(clip_b, *cc); !m) out += "clip problem: " + m.error().message + "\n";
+    }
+    nn::Binder openclip_b(lookup, pipeline::SDModel::kOpenClipPrefix);
+    if (auto cc = clip::CLIPConfig::detect_openclip(openclip_b)) {
+        out += fmt::format("text encoder: OpenCLIP, {} layers, width {}, vocab {} (SD 2.x)\n", cc->layers,
+                           cc->hidden, cc->vocab);
+        if (auto m = clip::CLIPTextEncoder::load_openclip(openclip_b, *cc); !m)
+            out += "openclip problem: " + m.error().message + "\n";
     }
     if (auto vc = vae::VAEConfig::detect(lookup)) {
         if (auto v = vae::VAE::load(lookup, *vc); !v) out += "vae problem: " + v.error().message + "\n";

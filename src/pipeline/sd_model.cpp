@@ -20,6 +20,18 @@ int64_t json_int(const std::map<std::string, std::string>& meta, const char* key
     return j[field].get<int64_t>();
 }
 
+// SD 2.x files written with their ldm config carry the open_clip tower's head count in
+// cond_stage_config.open_clip_text_cfg.heads (real ViT-H-14 follows the width / 64 convention anyway).
+int64_t openclip_heads(const std::map<std::string, std::string>& meta) {
+    auto it = meta.find("cond_stage_config");
+    if (it == meta.end()) return -1;
+    auto j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("open_clip_text_cfg")) return -1;
+    const auto& t = j["open_clip_text_cfg"];
+    if (!t.is_object() || !t.contains("heads") || !t["heads"].is_number_integer()) return -1;
+    return t["heads"].get<int64_t>();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const std::string& vocab, bool deferred,
@@ -39,9 +51,18 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     m->tokenizer = std::move(tok);
 
     const auto& meta = ws.metadata();
-    nn::Binder clip_b(lookup, kClipPrefix);
-    NB_TRY(clip_cfg, clip::CLIPConfig::detect(clip_b, json_int(meta, "clip_config", "num_attention_heads")));
-    NB_TRY(clip_m, clip::CLIPTextEncoder::load(clip_b, clip_cfg));
+    const bool open_clip = ws.find(std::string(kOpenClipPrefix) + "token_embedding.weight") != nullptr;
+    m->text_encoder = open_clip ? TextEncoderKind::open_clip : TextEncoderKind::clip;
+    nn::Binder clip_b(lookup, open_clip ? kOpenClipPrefix : kClipPrefix);
+    auto clip_loaded = [&]() -> Result<clip::CLIPTextEncoder> {
+        if (open_clip) {
+            NB_TRY(cfg, clip::CLIPConfig::detect_openclip(clip_b, openclip_heads(meta)));
+            return clip::CLIPTextEncoder::load_openclip(clip_b, cfg);
+        }
+        NB_TRY(cfg, clip::CLIPConfig::detect(clip_b, json_int(meta, "clip_config", "num_attention_heads")));
+        return clip::CLIPTextEncoder::load(clip_b, cfg);
+    }();
+    NB_TRY(clip_m, std::move(clip_loaded));
     m->clip = std::move(clip_m);
     m->weights.insert(clip_b.bound().begin(), clip_b.bound().end());
     m->clip_weights.add(clip_b);

@@ -18,12 +18,19 @@ namespace nb::pipeline {
 
 enum class Prediction { eps, v };
 
+// Which text tower the checkpoint holds (from the tensors present, not the file name).
+enum class TextEncoderKind {
+    clip,       // SD 1.x: OpenAI CLIP ViT-L/14, HF names under kClipPrefix
+    open_clip,  // SD 2.x: open_clip ViT-H-14 under kOpenClipPrefix, conditioning = its penultimate layer
+};
+
 struct SDModel {
     std::string path;
     std::string name;  // file stem, as A1111's "Model:" field
     std::shared_ptr<WeightStore> store;
     text::ClipTokenizer tokenizer;
-    clip::CLIPTextEncoder clip;
+    TextEncoderKind text_encoder = TextEncoderKind::clip;
+    clip::CLIPTextEncoder clip;  // either kind: the open_clip tower is the same transformer
     unet::UNet unet;
     vae::VAE vae;
     sampling::DiscreteSchedule schedule = sampling::DiscreteSchedule::sd_default();
@@ -43,6 +50,7 @@ struct SDModel {
 
     // Unique tensor prefixes of the components in the LDM single-file layout.
     static constexpr const char* kClipPrefix = "cond_stage_model.transformer.text_model.";
+    static constexpr const char* kOpenClipPrefix = "cond_stage_model.model.";  // ldm FrozenOpenCLIPEmbedder
     static constexpr const char* kUNetPrefix = "model.diffusion_model.";
     static constexpr const char* kVAEPrefix = "first_stage_model.";
 };

@@ -1,4 +1,5 @@
-// CLIP text tower configuration (SD 1.x: OpenAI ViT-L/14 text encoder, HF CLIPTextModel naming).
+// CLIP text tower configuration (SD 1.x: OpenAI ViT-L/14 text encoder, HF CLIPTextModel naming; SD 2.x:
+// open_clip ViT-H-14 text tower).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,9 @@ struct CLIPConfig {
     // is not visible in shapes: hidden/64 (every released CLIP text tower) unless `heads_hint` > 0 (from a
     // checkpoint's config metadata).
     static Result<CLIPConfig> detect(const nn::Binder& b, int64_t heads_hint = 0);
+    // The same for an open_clip text tower (prefix e.g. "cond_stage_model.model."): GELU (erf), heads as
+    // above (ViT-H-14: 1024 / 64 = 16).
+    static Result<CLIPConfig> detect_openclip(const nn::Binder& b, int64_t heads_hint = 0);
 };
 
 }  // namespace nb::clip

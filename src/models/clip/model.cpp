@@ -19,10 +19,29 @@ Tensor CLIPTextEncoder::embed(const std::vector<int>& ids, int64_t batch) const 
     return x;
 }
 
+namespace {
+
+// qkv [B, T, 3D] -> part i of the last axis [B, T, D] (contiguous copy, as ops::attention wants).
+Tensor third(const Tensor& qkv, int i) {
+    const int64_t d3 = qkv.dim(2), d = d3 / 3, rows = qkv.dim(0) * qkv.dim(1);
+    Tensor out = Tensor::empty({qkv.dim(0), qkv.dim(1), d});
+    for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(out.data() + r * d, qkv.data() + r * d3 + i * d, size_t(d) * sizeof(float));
+    return out;
+}
+
+}  // namespace
+
 // x [B, T, D] -> [B, T, D]: x + attn(ln1 x) then + mlp(ln2 x), causal self-attention.
 Tensor CLIPTextEncoder::layer_forward(const EncoderLayer& l, const Tensor& x) const {
     Tensor h = l.ln1.forward(x);
-    Tensor a = ops::attention(l.q.forward(h), l.k.forward(h), l.v.forward(h), int(cfg_.heads), /*causal=*/true);
+    Tensor a;
+    if (l.qkv.weight.defined()) {
+        Tensor qkv = l.qkv.forward(h);  // [B, T, 3D]
+        a = ops::attention(third(qkv, 0), third(qkv, 1), third(qkv, 2), int(cfg_.heads), /*causal=*/true);
+    } else {
+        a = ops::attention(l.q.forward(h), l.k.forward(h), l.v.forward(h), int(cfg_.heads), /*causal=*/true);
+    }
     Tensor y = l.out.forward(a);
     ops::add_(y, x);
     Tensor m = l.fc1.forward(l.ln2.forward(y));

@@ -1,4 +1,6 @@
-// CLIP text encoder as openai/CLIP's text transformer (pre-LN blocks, causal mask, quick-GELU).
+// CLIP text encoder as openai/CLIP's text transformer (pre-LN blocks, causal mask, quick-GELU). The open_clip
+// text tower of SD 2.x (ldm FrozenOpenCLIPEmbedder) is the same transformer with GELU, a fused q/k/v
+// projection and its own key names: a second key table (openclip_weights.cpp), not a second model.
 #pragma once
 
 #include <vector>
@@ -10,7 +12,8 @@ namespace nb::clip {
 
 struct EncoderLayer {
     nn::LayerNorm ln1, ln2;
-    nn::Linear q, k, v, out;  // self-attention
+    nn::Linear q, k, v, out;  // self-attention; q, k, v undefined when qkv is
+    nn::Linear qkv;           // [3D, D] rows q; k; v (open_clip attn.in_proj), or undefined
     nn::Linear fc1, fc2;      // MLP
 };
 
@@ -23,6 +26,9 @@ class CLIPTextEncoder {
 public:
     // `b` is scoped at the text model (keys "embeddings.token_embedding.weight", "encoder.layers.0...").
     static Result<CLIPTextEncoder> load(nn::Binder b, const CLIPConfig& cfg);
+    // `b` is scoped at an open_clip text tower (keys "token_embedding.weight", "transformer.resblocks.0...",
+    // as SD 2.x files store it under "cond_stage_model.model.").
+    static Result<CLIPTextEncoder> load_openclip(nn::Binder b, const CLIPConfig& cfg);
 
     // ids: B rows of `positions` token ids. clip_skip as A1111: 1 = last layer, N>1 = output of layer L-N+1;
     // the final LayerNorm is applied in both cases.

@@ -79,10 +79,19 @@ Tensor Binder::tensor(std::string_view name, const Shape& shape) {
 
 void Binder::linear(Linear& m, std::string_view name, int64_t in, int64_t out, bool bias) {
     std::string n(name);
+    if (bias) return linear(m, n + ".weight", n + ".bias", in, out);
     m.weight = tensor(n + ".weight", {out, in});
-    if (bias) m.bias = tensor(n + ".bias", {out});
     if (!ok() || dry_run()) return;
     (*sources_)[key(n + ".weight")].pack = WeightSource::Pack::linear;
+    ops::prepack_linear(m.weight);  // bf16 mode: packed now, one weight at a time
+}
+
+void Binder::linear(Linear& m, std::string_view weight_name, std::string_view bias_name, int64_t in,
+                    int64_t out) {
+    m.weight = tensor(weight_name, {out, in});
+    m.bias = tensor(bias_name, {out});
+    if (!ok() || dry_run()) return;
+    (*sources_)[key(weight_name)].pack = WeightSource::Pack::linear;
     ops::prepack_linear(m.weight);  // bf16 mode: packed now, one weight at a time
 }
 

@@ -61,6 +61,9 @@ public:
     // Loads "<prefix><name>" as fp32 with the exact expected shape. First error wins; later calls are no-ops.
     Tensor tensor(std::string_view name, const Shape& shape);
     void linear(Linear& m, std::string_view name, int64_t in, int64_t out, bool bias = true);
+    // A Linear whose tensors are not "<name>.weight" / "<name>.bias" (open_clip's fused
+    // "attn.in_proj_weight").
+    void linear(Linear& m, std::string_view weight_name, std::string_view bias_name, int64_t in, int64_t out);
     void conv2d(Conv2d& m, std::string_view name, int64_t in, int64_t out, int k, int stride = 1, int pad = -1);
     // A [out, in] Linear stored either as Linear or as 1x1 conv [out, in, 1, 1] (both occur in SD files).
     void linear_or_1x1(Linear& m, std::string_view name, int64_t in, int64_t out);
