@@ -123,6 +123,7 @@ Result<void> apply_params_from(GenerateArgs& a) {
     a.strength_from_png = text->find("Denoising strength: ") != std::string::npos;
     if (!a.given("--strength") && !a.given("--hr-strength")) p.denoising_strength = from.denoising_strength;
     if (!a.given("--subseed")) p.subseed = from.subseed;
+    if (!a.given("--ensd")) p.eta_noise_seed_delta = from.eta_noise_seed_delta;
     if (!a.given("--subseed-strength")) p.subseed_strength = from.subseed_strength;
     if (!a.given("--seed-resize-from"))
         p.seed_resize_from_w = from.seed_resize_from_w, p.seed_resize_from_h = from.seed_resize_from_h;
@@ -368,6 +369,8 @@ CommandRunner register_generate(CLI::App& app) {
     s->add_option("--subseed-strength", a->p.subseed_strength, "How far toward the variation seed's noise, 0..1")
         ->capture_default_str();
     s->add_option("--seed-resize-from", a->seed_resize_from, "WxH: keep a seed's look from that size");
+    s->add_option("--ensd", a->p.eta_noise_seed_delta, "A1111 eta noise seed delta (e.g. 31337; 0 = off)")
+        ->capture_default_str();
     s->add_flag("-v,--verbose", a->verbose, "Report peak memory at the end");
     return [a] { return run_generate(*a); };
 }

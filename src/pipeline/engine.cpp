@@ -268,6 +268,7 @@ std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSample
     }
     if (p.seed_resize_from_w > 0 && p.seed_resize_from_h > 0)
         it.set("Seed resize from", fmt::format("{}x{}", p.seed_resize_from_w, p.seed_resize_from_h));
+    if (p.eta_noise_seed_delta != 0) it.set("ENSD", std::to_string(p.eta_noise_seed_delta));
     if (!p.init_image.pixels.empty() || p.enable_hr)
         it.set("Denoising strength", pipeline::format_number(p.denoising_strength));
     const bool outpaint = p.outpaint_left || p.outpaint_top || p.outpaint_right || p.outpaint_bottom;
@@ -410,7 +411,7 @@ Result<void> params_from_infotext(const std::string& infotext, GenerateParams& p
     for (auto r : {num("Denoising strength", p.denoising_strength), num("Variation seed", p.subseed),
                    num("Variation seed strength", p.subseed_strength), num("Mask blur", p.mask_blur),
                    num("Masked area padding", p.inpaint_full_res_padding), num("Hires steps", p.hr_second_pass_steps),
-                   num("Conditional mask weight", p.inpainting_mask_weight)})
+                   num("Conditional mask weight", p.inpainting_mask_weight), num("ENSD", p.eta_noise_seed_delta)})
         if (!r) return r;
     auto wxh = [&](const char* key, int& w, int& h) -> Result<bool> {
         const std::string v = it.get(key);

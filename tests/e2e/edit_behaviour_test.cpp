@@ -297,7 +297,12 @@ TEST(EditBehaviour, VariationSeedsBlendTowardTheSubseed) {
     e.sampler = "Euler a";
     GenerateParams e0 = e;
     e0.eta_noise_seed_delta = 0;
-    EXPECT_NE(run(e).image.pixels, run(e0).image.pixels);
+    const GeneratedImage with_ensd = run(e);
+    EXPECT_NE(with_ensd.image.pixels, run(e0).image.pixels);
+    EXPECT_NE(with_ensd.parameters.find("ENSD: 31337"), std::string::npos) << with_ensd.parameters;
+    GenerateParams back;
+    ASSERT_TRUE(params_from_infotext(with_ensd.parameters, back));
+    EXPECT_EQ(back.eta_noise_seed_delta, 31337);
     // Seed resize from the same size changes nothing.
     GenerateParams r = base();
     r.sampler = p.sampler;
