@@ -12,6 +12,7 @@
 #include "pipeline/conditioning.h"
 #include "pipeline/denoiser.h"
 #include "pipeline/txt2img.h"
+#include "testutil/cli.h"
 #include "testutil/golden.h"
 #include "text/chunking.h"
 
@@ -168,6 +169,31 @@ TEST(SD2, EngineReproducesGolden) {
             expect_u8_close((*out)[0].image.pixels, g(std::string(run) + ".image_u8"),
                             std::string(backend) + (frugal ? " frugal " : " ") + run);
         }
+    }
+}
+
+// The same golden runs through the CLI, as a user types them: within 1 level on >= 99.5 % of the values.
+TEST(SD2, CliReproducesGolden) {
+    const std::string weights = test::shared_path(kWeights), vocab = test::shared_path(kVocab);
+    for (auto [run, sampler] : {std::pair{"euler_a", "Euler a"}, {"dpmpp_2m_karras", "DPM++ 2M Karras"}}) {
+        SCOPED_TRACE(run);
+        const std::string out = ::testing::TempDir() + "/nb_sd2_" + run + ".png";
+        const auto r = test::run_cli("generate -m " + weights + " --vocab " + vocab + " -p '" + kPrompt +
+                                     "' --cfg-scale 7 -s 42 --steps 8 -W 128 -H 128 --sampling-method '" + sampler +
+                                     "' -o " + out);
+        ASSERT_EQ(r.code, 0) << r.err;
+        auto got = read_png(out);
+        auto ref = read_png(test::shared_dir() + "/golden/sd2/" + run + ".png");
+        ASSERT_TRUE(got && ref);
+        ASSERT_EQ(got->pixels.size(), ref->pixels.size());
+        size_t off = 0, worse = 0;
+        for (size_t i = 0; i < ref->pixels.size(); ++i) {
+            const int d = std::abs(int(got->pixels[i]) - int(ref->pixels[i]));
+            off += d == 1;
+            worse += d > 1;
+        }
+        EXPECT_EQ(worse, 0u);
+        EXPECT_LE(off * 200, ref->pixels.size());
     }
 }
 
