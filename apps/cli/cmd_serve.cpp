@@ -120,7 +120,7 @@ private:
     std::atomic<bool> interrupt_{false}, skip_{false}, busy_{false};
     std::atomic<int> image_{0}, n_images_{0}, step_{0}, steps_{0};
     std::atomic<int64_t> job_started_ms_{0};
-    std::string job_timestamp_;
+    std::string job_timestamp_;  // guarded by preview_mu_ (read by /progress)
 
     std::mutex preview_mu_;  // the running job's latest live preview (A1111 "Approx cheap")
     Image preview_;
@@ -276,7 +276,7 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
     if (!m) return fail(res, 422, "unknown checkpoint '" + (ckpt_name.empty() ? current_ : ckpt_name) + "'");
     auto engine = engine_for(*m);
     if (!engine) return fail(res, engine.error());
-    const std::string model_title = title(*m);
+    const ModelFile model = *m;  // a copy: refresh-checkpoints may rebuild the list while this job runs
     models.unlock();
 
     interrupt_ = false;
@@ -286,7 +286,11 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
     step_ = 0;
     steps_ = p.steps;
     job_started_ms_ = now_ms();
-    job_timestamp_ = timestamp();
+    const std::string stamp = timestamp();
+    {
+        std::lock_guard lk(preview_mu_);
+        job_timestamp_ = stamp;
+    }
     busy_ = true;
     std::vector<GeneratedImage> images;
     Result<void> status;
@@ -328,11 +332,10 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
         if (!png) return fail(res, png.error());
         imgs.push_back(a1111::encode_base64(*png));
     }
-    json info = json::parse(a1111::info_json(r, images, fs::path(m->stem).filename().string()));
-    info["sd_model_hash"] = m->short_hash.empty() ? json(nullptr) : json(m->short_hash);
-    info["job_timestamp"] = job_timestamp_;
-    info["sd_model_name"] = fs::path(m->stem).filename().string();
-    (void)model_title;
+    json info = json::parse(a1111::info_json(r, images, fs::path(model.stem).filename().string()));
+    info["sd_model_hash"] = model.short_hash.empty() ? json(nullptr) : json(model.short_hash);
+    info["job_timestamp"] = stamp;
+    info["sd_model_name"] = fs::path(model.stem).filename().string();
     json params = body;
     if (img2img) params["init_images"] = nullptr, params["mask"] = nullptr;  // A1111: include_init_images false
     reply(res, {{"images", imgs}, {"parameters", params}, {"info", info.dump()}});
@@ -352,15 +355,15 @@ void Server::progress(const httplib::Request& req, httplib::Response& res) {
         eta = prog > 0 ? elapsed / prog - elapsed : 0;
     }
     json current = nullptr;
-    if (running && req.get_param_value("skip_current_image") != "true") {
-        Image im;
-        {
-            std::lock_guard lk(preview_mu_);
-            im = preview_;
-        }
-        if (!im.pixels.empty())
-            if (auto png = encode_png(im, "")) current = a1111::encode_base64(*png);
+    std::string stamp;
+    Image im;
+    {
+        std::lock_guard lk(preview_mu_);
+        stamp = job_timestamp_;
+        if (running && req.get_param_value("skip_current_image") != "true") im = preview_;
     }
+    if (!im.pixels.empty())
+        if (auto png = encode_png(im, "")) current = a1111::encode_base64(*png);
     reply(res, {{"progress", prog},
                 {"eta_relative", eta},
                 {"state",
@@ -369,7 +372,7 @@ void Server::progress(const httplib::Request& req, httplib::Response& res) {
                   {"stopping_generation", false},
                   {"job", running ? "job" : ""},
                   {"job_count", queued},
-                  {"job_timestamp", job_timestamp_.empty() ? "0" : job_timestamp_},
+                  {"job_timestamp", stamp.empty() ? "0" : stamp},
                   {"job_no", running ? int(image_) : 0},
                   {"sampling_step", running ? int(step_) : 0},
                   {"sampling_steps", running ? int(steps_) : 0}}},
