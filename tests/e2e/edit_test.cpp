@@ -9,6 +9,9 @@
 
 #include "image/image.h"
 #include "nanobanana/engine.h"
+#include "pipeline/sd_model.h"
+#include "pipeline/stages.h"
+#include "pipeline/txt2img.h"
 #include "testutil/golden.h"
 
 namespace nb {
@@ -23,6 +26,9 @@ const nlohmann::json& cases() {
     }();
     return j;
 }
+
+// "input_128.png" -> "input_128"
+std::string fs_stem(const std::string& file) { return file.substr(0, file.rfind('.')); }
 
 Image png(const std::string& stem) {
     auto r = read_png(test::shared_dir() + "/" + kDir + stem + ".png");
@@ -176,6 +182,32 @@ TEST(EditGoldenOutpaint, NineChannelModelOutpaintsAndWeighsItsMask) {
     auto latent_resize = e.generate(p);
     ASSERT_TRUE(latent_resize) << "[" << latent_resize.error().message << "]";
     EXPECT_EQ((*latent_resize)[0].image.width, 160);
+}
+
+// Stage by stage (golden README "Tolerance"): the encoded input (L1, posterior mean x 0.18215, from the stage
+// PNG the case actually encoded) within rel 1e-5, and the sigma schedule built for S' with its img2img cut (S1)
+// within rel 1e-6.
+TEST_P(EditGolden, StagesInitLatentAndSigmaSchedule) {
+    test::shared_path(std::string(kDir) + "edit_cases.json");
+    const auto& c = cases()[GetParam()];
+    const auto& q = c["params"];
+    if (q["kind"] == "hires") GTEST_SKIP() << "hires cases have no encoded input (their stages are the latents)";
+    auto model = pipeline::SDModel::load(test::shared_dir() + "/golden/" + q["checkpoint"].get<std::string>(),
+                                         test::shared_dir() + "/assets/tokenizer/bpe_simple_vocab_16e6.txt.gz");
+    ASSERT_TRUE(model) << model.error().message;
+    const std::string io = std::string(kDir) + "edit_io.safetensors", name = GetParam();
+    const Image vae_input = png(fs_stem(c["derived"]["files"]["vae_input"].get<std::string>()));
+    const Tensor z0 = pipeline::encode_latent(**model, tensor_from_image(vae_input));
+    EXPECT_TRUE(test::close_rel(z0, test::golden_tensor(io, name + ".init_latent_mean"), 1e-5));
+    const auto cut = pipeline::img2img_steps(q["steps"], q["denoising_strength"], /*fixed=*/false);
+    EXPECT_EQ(cut.t_enc, c["derived"]["t_enc"].get<int>());
+    auto choice = pipeline::choose_sampler(**model, q["sampler_a1111"], "", cut.steps);
+    ASSERT_TRUE(choice);
+    const Tensor full = test::golden_tensor(io, name + ".sigmas_full");
+    EXPECT_TRUE(test::close_rel(Tensor::from({int64_t(choice->sigmas.size())}, choice->sigmas), full, 1e-6));
+    const std::vector<float> sched(choice->sigmas.end() - (cut.t_enc + 2), choice->sigmas.end());
+    EXPECT_TRUE(test::close_rel(Tensor::from({int64_t(sched.size())}, sched),
+                                test::golden_tensor(io, name + ".sigma_sched"), 1e-6));
 }
 
 INSTANTIATE_TEST_SUITE_P(
