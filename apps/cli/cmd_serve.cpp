@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "serve_support.h"
 #include "nanobanana/a1111.h"
 
 #ifndef NB_VERSION
@@ -44,35 +45,6 @@ struct ServeArgs {
     bool listen = false, verbose = false;
     size_t max_body_mb = 64;
 };
-
-// ---- models folder (A1111 layout) ----
-
-struct ModelFile {
-    std::string name;   // file name relative to its folder ("sub/model.safetensors"), A1111's "filename" stem
-    std::string stem;   // without extension (A1111 model_name / LoRA name / upscaler name)
-    std::string path;   // absolute
-    std::string short_hash;  // first 10 hex of sha256, once computed (A1111 computes it on load)
-};
-
-std::vector<ModelFile> scan(const fs::path& dir, std::initializer_list<const char*> exts, bool folders = false) {
-    std::vector<ModelFile> out;
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) return out;
-    for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
-         it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (ec) break;
-        const fs::path& p = it->path();
-        const bool diffusers = folders && it->is_directory() && fs::exists(p / "model_index.json");
-        bool ok = diffusers;
-        for (const char* e : exts) ok = ok || (it->is_regular_file() && p.extension() == e);
-        if (!ok) continue;
-        if (diffusers) it.disable_recursion_pending();
-        const std::string rel = p.lexically_relative(dir).string();  // not fs::relative: it resolves symlinks
-        out.push_back({rel, fs::path(rel).replace_extension().string(), fs::absolute(p).string(), {}});
-    }
-    std::ranges::sort(out, {}, &ModelFile::name);
-    return out;
-}
 
 // ---- the server ----
 
@@ -142,8 +114,6 @@ void reply(httplib::Response& res, const json& j) { res.set_content(j.dump(), "a
 int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
 }
-
-void openai_edits_to_a1111(const httplib::Request& req, json& a1111, std::string& error);
 
 std::string timestamp() {
     std::time_t t = std::time(nullptr);
@@ -526,48 +496,6 @@ void Server::openai_generations(const httplib::Request& req, httplib::Response& 
     reply(res, {{"created", int64_t(std::time(nullptr))}, {"data", data}});
 }
 
-// OpenAI /v1/images/edits (multipart): `image` (PNG/JPEG), optional `mask` (PNG whose transparent pixels mark
-// what to repaint; without one the image's own transparency), prompt, n, size, response_format. Runs as an
-// A1111 inpaint of the transparent area with "latent noise" and full strength (OpenAI regenerates the area).
-void openai_edits_to_a1111(const httplib::Request& req, json& a1111, std::string& error) {
-    auto field = [&](const char* k) { return req.has_file(k) ? req.get_file_value(k).content : std::string(); };
-    const std::string image = field("image"), mask = field("mask"), prompt = field("prompt");
-    if (image.empty()) error = "'image' is required";
-    else if (prompt.empty()) error = "'prompt' is required";
-    if (!error.empty()) return;
-    auto b64 = [](const std::string& bytes) {
-        return a1111::encode_base64({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
-    };
-    a1111 = {{"prompt", prompt}, {"init_images", {b64(image)}}, {"mask", b64(mask.empty() ? image : mask)},
-             {"inpainting_mask_invert", 1}, {"inpainting_fill", 2}, {"denoising_strength", 1.0}};
-    if (const std::string n = field("n"); !n.empty()) a1111["batch_size"] = std::atoi(n.c_str());
-    if (const std::string size = field("size"); !size.empty()) {
-        int w = 0, h = 0;
-        if (std::sscanf(size.c_str(), "%dx%d", &w, &h) != 2) error = "'size' must be WIDTHxHEIGHT";
-        a1111["width"] = w, a1111["height"] = h;
-    } else if (auto im = decode_image(std::vector<uint8_t>(image.begin(), image.end()))) {  // the picture's size
-        a1111["width"] = std::max(8, im->width / 8 * 8), a1111["height"] = std::max(8, im->height / 8 * 8);
-    }
-    if (const std::string steps = field("steps"); !steps.empty()) a1111["steps"] = std::atoi(steps.c_str());
-}
-
-// RAM from /proc/meminfo and this process's peak RSS (A1111 /memory: ram {free, used, total}, cuda error).
-json memory() {
-    std::ifstream f("/proc/meminfo");
-    std::string key;
-    long long kb = 0, total = 0, avail = 0;
-    std::string unit;
-    while (f >> key >> kb >> unit) {
-        if (key == "MemTotal:") total = kb;
-        if (key == "MemAvailable:") avail = kb;
-    }
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return {{"ram", {{"free", avail * 1024}, {"used", (total - avail) * 1024}, {"total", total * 1024},
-                     {"process_peak_rss", int64_t(ru.ru_maxrss) * 1024}}},
-            {"cuda", {{"error", "nanobanana runs on the CPU"}}}};
-}
-
 void Server::routes() {
     auto& s = svr_;
     const std::string v1 = "/sdapi/v1";
@@ -672,21 +600,6 @@ void Server::routes() {
         r.set_content(std::string("nanobanana ") + NB_VERSION + ": AUTOMATIC1111 API at /sdapi/v1/, OpenAI images at /v1/images/\n",
                       "text/plain");
     });
-}
-
-// base64 of "user:pass" for each allowed pair.
-std::vector<std::string> auth_tokens(const std::string& spec) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    while (start <= spec.size()) {
-        size_t end = spec.find(',', start);
-        if (end == std::string::npos) end = spec.size();
-        const std::string pair = spec.substr(start, end - start);
-        if (!pair.empty())
-            out.push_back(a1111::encode_base64({reinterpret_cast<const uint8_t*>(pair.data()), pair.size()}));
-        start = end + 1;
-    }
-    return out;
 }
 
 std::atomic<bool> g_stop{false};

@@ -1,0 +1,35 @@
+// What `nanobanana serve` needs besides its routes (cmd_serve.cpp): the A1111-layout models folder, OpenAI edit
+// requests as A1111 payloads, the /memory report and basic-auth tokens. Free functions, no server state.
+#pragma once
+
+#include <filesystem>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+namespace nb::cli {
+
+struct ModelFile {
+    std::string name;        // file name relative to its folder ("sub/model.safetensors")
+    std::string stem;        // without extension (A1111 model_name / LoRA name / upscaler name)
+    std::string path;        // absolute
+    std::string short_hash;  // first 10 hex of sha256, once computed (A1111 computes it on load)
+};
+
+// Files under `dir` (recursively) with one of `exts`; with `folders`, diffusers folders (model_index.json) too.
+std::vector<ModelFile> scan(const std::filesystem::path& dir, std::initializer_list<const char*> exts,
+                            bool folders = false);
+
+// OpenAI /v1/images/edits (multipart) -> an A1111 img2img payload; `error` set on bad input.
+void openai_edits_to_a1111(const httplib::Request& req, nlohmann::json& a1111, std::string& error);
+
+// A1111 /memory: ram {free, used, total} from /proc/meminfo, this process's peak RSS, cuda as an error object.
+nlohmann::json memory();
+
+// base64 of "user:pass" for each pair of --api-auth "user:pass[,user2:pass2]".
+std::vector<std::string> auth_tokens(const std::string& spec);
+
+}  // namespace nb::cli
