@@ -30,6 +30,20 @@ foreach(f IN LISTS files)
     continue()
   endif()
   file(STRINGS ${f} includes REGEX "^[ \t]*#[ \t]*include[ \t]*\"[a-z0-9_]+/")
+  # The backend seam (issue 16): model files see the math ops (backend/ops.h) only; memory policy
+  # (backend/weights.h), settings (backend/context.h) and the interface are for the code that owns weights
+  # (models/nn, models/lora) and the layers above; a backend's own folder (backend/cpu, backend/ref) is
+  # private to the backend layer.
+  foreach(line IN LISTS includes)
+    if(line MATCHES "\"backend/(cpu|ref)/" AND NOT layer STREQUAL "backend")
+      string(STRIP "${line}" line)
+      string(APPEND errors "${rel}: a backend's own headers are private to src/backend (${line})\n")
+    elseif(line MATCHES "\"backend/(weights|context|backend)\\.h\"" AND rel MATCHES "^src/models/"
+           AND NOT rel MATCHES "^src/models/(nn|lora)/")
+      string(STRIP "${line}" line)
+      string(APPEND errors "${rel}: model files use only the math ops of backend/ops.h (${line})\n")
+    endif()
+  endforeach()
   foreach(line IN LISTS includes)
     string(REGEX REPLACE ".*\"([a-z0-9_]+)/.*" "\\1" target "${line}")
     if(target STREQUAL "nanobanana" OR target STREQUAL layer)

@@ -22,12 +22,17 @@ constexpr size_t kReserve = size_t(64) << 30;  // address space only (MAP_NORESE
 
 size_t round_up(size_t n) { return (n + kPage - 1) / kPage * kPage; }
 
-class Region {
+}  // namespace
+
+class Heap::Region {
 public:
     Region() {
         if (!kUseRegion) return;
         void* p = mmap(nullptr, kReserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p != MAP_FAILED) base_ = static_cast<char*>(p);
+    }
+    ~Region() {
+        if (base_) munmap(base_, kReserve);
     }
 
     bool owns(const void* p) const { return base_ && p >= base_ && p < base_ + kReserve; }
@@ -91,7 +96,7 @@ public:
         peak_ = in_use_;
     }
 
-    Stats stats() {
+    Stats stats() const {
         std::lock_guard lock(mu_);
         return {in_use_, peak_, extent_};
     }
@@ -114,36 +119,57 @@ private:
     }
 
     char* base_ = nullptr;
-    std::mutex mu_;
+    mutable std::mutex mu_;
     std::map<size_t, size_t> by_off_;
     BySize by_size_;
     size_t top_ = 0, in_use_ = 0, peak_ = 0, extent_ = 0;
 };
 
-// Never destroyed: static and thread_local tensors (kernel caches) free their buffers during exit.
-Region& region() {
-    static Region* r = new Region;
-    return *r;
-}
+namespace {
+
+thread_local Heap* t_current = nullptr;
 
 }  // namespace
 
-void* allocate(size_t bytes) {
+Heap::Heap() : region_(std::make_unique<Region>()) {}
+Heap::~Heap() = default;
+
+void* Heap::allocate(size_t bytes) {
     if (bytes >= kMinBytes)
-        if (void* p = region().allocate(bytes)) return p;
+        if (void* p = region_->allocate(bytes)) return p;
     return ::operator new[](std::max<size_t>(bytes, 1), std::align_val_t(64));
 }
 
-void deallocate(void* p, size_t bytes) {
+void Heap::deallocate(void* p, size_t bytes) {
     if (!p) return;
-    if (region().owns(p))
-        region().deallocate(p, bytes);
+    if (region_->owns(p))
+        region_->deallocate(p, bytes);
     else
         ::operator delete[](p, std::align_val_t(64));
 }
 
-void release_free_pages() { region().release_free_pages(); }
+void Heap::release_free_pages() { region_->release_free_pages(); }
 
-Stats stats() { return region().stats(); }
+Stats Heap::stats() const { return region_->stats(); }
+
+const std::shared_ptr<Heap>& Heap::process_default() {
+    // Never destroyed: static and thread_local tensors free their buffers during exit.
+    static auto* h = new std::shared_ptr<Heap>(std::make_shared<Heap>());
+    return *h;
+}
+
+Heap& current() { return t_current ? *t_current : *Heap::process_default(); }
+
+std::shared_ptr<Heap> current_shared() {
+    return t_current ? t_current->shared_from_this() : Heap::process_default();
+}
+
+Scope::Scope(Heap& h) : prev_(t_current) { t_current = &h; }
+Scope::~Scope() { t_current = prev_; }
+
+void* allocate(size_t bytes) { return current().allocate(bytes); }
+void deallocate(void* p, size_t bytes) { current().deallocate(p, bytes); }
+void release_free_pages() { current().release_free_pages(); }
+Stats stats() { return current().stats(); }
 
 }  // namespace nb::activation_heap

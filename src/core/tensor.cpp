@@ -18,24 +18,42 @@ int64_t shape_numel(const Shape& s) {
 
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
-// 64-byte aligned (AVX-512 loads); large buffers from the activation heap.
-static float* alloc_floats(int64_t n) {
-    return static_cast<float*>(activation_heap::allocate(size_t(n) * sizeof(float)));
+// 64-byte aligned (AVX-512 loads); large buffers from the calling thread's activation heap (its engine's),
+// which the storage keeps so that the buffer goes back to the heap it came from.
+void Tensor::Storage::allocate() {
+    heap = activation_heap::current_shared();
+    values = static_cast<float*>(heap->allocate(size_t(n) * sizeof(float)));
 }
 
-static void free_floats(float* p, int64_t n) { activation_heap::deallocate(p, size_t(n) * sizeof(float)); }
+void Tensor::Storage::free() {
+    if (values) heap->deallocate(values, size_t(n) * sizeof(float));
+    values = nullptr;
+    heap.reset();
+}
 
-Tensor::Storage::~Storage() { free_floats(values, n); }
+Tensor::Storage::~Storage() { free(); }
 
 void Tensor::release_values() const {
-    if (storage_ && storage_->values) {
-        free_floats(storage_->values, storage_->n);
-        storage_->values = nullptr;
-    }
+    if (storage_ && storage_->values) storage_->free();
 }
 
 void Tensor::restore_values() const {
-    if (storage_ && !storage_->values) storage_->values = alloc_floats(storage_->n);
+    if (storage_ && !storage_->values) storage_->allocate();
+}
+
+std::shared_ptr<Attachment> Tensor::attachment() const {
+    return storage_ ? storage_->attachment.load() : nullptr;
+}
+
+std::shared_ptr<Attachment> Tensor::attach(std::shared_ptr<Attachment> a) const {
+    if (!storage_) throw std::logic_error("Tensor::attach: undefined tensor");
+    std::shared_ptr<Attachment> expected;
+    if (storage_->attachment.compare_exchange_strong(expected, a)) return a;
+    return expected;  // one was there already
+}
+
+void Tensor::detach() const {
+    if (storage_) storage_->attachment.store(nullptr);
 }
 
 Tensor Tensor::without_values(Shape shape) {
@@ -49,7 +67,7 @@ Tensor Tensor::without_values(Shape shape) {
 
 Tensor Tensor::empty(Shape shape) {
     Tensor t = without_values(std::move(shape));
-    t.storage_->values = alloc_floats(t.numel_);
+    t.storage_->allocate();
     return t;
 }
 

@@ -2,6 +2,7 @@
 // Activations are always fp32; reduced-precision weights live in the weight store, not here.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -11,10 +12,20 @@
 
 namespace nb {
 
+namespace activation_heap {
+class Heap;
+}
+
 using Shape = std::vector<int64_t>;
 
 int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);  // "[2, 4, 64, 64]"
+
+// What a backend keeps for one storage (a weight's packed copy in a kernel's layout): attached to the storage,
+// so it lives exactly as long as the weight does -- destroying a model frees its packed weights with it.
+struct Attachment {
+    virtual ~Attachment() = default;
+};
 
 class Tensor {
 public:
@@ -52,10 +63,20 @@ public:
     void release_values() const;
     void restore_values() const;
 
+    // The storage's attachment (null if none or undefined). attach() sets `a` unless one is there already and
+    // returns the attachment the storage has afterwards; detach() drops it. Thread-safe.
+    std::shared_ptr<Attachment> attachment() const;
+    std::shared_ptr<Attachment> attach(std::shared_ptr<Attachment> a) const;
+    void detach() const;
+
 private:
     struct Storage {
         float* values = nullptr;
         int64_t n = 0;
+        std::shared_ptr<activation_heap::Heap> heap;  // where `values` came from (kept alive while they live)
+        std::atomic<std::shared_ptr<Attachment>> attachment;
+        void allocate();  // values from the calling thread's heap
+        void free();
         ~Storage();
     };
     std::shared_ptr<Storage> storage_;

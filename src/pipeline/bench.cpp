@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "backend/context.h"
 #include "backend/ops.h"
 #include "nanobanana/engine.h"
 #include "pipeline/conditioning.h"
@@ -69,12 +70,15 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     if (opt.width % 8 || opt.height % 8 || opt.width <= 0 || opt.height <= 0)
         return make_error(Errc::invalid_argument, "bench size must be positive multiples of 8 (got {}x{})", opt.width,
                           opt.height);
-    ops::set_num_threads(opt.threads);
     NB_TRY(precision, parse_precision(opt.precision));
-    ops::set_precision(precision);  // bench runs on this thread
     NB_TRY(storage, parse_weight_type(opt.weight_type));
     if (storage == ops::WeightStorage::q8_0 && precision != ops::Precision::fp32)
         return make_error(Errc::invalid_argument, "weight type q8_0 needs --precision fp32 (bf16 keeps bf16 weights)");
+    backend::Settings settings;  // bench's own context, as an engine's, current on this thread
+    settings.precision = precision;
+    settings.threads = opt.threads;
+    backend::Context ctx(settings);
+    backend::Scope scope(ctx);
     std::string path = opt.model_path;
     if (path.empty()) {
         NB_TRY(p, pipeline::ensure_random_sd15(say));

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "backend/ops.h"
+#include "backend/context.h"
 #include "image/edit.h"
 #include "image/image.h"
 #include "io/hash.h"
@@ -26,14 +26,14 @@
 namespace nb {
 
 struct Engine::Impl {
+    // The kernels' settings and caches for this engine, made current on the thread of each call (first
+    // member: it outlives the model).
+    std::unique_ptr<backend::Context> ctx;
     std::unique_ptr<pipeline::SDModel> model;
     std::string hash10;  // A1111 "Model hash", computed on first use
     std::string lora_dir;
     pipeline::LoraSet loras;  // the LoRAs merged into `model` now
     bool release_idle_weights = false;
-    ops::Precision precision = ops::Precision::fp32;  // set on the calling thread for each call (CallScope)
-    int threads = 0;
-    ops::Backend backend = ops::Backend::cpu;
     std::string upscaler_dir;
 };
 
@@ -157,24 +157,6 @@ auto guarded(const char* doing, F&& f) -> decltype(f()) {
     }
 }
 
-// An engine's kernel settings on the calling thread for one call, restored after it: kernels read them on the
-// thread that runs the work, so engines used on different threads each run with their own.
-class CallScope {
-public:
-    CallScope(ops::Precision p, ops::Backend b, int threads)
-        : precision_(p), backend_(b), saved_threads_(ops::num_threads()) {
-        ops::set_num_threads(threads);
-    }
-    ~CallScope() { ops::set_num_threads(saved_threads_); }
-    CallScope(const CallScope&) = delete;
-    CallScope& operator=(const CallScope&) = delete;
-
-private:
-    ops::PrecisionScope precision_;
-    ops::BackendScope backend_;
-    int saved_threads_;
-};
-
 }  // namespace
 
 Result<std::unique_ptr<Engine>> Engine::load(const LoadOptions& opt) {
@@ -185,13 +167,15 @@ Result<std::unique_ptr<Engine>> Engine::load_impl(const LoadOptions& opt) {
     if (auto r = validate(opt); !r) return std::unexpected(r.error());
     NB_TRY(precision, parse_precision(opt.precision));
     NB_TRY(storage, parse_weight_type(opt.weight_type));
-    const ops::Backend backend = opt.backend == "ref" ? ops::Backend::ref : ops::Backend::cpu;
-    CallScope scope(precision, backend, opt.threads);
+    backend::Settings settings;
+    settings.backend = opt.backend == "ref" ? ops::Backend::ref : ops::Backend::cpu;
+    settings.precision = precision;
+    settings.threads = opt.threads;
+    auto ctx = std::make_unique<backend::Context>(settings);
+    backend::Scope scope(*ctx);
     NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights, storage));
     std::unique_ptr<Engine> e(new Engine());
-    e->impl_->precision = precision;
-    e->impl_->threads = opt.threads;
-    e->impl_->backend = backend;
+    e->impl_->ctx = std::move(ctx);
     e->impl_->model = std::move(model);
     e->impl_->lora_dir = opt.lora_dir;
     e->impl_->upscaler_dir = opt.upscaler_dir;
@@ -317,7 +301,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     auto& m = *impl_->model;
     GenerateParams p = params;
     if (auto r = validate(p); !r) return std::unexpected(r.error());
-    CallScope scope(impl_->precision, impl_->backend, impl_->threads);
+    backend::Scope scope(*impl_->ctx);  // this engine's settings and caches on the calling thread
     if (m.text_encoder == pipeline::TextEncoderKind::clip && p.clip_skip > int(m.clip.config().layers))
         return make_error(Errc::invalid_argument, "clip skip {} exceeds the text encoder's {} layers", p.clip_skip,
                           m.clip.config().layers);

@@ -4,7 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "backend/ops.h"
+#include "backend/context.h"
+#include "backend/weights.h"
 
 namespace nb::pipeline {
 
@@ -84,6 +85,7 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     NB_TRY(vae_cfg, vae::VAEConfig::detect(lookup));
     NB_TRY(vae_m, vae::VAE::load(lookup, vae_cfg, &m->vae_weights));
     m->vae = std::move(vae_m);
+    m->vae.set_between_levels(ops::return_free_memory);  // the decoder's peak is one level's, not the sum
 
     // A checkpoint may carry its own schedule buffer (ldm register_schedule writes alphas_cumprod).
     if (const TensorEntry* ac = ws.find("alphas_cumprod"); ac && ac->shape.size() == 1 && ac->shape[0] >= 2) {

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "backend/ops.h"
+#include "backend/context.h"
 #include "image/edit.h"
 #include "image/image.h"
 #include "nanobanana/engine.h"
@@ -14,6 +14,7 @@
 namespace nb {
 
 struct Upscaler::Impl {
+    std::unique_ptr<backend::Context> ctx;  // its kernels' settings and caches (thread count), as an Engine's
     esrgan::Model model;
     std::string name;
 };
@@ -22,9 +23,13 @@ Upscaler::Upscaler() : impl_(std::make_unique<Impl>()) {}
 Upscaler::~Upscaler() = default;
 
 Result<std::unique_ptr<Upscaler>> Upscaler::load(const std::string& model_path, int threads) {
-    ops::set_num_threads(threads);
+    backend::Settings settings;
+    settings.threads = threads;
+    auto ctx = std::make_unique<backend::Context>(settings);
+    backend::Scope scope(*ctx);
     NB_TRY(model, esrgan::Model::load(model_path));
     std::unique_ptr<Upscaler> u(new Upscaler());
+    u->impl_->ctx = std::move(ctx);
     u->impl_->model = std::move(model);
     u->impl_->name = std::filesystem::path(model_path).stem().string();
     return u;
@@ -63,6 +68,7 @@ Result<Image> Upscaler::upscale(const Image& in, const UpscaleParams& p, const P
         return make_error(Errc::invalid_argument, "tile overlap {} must be less than half the tile size {}",
                           p.tile_overlap, p.tile);
     pipeline::UpscaleTiling t{p.tile, std::max(0, p.tile_overlap)};
+    backend::Scope scope(*impl_->ctx);
     return pipeline::upscale_image(impl_->model, in, size.first, size.second, t,
                                    [&](int pass, int n_passes, int tile, int n_tiles) {
                                        return !progress ||

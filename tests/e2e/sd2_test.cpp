@@ -6,7 +6,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend/context.h"
 #include "backend/ops.h"
+#include "backend/weights.h"
 #include "image/image.h"
 #include "nanobanana/engine.h"
 #include "pipeline/conditioning.h"

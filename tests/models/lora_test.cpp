@@ -10,7 +10,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "backend/context.h"
 #include "backend/ops.h"
+#include "backend/weights.h"
 #include "pipeline/sd_model.h"
 #include "testutil/golden.h"
 #include "testutil/tiny_model.h"

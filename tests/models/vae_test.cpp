@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include "backend/context.h"
 #include "backend/ops.h"
+#include "backend/weights.h"
 #include "models/vae/model.h"
 #include "models/vae/tiling.h"
 #include "testutil/golden.h"

@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include "backend/cpu/vec_math.h"
+#include "backend/context.h"
 #include "backend/ops.h"
+#include "backend/weights.h"
 #include "core/dtype.h"
 #include "ops/ref.h"
 #include "testutil/golden.h"

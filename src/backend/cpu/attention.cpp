@@ -18,11 +18,15 @@
 #include "backend/cpu/plan_cache.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/vec_math.h"
-#include "backend/ops.h"
-#include "backend/ref/ops_ref.h"
+#include "backend/context.h"
+#include "backend/cpu/kernels.h"
 #include "core/dtype.h"
 
-namespace nb::ops {
+namespace nb::cpu {
+
+using ops::count_macs;
+using ops::Precision;
+using ops::precision;
 
 namespace {
 
@@ -69,10 +73,12 @@ struct Plans {
 };
 
 // The scale follows from dh, so it is not part of the key.
-cpu::PlanCache<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, Plans> g_plans(cpu::kPlanCacheCapacity);
+struct AttentionPlans {  // per context (backend::Context::state)
+    PlanCache<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, Plans> cache{kPlanCacheCapacity};
+};
 
 std::shared_ptr<const Plans> plans_for(int64_t heads, int64_t rows, int64_t tk, int64_t dh, bool bf16, float scale) {
-    return g_plans.get(std::make_tuple(heads, rows, tk, dh, bf16), [&] {
+    return backend::current().state<AttentionPlans>().cache.get(std::make_tuple(heads, rows, tk, dh, bf16), [&] {
         auto& eng = cpu::dnnl_engine();
         const dt in = bf16 ? dt::bf16 : dt::f32;
         using tag = dnnl::memory::format_tag;
@@ -116,7 +122,6 @@ void softmax_row(const float* s, Out* p, int64_t cols, int64_t valid) {
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
-    if (backend() == Backend::ref) return refb::attention(q, k, v, heads, causal);
     cpu::ProfileScope prof_("attention");
     const int64_t b = q.dim(0), tq = q.dim(1), tk = k.dim(1), dm = q.dim(2), dh = dm / heads;
     const float scale = 1.f / std::sqrt(float(dh));
@@ -188,4 +193,4 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
     return o;
 }
 
-}  // namespace nb::ops
+}  // namespace nb::cpu

@@ -8,7 +8,6 @@
 //    measured 512x512 VAE decode 8.8-9.2 s with oneDNN's, 5.7-7.1 s with ours, at the same peak RSS.
 //  - convolutions over at most kSmallConvMaxPixels output pixels with 16-bit weights (conv_small.h).
 #include <algorithm>
-#include <atomic>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -21,10 +20,15 @@
 #include "backend/cpu/conv_small.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/winograd.h"
-#include "backend/ops.h"
-#include "backend/ref/ops_ref.h"
+#include "backend/context.h"
+#include "backend/cpu/kernels.h"
 
-namespace nb::ops {
+namespace nb::cpu {
+
+using ops::count_macs;
+using ops::Pad2d;
+using ops::Precision;
+using ops::precision;
 
 namespace {
 
@@ -38,11 +42,9 @@ constexpr int64_t kWinogradF43MinTiles = 32;
 // Convolutions with at most this many output pixels whose weights are held in 16 bits take the
 // weight-streaming kernel (conv_small.h).
 constexpr int64_t kSmallConvMaxPixels = 128;
-// Banded convolution (see conv2d): bands hold about g_band_bytes of input + output activations, with at least
-// kMinBandPixels output pixels each; convolutions over more than twice a band's pixels are banded.
-std::atomic<int64_t> g_band_bytes{32 << 20};
+// Banded convolution (see conv2d): bands hold about Settings::conv_band_bytes of input + output activations,
+// with at least kMinBandPixels output pixels each; convolutions over more than twice a band's pixels are banded.
 constexpr int64_t kMinBandPixels = 8192;
-std::atomic<int64_t> g_group_bytes{16 << 20};  // see group_count; linear() uses it too
 
 struct ConvKey {
     int64_t n, c, h, w, o, kh, kw;
@@ -66,10 +68,12 @@ struct ConvPlan {
     dnnl::convolution_forward prim;
 };
 
-cpu::PlanCache<ConvKey, ConvPlan> g_plans(cpu::kPlanCacheCapacity);
+struct ConvPlans {  // per context (backend::Context::state)
+    PlanCache<ConvKey, ConvPlan> cache{kPlanCacheCapacity};
+};
 
 std::shared_ptr<const ConvPlan> plan_for(const ConvKey& k) {
-    return g_plans.get(k, [&] {
+    return backend::current().state<ConvPlans>().cache.get(k, [&] {
         auto& eng = cpu::dnnl_engine();
         dnnl::memory::dims src{k.n, k.c, k.h, k.w}, wei{k.o, k.c, k.kh, k.kw}, bia{k.o};
         dnnl::memory::dims dst{k.n, k.o, k.out_h(), k.out_w()};
@@ -87,13 +91,13 @@ std::shared_ptr<const ConvPlan> plan_for(const ConvKey& k) {
 }
 
 // A weight held in 16 bits (or q8_0) is expanded to fp32 for each call. A big one is split into output-channel
-// groups of at most g_group_bytes (fp32) that run as separate convolutions into the output's channel ranges,
+// groups of at most Settings::weight_group_bytes (fp32) that run as separate convolutions into the output's channel ranges,
 // so the expansion scratch holds one group: in an SD 1.5 UNet 16 MB instead of the 118 MB of its largest
 // weight (2560 -> 1280 channels, 3x3), at 8x8..16x16 pixels where rereading the input per group costs little.
 // The packed copy is then [G, O/G, C, KH, KW]: each group in the layout its kernel wants, one after another.
 int64_t group_count(const Tensor& w, const ConvKey& k) {
     constexpr int64_t kStep = 16;  // output channels per group: a multiple of the kernels' channel blocks
-    const int64_t bytes = k.o * k.c * k.kh * k.kw * int64_t(sizeof(float)), cap = g_group_bytes.load();
+    const int64_t bytes = k.o * k.c * k.kh * k.kw * int64_t(sizeof(float)), cap = ops::weight_group_bytes();
     if (k.bf16 || bytes <= cap || k.o % kStep || !cpu::packed_weights_expand(w)) return 1;
     for (int64_t count = (bytes + cap - 1) / cap; count < k.o / kStep; ++count)
         if ((k.o / kStep) % count == 0) return count;
@@ -154,7 +158,6 @@ WeightPlan weight_plan(const Tensor& w, const ConvKey& k) {
 }  // namespace
 
 void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
-    if (backend() == Backend::ref) return;  // the reference backend reads weights as loaded
     if (!w.defined() || !w.has_values()) return;
     // The layout a kernel wants hardly depends on the spatial size: plan for a nominal 2 x C x 32 x 32 input;
     // other shapes re-lay out the packed copy if theirs differs.
@@ -211,13 +214,7 @@ void run_plan(const ConvPlan& p, const ConvKey& k, dnnl::memory src, const dnnl:
 
 }  // namespace
 
-void set_weight_group_bytes(int64_t bytes) { g_group_bytes = bytes; }
-int64_t weight_group_bytes() { return g_group_bytes; }
-
-void set_conv_band_bytes(int64_t bytes) { g_band_bytes = bytes; }
-
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad2d pad) {
-    if (backend() == Backend::ref) return refb::conv2d(x, w, b, stride, pad);
     cpu::ProfileScope prof_("conv2d");
     cpu::WeightScratchScope scratch_;
     if (w.dim(1) != x.dim(1))
@@ -238,7 +235,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     const int64_t halo = pad.t;
     const bool same = stride == 1 && kh == kw && kh % 2 == 1 && pad.t == kh / 2 && pad.b == pad.t &&
                       pad.l == kw / 2 && pad.r == pad.l;
-    const int64_t band_pixels = std::max(kMinBandPixels, g_band_bytes.load() / (4 * (c + full.o)));
+    const int64_t band_pixels = std::max(kMinBandPixels, backend::current().settings.conv_band_bytes / (4 * (c + full.o)));
     const int64_t band_rows = std::max<int64_t>(8, band_pixels / (n * wd)) - 2 * halo;
     const bool banded = !full.winograd_f43() && same && n * h * wd > 2 * band_pixels && band_rows > 0 &&
                         h > band_rows + 2 * halo;
@@ -256,7 +253,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
         // Its transformed input takes bands of at most half the banded convolutions' budget: at 16 MB a 512x512
         // UNet's 960-channel convolution at 64x64 latents runs in 3 bands instead of holding 35 MB at the step's
         // activation peak. It makes no full-size copies, so it needs no banding of its own.
-        cpu::WinogradF43 f43(x.data(), n, c, h, wd, g_band_bytes / 2);
+        cpu::WinogradF43 f43(x.data(), n, c, h, wd, backend::current().settings.conv_band_bytes / 2);
         const cpu::WeightLayout layout(wp.part);
         // The packed copy as held (16-bit bits are converted by the weight transform); q8_0 is expanded per group.
         const cpu::HeldWeights held = cpu::packed_weights_held(w, wp.user, wp.packed);
@@ -319,4 +316,4 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     return y;
 }
 
-}  // namespace nb::ops
+}  // namespace nb::cpu

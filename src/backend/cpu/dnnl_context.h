@@ -27,7 +27,3 @@ public:
     WeightScratchScope& operator=(const WeightScratchScope&) = delete;
 };
 }  // namespace nb::cpu
-
-namespace nb::ops {
-void count_macs(int64_t n);  // kernels report their work for mac_count()
-}

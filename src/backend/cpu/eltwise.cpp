@@ -5,17 +5,17 @@
 
 #include "backend/cpu/vec_math.h"
 #include "backend/cpu/profile.h"
-#include "backend/ops.h"
-#include "backend/ref/ops_ref.h"
+#include "backend/context.h"
+#include "backend/cpu/kernels.h"
 
-namespace nb::ops {
+namespace nb::cpu {
+
 
 namespace {
 constexpr int64_t kParallelMin = 1 << 15;
 }
 
 void silu_(Tensor& x) {
-    if (backend() == Backend::ref) return refb::silu_(x);
     cpu::ProfileScope prof_("silu");
     float* d = x.data();
     const int64_t n = x.numel();
@@ -24,7 +24,6 @@ void silu_(Tensor& x) {
 }
 
 void quick_gelu_(Tensor& x) {
-    if (backend() == Backend::ref) return refb::quick_gelu_(x);
     float* d = x.data();
     const int64_t n = x.numel();
 #pragma omp parallel for simd if (n > kParallelMin)
@@ -32,7 +31,6 @@ void quick_gelu_(Tensor& x) {
 }
 
 void gelu_(Tensor& x) {
-    if (backend() == Backend::ref) return refb::gelu_(x);
     cpu::ProfileScope prof_("gelu");
     float* d = x.data();
     const int64_t n = x.numel();
@@ -41,7 +39,6 @@ void gelu_(Tensor& x) {
 }
 
 Tensor geglu(const Tensor& x) {
-    if (backend() == Backend::ref) return refb::geglu(x);
     cpu::ProfileScope prof_("geglu");
     const int64_t f = x.dim(-1) / 2, m = x.numel() / (2 * f);
     Shape s = x.shape();
@@ -169,4 +166,4 @@ Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w) {
     return y;
 }
 
-}  // namespace nb::ops
+}  // namespace nb::cpu

@@ -12,10 +12,15 @@
 #include "backend/cpu/packed_weights.h"
 #include "backend/cpu/plan_cache.h"
 #include "backend/cpu/profile.h"
-#include "backend/ops.h"
-#include "backend/ref/ops_ref.h"
+#include "backend/context.h"
+#include "backend/cpu/kernels.h"
 
-namespace nb::ops {
+namespace nb::cpu {
+
+using ops::count_macs;
+using ops::Precision;
+using ops::precision;
+using ops::weight_group_bytes;
 
 namespace {
 
@@ -27,10 +32,12 @@ struct MatmulPlan {
     dnnl::matmul prim;
 };
 
-cpu::PlanCache<std::tuple<int64_t, int64_t, int64_t, bool>, MatmulPlan> g_plans(cpu::kPlanCacheCapacity);
+struct MatmulPlans {  // per context (backend::Context::state)
+    PlanCache<std::tuple<int64_t, int64_t, int64_t, bool>, MatmulPlan> cache{kPlanCacheCapacity};
+};
 
 std::shared_ptr<const MatmulPlan> plan_for(int64_t m, int64_t n, int64_t k, bool bias) {
-    return g_plans.get(std::make_tuple(m, n, k, bias), [&] {
+    return backend::current().state<MatmulPlans>().cache.get(std::make_tuple(m, n, k, bias), [&] {
         auto& eng = cpu::dnnl_engine();
         dnnl::memory::desc src({m, k}, dt::bf16, tag::ab), wei({k, n}, dt::bf16, tag::any),
             bia({1, n}, dt::f32, tag::ab), dst({m, n}, dt::f32, tag::ab);
@@ -65,7 +72,6 @@ Tensor linear_bf16(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m,
 }  // namespace
 
 void prepack_linear(const Tensor& w) {
-    if (backend() == Backend::ref) return;  // the reference backend reads weights as loaded
     if (!w.defined() || !w.has_values()) return;
     const dnnl::memory::desc plain({w.dim(1), w.dim(0)}, dt::f32, tag::ba);
     if (precision() == Precision::fp32) {
@@ -79,7 +85,6 @@ void prepack_linear(const Tensor& w) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-    if (backend() == Backend::ref) return refb::linear(x, w, b);
     cpu::ProfileScope prof_("linear");
     cpu::WeightScratchScope scratch_;
     const int64_t k = x.dim(-1), n = w.dim(0), m = x.numel() / k;
@@ -118,4 +123,4 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     return y;
 }
 
-}  // namespace nb::ops
+}  // namespace nb::cpu

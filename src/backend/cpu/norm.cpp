@@ -5,10 +5,11 @@
 
 #include "backend/cpu/vec_math.h"
 #include "backend/cpu/profile.h"
-#include "backend/ops.h"
-#include "backend/ref/ops_ref.h"
+#include "backend/context.h"
+#include "backend/cpu/kernels.h"
 
-namespace nb::ops {
+namespace nb::cpu {
+
 
 namespace {
 
@@ -52,7 +53,6 @@ void scale_shift(const float* x, float* y, int64_t n, float a, float c, bool sil
 }  // namespace
 
 Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor& beta, float eps, bool silu) {
-    if (backend() == Backend::ref) return refb::group_norm(x, groups, gamma, beta, eps, silu);
     cpu::ProfileScope prof_("group_norm");
     const int64_t n = x.dim(0), c = x.dim(1), s = x.numel() / (n * c), cg = c / groups;
     Tensor y = Tensor::empty(x.shape());
@@ -75,7 +75,6 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
 }
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
-    if (backend() == Backend::ref) return refb::layer_norm(x, gamma, beta, eps);
     cpu::ProfileScope prof_("layer_norm");
     const int64_t d = x.dim(-1), m = x.numel() / d;
     Tensor y = Tensor::empty(x.shape());
@@ -96,4 +95,4 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
     return y;
 }
 
-}  // namespace nb::ops
+}  // namespace nb::cpu

@@ -6,13 +6,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <map>
+#include <atomic>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
 
 #include "backend/cpu/dnnl_context.h"
-#include "backend/ops.h"
+#include "backend/context.h"
+#include "backend/weights.h"
 #include "core/dtype.h"
 
 namespace nb::cpu {
@@ -21,8 +23,16 @@ namespace {
 
 using dt = dnnl::memory::data_type;
 
-struct Packed {
-    Tensor owner;               // keeps the storage (and so the key) alive
+// Bytes held by packed copies made under one context (ops::packed_weight_bytes); shared with the copies,
+// which may outlive the context that made them.
+struct PackedAccount {
+    std::shared_ptr<std::atomic<int64_t>> bytes = std::make_shared<std::atomic<int64_t>>(0);
+};
+
+// A weight's packed copy, attached to the weight's storage (Tensor::attach): freed with the weight.
+struct Packed : Attachment {
+    std::mutex mu;              // guards the rest; a kernel holds it while it picks up the copy
+    std::shared_ptr<std::atomic<int64_t>> account;  // the making context's PackedAccount
     dnnl::memory::desc user;    // the weight's own fp32 layout
     dnnl::memory::desc layout;  // layout (and dtype) of the packed copy
     dnnl::memory mem;           // the packed copy, unless it is held compact
@@ -36,7 +46,26 @@ struct Packed {
     std::vector<float> q8_scale;
     ops::WeightStorage storage = ops::WeightStorage::exact;  // chosen when first packed, kept on re-layout
 
+    ~Packed() override { account->fetch_sub(bytes()); }
     bool packed() const { return bool(mem) || !compact.empty() || !q8.empty(); }
+    int64_t bytes() const {
+        int64_t n = int64_t(compact.size() * sizeof(uint16_t) + q8.size() + q8_scale.size() * sizeof(float));
+        if (mem) n += int64_t(mem.get_desc().get_size());
+        return n;
+    }
+};
+
+// Keeps a Packed's account right across a change of its copies: subtracts its bytes now, adds them back
+// (as they are then) at the end of the scope.
+class Recount {
+public:
+    explicit Recount(Packed& p) : p_(p) { p_.account->fetch_sub(p_.bytes()); }
+    ~Recount() { p_.account->fetch_add(p_.bytes()); }
+    Recount(const Recount&) = delete;
+    Recount& operator=(const Recount&) = delete;
+
+private:
+    Packed& p_;
 };
 
 constexpr size_t kQ8Block = 32;
@@ -52,9 +81,6 @@ void free_copies(Packed& p) {
     free_buffer(p.q8);
     free_buffer(p.q8_scale);
 }
-
-std::mutex g_mu;
-std::map<const void*, Packed> g_packed;
 
 // Bits of `v` in 16-bit type `t` if they all convert back to exactly `v` (NaN never does: kept fp32).
 // Branch-free loops, so GCC vectorises them (F16C / integer ops).
@@ -194,6 +220,7 @@ dnnl::memory as_plain(const Packed& p, Tensor& owner) {
 // Makes `m` (layout `want`, bytes in `buffer`) the packed copy of p, held as p.storage says (fp32 copies
 // only): as q8_0 blocks, or in 16 bits where exact; otherwise `m` itself stays.
 void set_packed(Packed& p, const dnnl::memory& m, Tensor buffer, const dnnl::memory::desc& want) {
+    Recount recount(p);
     p.layout = want;
     p.mem = m;
     p.mem_buffer = std::move(buffer);
@@ -209,12 +236,19 @@ void set_packed(Packed& p, const dnnl::memory& m, Tensor buffer, const dnnl::mem
     p.mem_buffer = Tensor();
 }
 
-Packed new_entry(const Tensor& w, const dnnl::memory::desc& user) {
-    Packed p;
-    p.owner = w;
-    p.user = user;
-    p.storage = ops::weight_storage();
-    return p;
+// w's packed copy, or null when it has none (never packed, or dropped).
+std::shared_ptr<Packed> find(const Tensor& w) { return std::dynamic_pointer_cast<Packed>(w.attachment()); }
+
+// w's attachment, made (empty, with the current context's settings) if it has none.
+std::shared_ptr<Packed> find_or_make(const Tensor& w, const dnnl::memory::desc& user) {
+    if (auto p = find(w)) return p;
+    auto p = std::make_shared<Packed>();
+    p->account = backend::current().state<PackedAccount>().bytes;
+    p->user = user;
+    p->storage = ops::weight_storage();
+    auto held = std::dynamic_pointer_cast<Packed>(w.attach(p));
+    if (!held) throw std::logic_error("packed weights: the weight carries another backend's attachment");
+    return held;
 }
 
 // One group's 4-D layout of a stacked [G, ...] layout (conv_dnnl.cpp's weight groups: each group's block in
@@ -267,6 +301,7 @@ bool relayout_by_group(Packed& p, const dnnl::memory::desc& want) {
         else if (!compact_as(p.compact_type, b.data(), n_to, compact.data() + o))
             throw std::logic_error("packed weights: re-layout changed a 16-bit value");
     }
+    Recount recount(p);
     p.layout = want;
     p.compact.swap(compact);
     p.q8.swap(q);
@@ -274,20 +309,23 @@ bool relayout_by_group(Packed& p, const dnnl::memory::desc& want) {
     return true;
 }
 
-// w's entry with its packed copy in layout `want`, made (from the values, or by re-laying out the copy) if
-// needed. Caller holds g_mu.
-const Packed& packed_in(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
+// w's packed copy in layout `want`, made (from the values, or by re-laying out the copy) if needed. Returns
+// it locked: the caller uses it while holding the lock.
+std::pair<std::shared_ptr<Packed>, std::unique_lock<std::mutex>> packed_in(const Tensor& w,
+                                                                          const dnnl::memory::desc& user,
+                                                                          const dnnl::memory::desc& want) {
     auto& eng = dnnl_engine();
     auto& strm = dnnl_stream();
-    auto it = g_packed.find(w.storage_id());
-    if (it != g_packed.end() && it->second.packed()) {
-        Packed& p = it->second;
-        if (p.layout == want) return p;
+    std::shared_ptr<Packed> held = find_or_make(w, user);
+    std::unique_lock lock(held->mu);
+    Packed& p = *held;
+    if (p.packed()) {
+        if (p.layout == want) return {held, std::move(lock)};
         // Another shape's kernel wants another layout: re-lay out the packed copy (values may be released).
         // A grouped layout ([G, O/G, ...]) and a whole one have different dims: go through the plain layout.
         if (relayout_by_group(p, want)) {
             malloc_trim(0);  // the old copy's pages (up to 59 MB) leave with it
-            return p;
+            return {held, std::move(lock)};
         }
         Tensor buffer, tmp;
         dnnl::memory m = tensor_memory(want, buffer);
@@ -302,7 +340,7 @@ const Packed& packed_in(const Tensor& w, const dnnl::memory::desc& user, const d
         }
         strm.wait();
         set_packed(p, m, std::move(buffer), want);
-        return p;  // as held (q8_0 is lossy: every use must see the same values)
+        return {held, std::move(lock)};  // as held (q8_0 is lossy: every use must see the same values)
     }
     if (!w.has_values()) throw std::logic_error("packed_weights: weight has neither values nor a packed copy");
     dnnl::memory src(user, eng, const_cast<float*>(w.data()));
@@ -310,50 +348,48 @@ const Packed& packed_in(const Tensor& w, const dnnl::memory::desc& user, const d
     dnnl::memory m = tensor_memory(want, buffer);
     dnnl::reorder(src, m).execute(strm, src, m);
     strm.wait();
-    if (it == g_packed.end()) it = g_packed.emplace(w.storage_id(), new_entry(w, user)).first;
-    set_packed(it->second, m, std::move(buffer), want);
+    p.user = user;
+    set_packed(p, m, std::move(buffer), want);
     // The packed copy is now the weight: bf16 by design; fp32 re-laid out and held in 16 bits where exact,
     // or as q8_0 when asked (WeightStorage).
     w.release_values();
-    return it->second;
+    return {held, std::move(lock)};
 }
 
 }  // namespace
 
 dnnl::memory packed_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
-    std::lock_guard lock(g_mu);
-    return usable(packed_in(w, user, want));
+    auto [p, lock] = packed_in(w, user, want);
+    return usable(*p);
 }
 
 void pack_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
-    std::lock_guard lock(g_mu);
     packed_in(w, user, want);
 }
 
 dnnl::memory packed_weights_part(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want,
                                  size_t first, const dnnl::memory::desc& part) {
-    std::lock_guard lock(g_mu);
-    const Packed& p = packed_in(w, user, want);
+    auto [p, lock] = packed_in(w, user, want);
     const size_t count = part.get_size() / sizeof(float);
     if (want.data_type() != dt::f32 || part.data_type() != dt::f32 || first + count > want.get_size() / sizeof(float))
         throw std::logic_error("packed_weights_part: part outside the fp32 packed copy");
-    return usable(p, first, count, part);
+    return usable(*p, first, count, part);
 }
 
 HeldWeights packed_weights_held(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want) {
-    std::lock_guard lock(g_mu);
-    const Packed& p = packed_in(w, user, want);
+    auto [p, lock] = packed_in(w, user, want);
     if (want.data_type() != dt::f32) return {};
-    if (p.mem) return {p.mem.get_data_handle(), DType::f32};
-    if (!p.compact.empty()) return {p.compact.data(), p.compact_type};
+    if (p->mem) return {p->mem.get_data_handle(), DType::f32};
+    if (!p->compact.empty()) return {p->compact.data(), p->compact_type};
     return {};
 }
 
 bool packed_weights_expand(const Tensor& w) {
-    std::lock_guard lock(g_mu);
-    auto it = g_packed.find(w.storage_id());
-    if (it == g_packed.end()) return ops::weight_storage() != ops::WeightStorage::f32;
-    return it->second.packed() && !it->second.mem;
+    auto p = find(w);
+    if (!p) return ops::weight_storage() != ops::WeightStorage::f32;
+    std::lock_guard lock(p->mu);
+    if (!p->packed()) return p->storage != ops::WeightStorage::f32;
+    return !p->mem;
 }
 
 }  // namespace nb::cpu
@@ -362,53 +398,33 @@ namespace nb::ops {
 
 void ensure_values(const Tensor& w) {
     if (!w.defined() || w.has_values()) return;
-    std::lock_guard lock(cpu::g_mu);
-    auto it = cpu::g_packed.find(w.storage_id());
-    if (it == cpu::g_packed.end() || !it->second.packed())
-        throw std::logic_error("ensure_values: released weight without a packed copy");
+    auto p = cpu::find(w);
+    if (!p) throw std::logic_error("ensure_values: released weight without a packed copy");
+    std::lock_guard lock(p->mu);
+    if (!p->packed()) throw std::logic_error("ensure_values: released weight without a packed copy");
     w.restore_values();
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
     Tensor tmp;
-    dnnl::memory from = cpu::whole_copy(it->second, tmp);
-    dnnl::memory dst(it->second.user, eng, const_cast<float*>(w.data()));
+    dnnl::memory from = cpu::whole_copy(*p, tmp);
+    dnnl::memory dst(p->user, eng, const_cast<float*>(w.data()));
     dnnl::reorder(from, dst).execute(strm, from, dst);
     strm.wait();
 }
 
-int64_t packed_weight_bytes() {
-    std::lock_guard lock(cpu::g_mu);
-    int64_t n = 0;
-    for (const auto& [_, p] : cpu::g_packed) {
-        n += int64_t(p.compact.size() * sizeof(uint16_t) + p.q8.size() + p.q8_scale.size() * sizeof(float));
-        if (p.mem) n += int64_t(p.mem.get_desc().get_size());
-    }
-    return n;
-}
-
-namespace {
-thread_local WeightStorage t_storage = WeightStorage::exact;  // per thread, as the precision (dnnl_context.cpp)
-}
-void set_weight_storage(WeightStorage s) { t_storage = s; }
-WeightStorage weight_storage() { return t_storage; }
+int64_t packed_weight_bytes() { return backend::current().state<cpu::PackedAccount>().bytes->load(); }
 
 void forget_weight(const Tensor& w) {
-    cpu::Packed gone;  // freed after the lock is released
-    {
-        std::lock_guard lock(cpu::g_mu);
-        auto it = cpu::g_packed.find(w.storage_id());
-        if (it == cpu::g_packed.end()) return;
-        gone = std::move(it->second);
-        cpu::g_packed.erase(it);
-    }
+    if (cpu::find(w)) w.detach();
 }
 
 void weights_changed(const Tensor& w) {
-    std::lock_guard lock(cpu::g_mu);
-    auto it = cpu::g_packed.find(w.storage_id());
-    if (it == cpu::g_packed.end()) return;
-    // Drop every copy but keep the entry: the weight is re-packed as it was first stored (q8_0 stays q8_0).
-    cpu::Packed& p = it->second;
+    auto held = cpu::find(w);
+    if (!held) return;
+    // Drop every copy but keep the attachment: the weight is re-packed as it was first stored (q8_0 stays q8_0).
+    std::lock_guard lock(held->mu);
+    cpu::Packed& p = *held;
+    cpu::Recount recount(p);
     p.layout = {};
     p.mem = {};
     p.mem_buffer = {};

@@ -4,21 +4,22 @@
 #include <mutex>
 #include <string>
 
-#include "backend/ops.h"
-
 namespace nb::cpu {
 
 namespace {
-bool g_on = false;
-std::mutex g_mu;
-std::map<std::string, nb::ops::OpTime> g_times;
+// Per context (backend::Context::state): the op times collected since the last take_profile().
+struct Profile {
+    std::mutex mu;
+    std::map<std::string, ops::OpTime> times;
+};
 }  // namespace
 
-bool profiling() { return g_on; }
+bool profiling() { return backend::current().settings.profiling; }
 
 void profile_add(const char* op, double seconds, int64_t macs) {
-    std::lock_guard lock(g_mu);
-    auto& e = g_times[op];
+    Profile& p = backend::current().state<Profile>();
+    std::lock_guard lock(p.mu);
+    auto& e = p.times[op];
     e.seconds += seconds;
     e.calls += 1;
     e.macs += macs;
@@ -28,16 +29,15 @@ void profile_add(const char* op, double seconds, int64_t macs) {
 
 namespace nb::ops {
 
-void set_profiling(bool on) { cpu::g_on = on; }
-
 std::vector<OpTime> take_profile() {
-    std::lock_guard lock(cpu::g_mu);
+    cpu::Profile& p = backend::current().state<cpu::Profile>();
+    std::lock_guard lock(p.mu);
     std::vector<OpTime> out;
-    for (auto [k, v] : cpu::g_times) {
+    for (auto [k, v] : p.times) {
         v.op = k;
         out.push_back(std::move(v));
     }
-    cpu::g_times.clear();
+    p.times.clear();
     return out;
 }
 

@@ -4,10 +4,11 @@
 #include <chrono>
 #include <cstdint>
 
-#include "backend/ops.h"
+#include "backend/context.h"
 
 namespace nb::cpu {
 
+// Whether the current context profiles (ops::set_profiling).
 bool profiling();
 // One call of `op`: its wall time and the multiply-accumulates it counted (ops::count_macs).
 void profile_add(const char* op, double seconds, int64_t macs);

@@ -10,6 +10,7 @@
 
 #include <dnnl.hpp>
 
+#include "backend/context.h"
 #include "backend/cpu/dnnl_context.h"
 #include "backend/cpu/plan_cache.h"
 
@@ -157,10 +158,12 @@ struct Products {
     dnnl::matmul::primitive_desc pd;
     dnnl::matmul prim;
 };
-PlanCache<std::tuple<int64_t, int64_t, int64_t>, Products> g_products(kPlanCacheCapacity);
+struct ProductPlans {  // per context (backend::Context::state)
+    PlanCache<std::tuple<int64_t, int64_t, int64_t>, Products> cache{kPlanCacheCapacity};
+};
 
 std::shared_ptr<const Products> products_for(int64_t t, int64_t c, int64_t oc) {
-    return g_products.get(std::make_tuple(t, c, oc), [&] {
+    return backend::current().state<ProductPlans>().cache.get(std::make_tuple(t, c, oc), [&] {
         using tag = dnnl::memory::format_tag;
         dnnl::memory::desc src({36, t, c}, dt::f32, tag::abc), wei({36, c, oc}, dt::f32, tag::abc),
             dst({36, t, oc}, dt::f32, tag::abc);

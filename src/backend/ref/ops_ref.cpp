@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "backend/weights.h"
 #include "ops/ref.h"
 
 namespace nb::ops::refb {

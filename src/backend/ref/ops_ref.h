@@ -1,5 +1,5 @@
-// The reference backend: the tensor ops of backend/ops.h on the scalar kernels of ops/ref.h (plain loops,
-// double accumulation, one thread). Selected per thread with ops::set_backend(Backend::ref) (the engine's
+// The reference backend's kernels: the tensor ops of backend/ops.h on the scalar loops of ops/ref.h (plain
+// loops, double accumulation, one thread). Selected per context (Settings::backend = ref, the engine's
 // `backend: "ref"`); an oracle for the CPU backend and a second backend for whole pipelines.
 #pragma once
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "backend/ops.h"
+#include "backend/weights.h"
 #include "models/lora/lora.h"
 
 namespace nb::lora {

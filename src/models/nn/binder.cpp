@@ -1,5 +1,7 @@
 #include "models/nn/binder.h"
 
+#include "backend/weights.h"
+
 namespace nb::nn {
 
 namespace {

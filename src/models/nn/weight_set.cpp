@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "backend/weights.h"
+
 namespace nb::nn {
 
 void WeightSet::add(const Binder& b) {

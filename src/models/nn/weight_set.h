@@ -9,7 +9,7 @@
 #include <set>
 #include <string>
 
-#include "backend/ops.h"
+#include "backend/context.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "models/nn/binder.h"

@@ -46,9 +46,9 @@ Tensor Decoder::forward(const Tensor& z) const {
     for (auto level = up.rbegin(); level != up.rend(); ++level) {
         for (const ResnetBlock& b : level->block) h = b.forward(h);
         if (level->upsample) h = level->upsample->forward(ops::upsample_nearest2x(h));
-        // Each level works at 4x the pixels of the last: hand the last level's freed buffers (and the
-        // kernels' scratch, sized for the last level) back first, so the peak is one level's, not the sum.
-        ops::return_free_memory();
+        // Each level works at 4x the pixels of the last: the owner's hook (the pipeline hands the last level's
+        // freed buffers and the kernels' scratch back) keeps the peak at one level's, not the sum.
+        if (between_levels) between_levels();
     }
     return conv_out.forward(norm_out.forward(h, /*silu=*/true));  // [N, out_ch, h*f, w*f]
 }

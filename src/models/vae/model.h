@@ -4,6 +4,7 @@
 // ldm/models/autoencoder.py (AutoencoderKL), ldm/modules/distributions (DiagonalGaussianDistribution).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -69,6 +70,8 @@ struct Decoder {
     std::vector<UpLevel> up;  // ldm order: up[levels-1] runs first (lowest resolution), up[0] last
     nn::GroupNorm norm_out;
     nn::Conv2d conv_out;
+    // Called after each up level (memory policy is the owner's: see VAE::set_between_levels).
+    std::function<void()> between_levels;
     // z: [N, z_channels, h, w] -> [N, out_ch, h*f, w*f]
     Tensor forward(const Tensor& z) const;
 };
@@ -101,6 +104,8 @@ public:
     static Result<VAE> load(const nn::TensorLookup& lookup, const VAEConfig& cfg, nn::WeightSet* weights = nullptr);
 
     const VAEConfig& config() const { return cfg_; }
+    // Runs `f` between the decoder's levels (the pipeline returns freed memory there).
+    void set_between_levels(std::function<void()> f) { decoder_.between_levels = std::move(f); }
     // Shape checks for caller-supplied tensors (the forwards assume them).
     Result<void> check_image(const Tensor& x) const;     // [N, in_channels, H, W], H, W multiples of f
     Result<void> check_latent(const Tensor& z) const;    // [N, embed_dim, h, w]

@@ -1,0 +1,33 @@
+// Memory policy for weights: how the kernels hold them and when memory goes back to the system. Used by the
+// code that owns weights (models/nn's Binder and WeightSet, LoRA merging) and by the pipeline between phases;
+// model files see only the math of backend/ops.h. Each call goes to the backend of the current context.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/ops.h"
+
+namespace nb::ops {
+
+// Kernels may keep a weight's copy in their own layout (packed), attached to its storage; after changing a
+// weight's values in place (LoRA merge / restore) call this so the next use re-reads them.
+void weights_changed(const Tensor& w);
+// Drops everything the kernels hold for a weight now (its packed copy), rather than when its storage goes.
+void forget_weight(const Tensor& w);
+// Packs a weight at load time (conv: always; linear: in bf16 mode), releasing its fp32 values.
+void prepack_conv(const Tensor& w, int stride, Pad2d pad);
+void prepack_linear(const Tensor& w);
+// Brings back the fp32 values of a weight whose values were released (from its packed copy).
+void ensure_values(const Tensor& w);
+// Hands freed memory back to the system: the heap's free pages (the allocator keeps freed activations for
+// reuse), the current context's weight scratch, malloc's free lists. Between phases (after a component's
+// weights are freed, between VAE decoder levels) so that memory leaves the process.
+void return_free_memory();
+// Bytes held by packed weight copies made under the current context and still alive (16-bit compact copies
+// at 2 bytes per value).
+int64_t packed_weight_bytes();
+// Bytes of the current context's scratch for expanded (16-bit / q8_0) weights: the largest weight group used
+// since the last return_free_memory().
+int64_t weight_scratch_bytes();
+
+}  // namespace nb::ops

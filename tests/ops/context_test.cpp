@@ -1,0 +1,198 @@
+// The per-engine kernel context and the backend seam (issue 16): settings and caches belong to a context made
+// current per thread, packed weights belong to their weight, and the math runs on the context's backend.
+#include <memory>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "backend/backend.h"
+#include "backend/context.h"
+#include "backend/ops.h"
+#include "backend/weights.h"
+#include "core/activation_heap.h"
+#include "testutil/golden.h"
+
+namespace nb {
+namespace {
+
+Tensor randn(Shape s, uint32_t seed, float scale = 1.f) {
+    std::mt19937 g(seed);
+    std::normal_distribution<float> d(0.f, 1.f);
+    Tensor t = Tensor::empty(std::move(s));
+    for (auto& v : t.span()) v = d(g) * scale;
+    return t;
+}
+
+backend::Settings with_precision(ops::Precision p) {
+    backend::Settings s;
+    s.precision = p;
+    return s;
+}
+
+TEST(Context, ScopesMakeTheirSettingsCurrentAndRestore) {
+    backend::Context a(with_precision(ops::Precision::bf16)), b(with_precision(ops::Precision::fp32));
+    const ops::Precision outside = ops::precision();
+    {
+        backend::Scope sa(a);
+        EXPECT_EQ(&backend::current(), &a);
+        EXPECT_EQ(ops::precision(), ops::Precision::bf16);
+        {
+            backend::Scope sb(b);
+            EXPECT_EQ(&backend::current(), &b);
+            EXPECT_EQ(ops::precision(), ops::Precision::fp32);
+            ops::set_weight_storage(ops::WeightStorage::q8_0);  // changes b only
+        }
+        EXPECT_EQ(&backend::current(), &a);
+        EXPECT_EQ(ops::weight_storage(), ops::WeightStorage::exact);
+    }
+    EXPECT_EQ(b.settings.weight_storage, ops::WeightStorage::q8_0);
+    EXPECT_EQ(ops::precision(), outside);
+}
+
+TEST(Context, ThreadsOutsideAnyScopeHaveTheirOwnDefault) {
+    ops::set_precision(ops::Precision::bf16);  // this thread's default context
+    ops::Precision other = ops::Precision::bf16;
+    std::thread([&] { other = ops::precision(); }).join();
+    EXPECT_EQ(other, ops::Precision::fp32);
+    ops::set_precision(ops::Precision::fp32);
+}
+
+TEST(Context, ThreadCountIsAppliedForTheScope) {
+    const int before = ops::num_threads();
+    backend::Settings s;
+    s.threads = 1;
+    backend::Context one(s);
+    {
+        backend::Scope scope(one);
+        EXPECT_EQ(ops::num_threads(), 1);
+    }
+    EXPECT_EQ(ops::num_threads(), before);
+}
+
+// Each context keeps its own kernel caches (plans, stream, profile, MAC count); a fresh one has none, and they
+// go with it.
+TEST(Context, KernelCachesArePerContext) {
+    Tensor x = randn({1, 8, 16, 16}, 1), w = randn({16, 8, 3, 3}, 2, 0.1f), b = randn({16}, 3);
+    backend::Context a, c;
+    {
+        backend::Scope scope(a);
+        EXPECT_EQ(a.state_count(), 0u);
+        ops::set_profiling(true);
+        Tensor y = ops::conv2d(x, w, b, 1, ops::Pad2d::same(1));
+        EXPECT_GT(ops::mac_count(), 0);
+        EXPECT_EQ(ops::take_profile().size(), 1u);
+    }
+    EXPECT_GT(a.state_count(), 0u);
+    EXPECT_EQ(c.state_count(), 0u);
+    EXPECT_EQ(c.macs.load(), 0);
+    backend::Scope scope(c);
+    EXPECT_TRUE(ops::take_profile().empty()) << "one context's profile showed in another";
+}
+
+// Tensors made while a context is current come from its own activation heap; a tensor keeps that heap alive
+// after the context is gone, and gives its buffer back to it.
+TEST(Context, ActivationsComeFromTheContextsHeap) {
+#if defined(__SANITIZE_ADDRESS__)
+    GTEST_SKIP() << "AddressSanitizer builds allocate every buffer with operator new";
+#endif
+    constexpr int64_t kFloats = 1 << 20;  // 4 MB: from the region
+    const size_t default_before = activation_heap::stats().in_use;
+    Tensor kept;
+    {
+        auto ctx = std::make_unique<backend::Context>();
+        activation_heap::Heap& heap = ctx->heap();
+        {
+            backend::Scope scope(*ctx);
+            kept = Tensor::full({kFloats}, 1.f);
+            EXPECT_EQ(heap.stats().in_use, size_t(kFloats) * 4);
+        }
+        EXPECT_EQ(activation_heap::stats().in_use, default_before) << "the buffer came from the default heap";
+    }
+    EXPECT_EQ(kept.data()[kFloats - 1], 1.f);  // its heap outlived the context
+    kept = Tensor();
+}
+
+// A packed copy is attached to its weight: it is counted to the context that made it, and it goes when the
+// weight's last reference goes (no table that outlives the model).
+TEST(Context, PackedCopiesLiveAndDieWithTheirWeight) {
+    backend::Context ctx;
+    backend::Scope scope(ctx);
+    Tensor x = randn({2, 64, 12, 12}, 4);
+    {
+        Tensor w = randn({96, 64, 3, 3}, 5, 0.1f);
+        ops::prepack_conv(w, 1, ops::Pad2d::same(1));
+        EXPECT_FALSE(w.has_values()) << "the packed copy is the weight now";
+        EXPECT_EQ(ops::packed_weight_bytes(), w.numel() * 4);  // fp32 values: held fp32
+        Tensor y = ops::conv2d(x, w, Tensor(), 1, ops::Pad2d::same(1));
+        EXPECT_EQ(y.dim(1), 96);
+        ops::ensure_values(w);  // values come back from the copy
+        EXPECT_TRUE(w.has_values());
+    }
+    EXPECT_EQ(ops::packed_weight_bytes(), 0);
+}
+
+TEST(Context, ForgetAndChangeDropTheCopy) {
+    backend::Context ctx;
+    backend::Scope scope(ctx);
+    Tensor w = randn({32, 16, 3, 3}, 6, 0.1f), x = randn({1, 16, 8, 8}, 7);
+    Tensor before = ops::conv2d(x, w, Tensor(), 1, ops::Pad2d::same(1));
+    EXPECT_GT(ops::packed_weight_bytes(), 0);
+    ops::ensure_values(w);
+    for (float& v : w.span()) v *= 2.f;
+    ops::weights_changed(w);  // the next use re-packs from the new values
+    EXPECT_EQ(ops::packed_weight_bytes(), 0);
+    Tensor after = ops::conv2d(x, w, Tensor(), 1, ops::Pad2d::same(1));
+    ops::scale_(before, 2.f);
+    EXPECT_TRUE(test::close_rel(after, before, 1e-5));
+    ops::forget_weight(w);
+    EXPECT_EQ(ops::packed_weight_bytes(), 0);
+    EXPECT_EQ(w.attachment(), nullptr);
+}
+
+// The seam: a context selects its backend; the reference backend never packs and gives the same math.
+TEST(Context, BackendIsTheContextsChoice) {
+    backend::Settings s;
+    s.backend = ops::Backend::ref;
+    backend::Context ref(s), cpu;
+    EXPECT_STREQ(backend::of(ref).name(), "ref");
+    EXPECT_STREQ(backend::of(cpu).name(), "cpu");
+    Tensor x = randn({1, 8, 10, 10}, 8), w = randn({12, 8, 3, 3}, 9, 0.1f), b = randn({12}, 10);
+    Tensor y_ref, y_cpu;
+    {
+        backend::Scope scope(ref);
+        ops::prepack_conv(w, 1, ops::Pad2d::same(1));
+        EXPECT_TRUE(w.has_values()) << "the reference backend packed a weight";
+        y_ref = ops::conv2d(x, w, b, 1, ops::Pad2d::same(1));
+        EXPECT_EQ(w.attachment(), nullptr);
+    }
+    {
+        backend::Scope scope(cpu);
+        y_cpu = ops::conv2d(x, w, b, 1, ops::Pad2d::same(1));
+    }
+    EXPECT_TRUE(test::close_rel(y_cpu, y_ref, 1e-5));
+}
+
+// Two contexts on two threads at once, with different precision: each gets exactly what it gets alone.
+TEST(Context, ConcurrentContextsDoNotInterfere) {
+    Tensor x = randn({2, 32, 16, 16}, 11), w1 = randn({32, 32, 3, 3}, 12, 0.1f), w2 = randn({32, 32, 3, 3}, 12, 0.1f);
+    auto run = [&](ops::Precision p, const Tensor& w) {
+        backend::Context ctx(with_precision(p));
+        backend::Scope scope(ctx);
+        Tensor y = x;
+        for (int i = 0; i < 20; ++i) y = ops::conv2d(y, w, Tensor(), 1, ops::Pad2d::same(1));
+        return y;
+    };
+    if (!ops::cpu_has_bf16()) GTEST_SKIP() << "no native bf16 on this CPU: both contexts would run fp32";
+    const Tensor alone_fp32 = run(ops::Precision::fp32, w1.clone()), alone_bf16 = run(ops::Precision::bf16, w2.clone());
+    Tensor together_fp32, together_bf16;
+    std::thread t([&] { together_fp32 = run(ops::Precision::fp32, w1); });
+    together_bf16 = run(ops::Precision::bf16, w2);
+    t.join();
+    EXPECT_TRUE(test::close_rel(together_fp32, alone_fp32, 0));
+    EXPECT_TRUE(test::close_rel(together_bf16, alone_bf16, 0));
+    EXPECT_FALSE(test::close_rel(alone_fp32, alone_bf16, 1e-6)) << "bf16 made no difference: the test shows nothing";
+}
+
+}  // namespace
+}  // namespace nb
