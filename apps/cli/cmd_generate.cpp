@@ -35,7 +35,6 @@ struct GenerateArgs {
     // Editing (img2img / inpaint / outpaint) and hires fix
     std::string init_img, mask_img, inpainting_fill, outpaint, resize_mode, seed_resize_from;
     bool strength_from_png = false;  // --params-from gave a denoising strength
-    std::string demo_path;           // set when no -m was given: the demo model keeps its own size
     CLI::App* cmd = nullptr;    // to tell flags given on the command line from defaults
     bool given(const char* flag) const { return cmd->count(flag) > 0; }
 };
@@ -210,9 +209,10 @@ Result<void> apply_edit_args(GenerateArgs& a) {
 }
 
 // txt2img sizes not given (no -W/-H, --aspect without --base, no PNG to take them from) are the model family's
-// (SD 1.x 512, SD 2.x 768-v 768): known once the model is loaded. Editing takes its size from the picture.
+// (SD 1.x 512, SD 2.x 768-v 768): known once the model is loaded. Editing takes its size from the picture, the
+// demo model keeps kDemoSize.
 void apply_model_size(GenerateArgs& a, const ModelInfo& info) {
-    if (!a.init_img.empty() || !a.params_from.empty() || a.load.model_path == a.demo_path) return;
+    if (!a.init_img.empty() || !a.params_from.empty()) return;
     if (!a.aspect.empty()) {
         if (!a.given("--base")) apply_aspect(a.aspect, std::max(info.default_width, info.default_height), a.p);
         return;
@@ -254,7 +254,7 @@ int run_generate(GenerateArgs& a) {
         flag_loras.push_back(lw);
     }
     if (demo) {
-        a.load.model_path = a.demo_path = find_demo_model();
+        a.load.model_path = find_demo_model();
         if (a.load.model_path.empty()) return fail({Errc::invalid_argument, "no model given: pass -m/--model PATH"});
         std::fprintf(stderr, "no -m given: using the built-in demo model\n");
         // Its LoRA (<lora:demo_monochrome:0.8>) ships beside it.
@@ -275,7 +275,7 @@ int run_generate(GenerateArgs& a) {
     std::fprintf(stderr, "loading %s\n", a.load.model_path.c_str());
     auto engine = Engine::load(a.load);
     if (!engine) return fail(engine.error());
-    apply_model_size(a, (*engine)->info());
+    if (!demo) apply_model_size(a, (*engine)->info());
     ProgressBar bar;
     auto images = (*engine)->generate(a.p, [&](const Progress& pr) { return bar.update(pr); });
     if (!images) return fail(images.error());

@@ -30,8 +30,8 @@ std::string family_lines(const WeightStore& ws) {
     nn::TensorLookup lookup = [&ws](std::string_view k) { return ws.find(k); };
     const pipeline::ModelFamily family = pipeline::detect_family(lookup);
     const pipeline::FamilyPreset& p = pipeline::preset(family);
-    const bool sdxl = family == pipeline::ModelFamily::sdxl || family == pipeline::ModelFamily::sdxl_inpaint;
-    if (!sdxl && !ws.find(std::string(pipeline::kUNetPrefix) + "input_blocks.0.0.weight")) return "";  // no SD model
+    // Unsupported families are found by their markers; the others need at least a UNet to be an SD model.
+    if (p.supported && !ws.find(std::string(pipeline::kUNetPrefix) + "input_blocks.0.0.weight")) return "";
     std::string out = fmt::format("family: {}\n", p.name);
     if (!p.supported) return out + fmt::format("family problem: {}\n", p.unsupported_why);
     auto choice = pipeline::decide_prediction(family, std::nullopt, ws.metadata());
