@@ -208,6 +208,19 @@ Result<void> apply_edit_args(GenerateArgs& a) {
     return {};
 }
 
+// txt2img sizes not given (no -W/-H, --aspect without --base, no PNG to take them from) are the model family's
+// (SD 1.x 512, SD 2.x 768-v 768): known once the model is loaded. Editing takes its size from the picture, the
+// demo model keeps kDemoSize.
+void apply_model_size(GenerateArgs& a, const ModelInfo& info) {
+    if (!a.init_img.empty() || !a.params_from.empty()) return;
+    if (!a.aspect.empty()) {
+        if (!a.given("--base")) apply_aspect(a.aspect, std::max(info.default_width, info.default_height), a.p);
+        return;
+    }
+    if (!a.given("--width")) a.p.width = info.default_width;
+    if (!a.given("--height")) a.p.height = info.default_height;
+}
+
 int run_generate(GenerateArgs& a) {
     auto fail = [](const Error& e) {
         std::fprintf(stderr, "nanobanana: %s\n", e.message.c_str());
@@ -262,6 +275,7 @@ int run_generate(GenerateArgs& a) {
     std::fprintf(stderr, "loading %s\n", a.load.model_path.c_str());
     auto engine = Engine::load(a.load);
     if (!engine) return fail(engine.error());
+    if (!demo) apply_model_size(a, (*engine)->info());
     ProgressBar bar;
     auto images = (*engine)->generate(a.p, [&](const Progress& pr) { return bar.update(pr); });
     if (!images) return fail(images.error());
@@ -313,10 +327,12 @@ CommandRunner register_generate(CLI::App& app) {
     s->add_option("--scheduler", a->p.scheduler,
                   "discrete, karras, exponential, sgm_uniform, lcm, or an A1111 label (Uniform, Karras, ...) "
                   "[automatic: A1111's choice per sampler]");
-    s->add_option("-W,--width", a->p.width, "Width in pixels, multiple of 8 [512; the demo model: 64]");
-    s->add_option("-H,--height", a->p.height, "Height in pixels, multiple of 8 [512; the demo model: 64]");
+    s->add_option("-W,--width", a->p.width,
+                  "Width in pixels, multiple of 8 [the model's: 512, SD 2.x 768-v 768; the demo model: 64]");
+    s->add_option("-H,--height", a->p.height,
+                  "Height in pixels, multiple of 8 [the model's: 512, SD 2.x 768-v 768; the demo model: 64]");
     s->add_option("--aspect", a->aspect, "Aspect preset 1:1, 16:9, 9:16, 4:3, 3:4 ... (longer side = --base)");
-    s->add_option("--base", a->base, "Longer side for --aspect")->capture_default_str();
+    s->add_option("--base", a->base, "Longer side for --aspect [the model's default size]");
     s->add_option("--clip-skip", a->p.clip_skip, "A1111 clip skip (1 = last layer)")->capture_default_str();
     s->add_option("-b,--batch-count", a->p.batch_count, "Images to generate (seeds seed, seed+1, ...)")
         ->capture_default_str();
@@ -334,6 +350,9 @@ CommandRunner register_generate(CLI::App& app) {
                   "UNet weights in memory: auto (exact; 16-bit where lossless), f32, or q8_0 (8-bit, lossy, ~1 GB less)")
         ->capture_default_str();
     s->add_option("--backend", a->load.backend, "cpu, or ref (scalar reference kernels: slow, for checking)")
+        ->capture_default_str();
+    s->add_option("--prediction", a->load.prediction,
+                  "What the UNet predicts: auto (file metadata, else A1111's SD 2.x test forward, else eps), eps or v")
         ->capture_default_str();
     s->add_option("--upscale-model", a->upscale_model, "Upscale each image with this Real-ESRGAN model");
     s->add_option("--upscale-scale", a->upscale.scale, "Factor for --upscale-model, 1..8 [the model's own]");

@@ -40,7 +40,7 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 struct ServeArgs {
-    std::string models_dir, ckpt, host = "127.0.0.1", auth, cors, vocab, precision = "auto";
+    std::string models_dir, ckpt, host = "127.0.0.1", auth, cors, vocab, precision = "auto", prediction = "auto";
     int port = 7860, threads = 0, max_models = 1;
     bool listen = false, verbose = false;
     size_t max_body_mb = 64;
@@ -166,6 +166,7 @@ Result<Engine*> Server::engine_for(const ModelFile& m) {
     o.vocab_path = a_.vocab;
     o.threads = a_.threads;
     o.precision = a_.precision;
+    o.prediction = a_.prediction;
     o.lora_dir = a_.models_dir.empty() ? (fs::path(m.path).parent_path() / "lora").string()
                                        : (fs::path(a_.models_dir) / "Lora").string();
     const auto t0 = Clock::now();
@@ -606,6 +607,14 @@ std::atomic<bool> g_stop{false};
 thread_local int64_t t_request_start = 0;  // for the request log (a request runs on one thread)
 
 int Server::run() {
+    LoadOptions settings;  // the flags every load uses, refused before the server starts
+    settings.precision = a_.precision;
+    settings.prediction = a_.prediction;
+    settings.threads = a_.threads;
+    if (auto r = validate(settings); !r) {
+        std::fprintf(stderr, "nanobanana: %s\n", r.error().message.c_str());
+        return 2;
+    }
     refresh();
     if (checkpoints_.empty()) {
         std::fprintf(stderr, "nanobanana: no checkpoints in %s\n",
@@ -715,6 +724,8 @@ CommandRunner register_serve(CLI::App& app) {
     s->add_option("--max-body-mb", a->max_body_mb, "Request body limit in MB (413 beyond)")->capture_default_str();
     s->add_option("--vocab", a->vocab, "CLIP vocabulary for checkpoints without one beside them");
     s->add_option("--precision", a->precision, "auto, fp32 or bf16")->capture_default_str();
+    s->add_option("--prediction", a->prediction, "auto (metadata, else A1111's SD 2.x test forward), eps or v")
+        ->capture_default_str();
     s->add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
     s->add_flag("-v,--verbose", a->verbose, "Log error bodies");
     return [a] { return Server(*a).run(); };

@@ -34,6 +34,9 @@ struct LoadOptions {
     // single-threaded, slow; a second backend for checking the first).
     std::string backend = "cpu";
     std::string upscaler_dir;  // folder searched for hires-fix upscaler models named by file name
+    // What the UNet predicts (stable-diffusion.cpp's --prediction): "auto" (the file's `parameterization`
+    // metadata, else for SD 2.x A1111's test forward, else the family's eps), "eps" or "v" (wins over both).
+    std::string prediction = "auto";
 };
 
 // A LoRA file given directly (--lora PATH:WEIGHT); merged after the prompt's <lora:...> tags, in order.
@@ -118,8 +121,18 @@ struct GeneratedImage {
 // scale, batch count, sampler, scheduler and noise source (Errc::invalid_argument naming the field).
 // Engine::generate() checks it again, with what needs the model (clip skip against the text encoder's layers).
 Result<void> validate(const GenerateParams& p);
-// Precision, weight type, thread count and backend.
+// Precision, weight type, thread count, backend and prediction.
 Result<void> validate(const LoadOptions& o);
+
+// What a loaded checkpoint is (Engine::info): its model family and what was decided from it.
+struct ModelInfo {
+    std::string family;             // "SD 1.x", "SD 1.x inpainting", "SD 2.x", "SD 2.x inpainting"
+    std::vector<std::string> text_encoders;  // "CLIP ViT-L/14", ...
+    std::string prediction;         // "eps" or "v"
+    std::string prediction_source;  // "family default", "metadata", "test forward" (A1111's SD 2.x check), "option"
+    float vae_scale = 0.18215f;     // latents = vae_scale * VAE posterior
+    int default_width = 512, default_height = 512;  // the family's txt2img size (SD 2.x v-prediction: 768)
+};
 
 class Engine {
 public:
@@ -129,6 +142,7 @@ public:
     Result<std::vector<GeneratedImage>> generate(const GenerateParams& p, const ProgressFn& progress = {});
     // Architecture and component summary, for `nanobanana info`.
     std::string describe() const;
+    ModelInfo info() const;
     const std::string& model_name() const;
     // A1111's short model hash (first 10 hex digits of the file's SHA-256; computed on first use, "" for a
     // diffusers folder).

@@ -23,6 +23,16 @@ void ensure_values(const Tensor& w);
 // reuse), the current context's weight scratch, malloc's free lists. Between phases (after a component's
 // weights are freed, between VAE decoder levels) so that memory leaves the process.
 void return_free_memory();
+// How a weight is held now: its own fp32 values, or the kernels' packed copy in the element type the weight
+// storage chose (fp32, fp16 / bf16 where exact or in bf16 compute, q8_0 blocks), or nothing (released).
+enum class HeldAs { released, values_f32, f32, f16, bf16, q8_0 };
+struct Held {
+    HeldAs as = HeldAs::released;
+    int64_t bytes = 0;
+};
+Held held(const Tensor& w);
+const char* held_name(HeldAs a);  // "released", "f32", "f32", "f16", "bf16", "q8_0"
+
 // Bytes held by packed weight copies made under the current context and still alive (16-bit compact copies
 // at 2 bytes per value).
 int64_t packed_weight_bytes();

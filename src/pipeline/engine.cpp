@@ -64,6 +64,7 @@ Result<void> validate(const LoadOptions& o) {
         return make_error(Errc::invalid_argument, "backend must be cpu or ref (got '{}')", o.backend);
     if (o.threads < 0 || o.threads > 1024)
         return make_error(Errc::invalid_argument, "threads must be 0 (all cores) .. 1024 (got {})", o.threads);
+    if (auto r = pipeline::parse_prediction(o.prediction); !r) return std::unexpected(r.error());
     return {};
 }
 
@@ -167,13 +168,15 @@ Result<std::unique_ptr<Engine>> Engine::load_impl(const LoadOptions& opt) {
     if (auto r = validate(opt); !r) return std::unexpected(r.error());
     NB_TRY(precision, parse_precision(opt.precision));
     NB_TRY(storage, parse_weight_type(opt.weight_type));
+    NB_TRY(prediction, pipeline::parse_prediction(opt.prediction));
     backend::Settings settings;
     settings.backend = opt.backend == "ref" ? ops::Backend::ref : ops::Backend::cpu;
     settings.precision = precision;
     settings.threads = opt.threads;
     auto ctx = std::make_unique<backend::Context>(settings);
     backend::Scope scope(*ctx);
-    NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights, storage));
+    NB_TRY(model,
+           pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights, storage, prediction));
     std::unique_ptr<Engine> e(new Engine());
     e->impl_->ctx = std::move(ctx);
     e->impl_->model = std::move(model);
@@ -192,15 +195,47 @@ std::string Engine::model_hash() {
     return impl_->hash10;
 }
 
+ModelInfo Engine::info() const {
+    const auto& m = *impl_->model;
+    const pipeline::FamilyPreset& f = m.family_preset();
+    ModelInfo i;
+    i.family = f.name;
+    for (const auto& te : f.text_encoders) i.text_encoders.push_back(te.name);
+    i.prediction = pipeline::prediction_name(m.prediction);
+    i.prediction_source = pipeline::source_name(m.prediction_source);
+    i.vae_scale = m.vae.scale();
+    i.default_width = i.default_height = m.default_size();
+    return i;
+}
+
+namespace {
+
+// "1.6 GB f16 + 2.1 MB f32": what a component's weights cost now, by the type they are held in.
+std::string held_summary(const nn::WeightSet& w) {
+    std::string out;
+    for (const auto& [type, bytes] : w.held_bytes()) {
+        if (!out.empty()) out += " + ";
+        out += bytes >= (int64_t(1) << 30) ? fmt::format("{:.2f} GB {}", double(bytes) / double(1 << 30), type)
+                                           : fmt::format("{:.1f} MB {}", double(bytes) / double(1 << 20), type);
+    }
+    return out.empty() ? "released" : out;
+}
+
+}  // namespace
+
 std::string Engine::describe() const {
     const auto& m = *impl_->model;
     const auto& u = m.unet.config();
     const auto& c = m.clip.config();
-    const bool open_clip = m.text_encoder == pipeline::TextEncoderKind::open_clip;
+    const ModelInfo i = info();
+    // SD 1.x UNets keep the name their block list gives (compact BK-SDM variants, tiny test models).
+    const bool sd1 = m.family == pipeline::ModelFamily::sd1 || m.family == pipeline::ModelFamily::sd1_inpaint;
     return fmt::format(
-        "architecture: {}\nunet: {}\ntext encoder: {}, {} layers, width {}, {} heads\nprediction: {}",
-        open_clip ? "SD 2.x" : u.family(), u.summary(), open_clip ? "OpenCLIP (penultimate layer)" : "CLIP",
-        c.layers, c.hidden, c.heads, m.prediction == pipeline::Prediction::v ? "v" : "eps");
+        "family: {}\narchitecture: {}\nunet: {}\ntext encoder: {}, {} layers, width {}, {} heads\n"
+        "prediction: {} (from {})\nvae scale: {}\ndefault size: {}x{}\nweights held: text encoder {}, unet {}, vae {}",
+        i.family, sd1 ? u.family() : i.family, u.summary(), i.text_encoders.front(), c.layers, c.hidden, c.heads,
+        i.prediction, i.prediction_source, i.vae_scale, i.default_width, i.default_height,
+        held_summary(m.clip_weights), held_summary(m.unet_weights), held_summary(m.vae_weights));
 }
 
 namespace {

@@ -46,7 +46,7 @@ LatentMask latent_mask(const Image& m4, int64_t h, int64_t w) {
 
 // 9-channel conditioning (A1111 inpainting_image_condition): cm = round(M4 / 255) at full resolution (no mask:
 // all ones), masked image = lerp(x, x * (1 - cm), weight) with x in [-1, 1], encoded; result
-// [1, 5, h, w] = cat(nearest(cm -> h x w), 0.18215 * mean(encode(masked image))).
+// [1, 5, h, w] = cat(nearest(cm -> h x w), vae.scale() * mean(encode(masked image))).
 Tensor inpaint_conditioning(const SDModel& m, const Tensor& x, const Image* m4, float weight) {
     const int64_t H = x.dim(2), W = x.dim(3), h = H / 8, w = W / 8;
     std::vector<float> cm(size_t(H * W), 1.f);

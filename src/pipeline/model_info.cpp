@@ -23,6 +23,33 @@ constexpr Component kComponents[] = {
     {pipeline::SDModel::kVAEPrefix, "VAE"},
 };
 
+// "family: ..." and "prediction: ..." lines, decided as SDModel::load decides them (without an option). Only
+// an SD 2.x file without `parameterization` metadata costs more than a look at the header: A1111's test forward
+// loads its UNet for real (A1111 does the same on every load of such a file).
+std::string family_lines(const WeightStore& ws) {
+    nn::TensorLookup lookup = [&ws](std::string_view k) { return ws.find(k); };
+    const pipeline::ModelFamily family = pipeline::detect_family(lookup);
+    const pipeline::FamilyPreset& p = pipeline::preset(family);
+    // Unsupported families are found by their markers; the others need at least a UNet to be an SD model.
+    if (p.supported && !ws.find(std::string(pipeline::kUNetPrefix) + "input_blocks.0.0.weight")) return "";
+    std::string out = fmt::format("family: {}\n", p.name);
+    if (!p.supported) return out + fmt::format("family problem: {}\n", p.unsupported_why);
+    auto choice = pipeline::decide_prediction(family, std::nullopt, ws.metadata());
+    if (!choice) {
+        nn::Binder unet_b(lookup, pipeline::kUNetPrefix);
+        auto cfg = unet::UNetConfig::detect(unet_b);
+        if (!cfg) return out;  // the architecture line says why
+        auto unet = unet::UNet::load(unet_b, *cfg);
+        if (!unet) return out;  // the "unet problem" line says why
+        nn::WeightSet weights;  // forgets the kernels' packed copies when the check is done
+        weights.add(unet_b);
+        choice = pipeline::test_forward_prediction(*unet);
+    }
+    return out + fmt::format("prediction: {} (from {}), default size {}\n",
+                             pipeline::prediction_name(choice->prediction), pipeline::source_name(choice->source),
+                             pipeline::default_size(p, choice->prediction));
+}
+
 std::string human(int64_t n) {
     if (n >= 1'000'000) return fmt::format("{:.1f}M", double(n) / 1e6);
     if (n >= 1'000) return fmt::format("{:.1f}k", double(n) / 1e3);
@@ -52,8 +79,9 @@ Result<std::string> describe_checkpoint(const std::string& path) {
         out += fmt::format("{}: {} ({} tensors, {} parameters)\n", c.name, count ? "present" : "absent", count,
                            human(params));
     }
-    nn::Binder::DryRun dry;
-    nn::Binder unet_b(lookup, pipeline::SDModel::kUNetPrefix);
+    out += family_lines(ws);
+    constexpr auto dry = nn::BindMode::dry_run;
+    nn::Binder unet_b(lookup, pipeline::SDModel::kUNetPrefix, dry);
     auto unet_cfg = unet::UNetConfig::detect(unet_b);
     if (unet_cfg) {
         out += fmt::format("architecture: {}\nunet: {}\n", unet_cfg->family(), unet_cfg->summary());
@@ -61,12 +89,12 @@ Result<std::string> describe_checkpoint(const std::string& path) {
     } else {
         out += "architecture: unknown (" + unet_cfg.error().message + ")\n";
     }
-    nn::Binder clip_b(lookup, pipeline::SDModel::kClipPrefix);
+    nn::Binder clip_b(lookup, pipeline::SDModel::kClipPrefix, dry);
     if (auto cc = clip::CLIPConfig::detect(clip_b)) {
         out += fmt::format("text encoder: {} layers, width {}, vocab {}\n", cc->layers, cc->hidden, cc->vocab);
         if (auto m = clip::CLIPTextEncoder::load(clip_b, *cc); !m) out += "clip problem: " + m.error().message + "\n";
     }
-    nn::Binder openclip_b(lookup, pipeline::SDModel::kOpenClipPrefix);
+    nn::Binder openclip_b(lookup, pipeline::SDModel::kOpenClipPrefix, dry);
     if (auto cc = clip::CLIPConfig::detect_openclip(openclip_b)) {
         out += fmt::format("text encoder: OpenCLIP, {} layers, width {}, vocab {} (SD 2.x)\n", cc->layers,
                            cc->hidden, cc->vocab);
@@ -74,7 +102,7 @@ Result<std::string> describe_checkpoint(const std::string& path) {
             out += "openclip problem: " + m.error().message + "\n";
     }
     if (auto vc = vae::VAEConfig::detect(lookup)) {
-        if (auto v = vae::VAE::load(lookup, *vc); !v) out += "vae problem: " + v.error().message + "\n";
+        if (auto v = vae::VAE::load(lookup, *vc, nullptr, dry); !v) out += "vae problem: " + v.error().message + "\n";
     }
     std::vector<std::string> unused;
     for (const auto& e : ws.entries())

@@ -36,9 +36,9 @@ int64_t openclip_heads(const std::map<std::string, std::string>& meta) {
 }  // namespace
 
 Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const std::string& vocab, bool deferred,
-                                               ops::WeightStorage unet_storage) {
-    std::optional<nn::Binder::Deferred> defer;
-    if (deferred) defer.emplace();
+                                               ops::WeightStorage unet_storage,
+                                               std::optional<Prediction> prediction_option) {
+    const nn::BindMode mode = deferred ? nn::BindMode::deferred : nn::BindMode::load;
     auto m = std::make_unique<SDModel>();
     m->path = path;
     m->name = std::filesystem::path(path).stem().string();
@@ -47,14 +47,19 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     const WeightStore& ws = *m->store;
     nn::TensorLookup lookup = [&ws](std::string_view k) { return ws.find(k); };
 
+    m->family = detect_family(lookup);
+    const FamilyPreset& family = m->family_preset();
+    if (!family.supported) return make_error(Errc::unsupported, "{}: {}", path, family.unsupported_why);
+
     NB_TRY(vocab_path, text::find_vocab(vocab.empty() ? ws.tokenizer_dir() : vocab, path));
     NB_TRY(tok, text::ClipTokenizer::load(vocab_path));
     m->tokenizer = std::move(tok);
 
     const auto& meta = ws.metadata();
-    const bool open_clip = ws.find(std::string(kOpenClipPrefix) + "token_embedding.weight") != nullptr;
-    m->text_encoder = open_clip ? TextEncoderKind::open_clip : TextEncoderKind::clip;
-    nn::Binder clip_b(lookup, open_clip ? kOpenClipPrefix : kClipPrefix);
+    // One text tower for the supported families (SDXL's two come with issue 20).
+    m->text_encoder = family.text_encoders.front().kind;
+    const bool open_clip = m->text_encoder == TextEncoderKind::open_clip;
+    nn::Binder clip_b(lookup, open_clip ? kOpenClipPrefix : kClipPrefix, mode);
     auto clip_loaded = [&]() -> Result<clip::CLIPTextEncoder> {
         if (open_clip) {
             NB_TRY(cfg, clip::CLIPConfig::detect_openclip(clip_b, openclip_heads(meta)));
@@ -68,7 +73,7 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     m->weights.insert(clip_b.bound().begin(), clip_b.bound().end());
     m->clip_weights.add(clip_b);
 
-    nn::Binder unet_b(lookup, kUNetPrefix);
+    nn::Binder unet_b(lookup, kUNetPrefix, mode);
     unet::HeadsHint heads{json_int(meta, "unet_config", "num_heads"),
                           json_int(meta, "unet_config", "num_head_channels")};
     NB_TRY(unet_cfg, unet::UNetConfig::detect(unet_b, heads));
@@ -83,16 +88,26 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     m->unet_weights.set_storage(unet_storage);
 
     NB_TRY(vae_cfg, vae::VAEConfig::detect(lookup));
-    NB_TRY(vae_m, vae::VAE::load(lookup, vae_cfg, &m->vae_weights));
+    NB_TRY(vae_m, vae::VAE::load(lookup, vae_cfg, &m->vae_weights, mode));
     m->vae = std::move(vae_m);
     m->vae.set_between_levels(ops::return_free_memory);  // the decoder's peak is one level's, not the sum
+    m->vae.set_scale(family.vae_scale);
 
     // A checkpoint may carry its own schedule buffer (ldm register_schedule writes alphas_cumprod).
     if (const TensorEntry* ac = ws.find("alphas_cumprod"); ac && ac->shape.size() == 1 && ac->shape[0] >= 2) {
         NB_TRY(t, ws.load_f32("alphas_cumprod"));
         m->schedule = sampling::DiscreteSchedule::from_alphas_cumprod({t.span().begin(), t.span().end()});
     }
-    if (auto it = meta.find("parameterization"); it != meta.end() && it->second == "v") m->prediction = Prediction::v;
+    auto choice = decide_prediction(m->family, prediction_option, meta);
+    if (!choice) {
+        // A1111's test forward needs the UNet's values: a deferred UNet is converted for it and released again.
+        const bool was_resident = m->unet_weights.resident();
+        if (auto r = m->unet_weights.acquire(); !r) return std::unexpected(r.error());
+        choice = test_forward_prediction(m->unet);
+        if (!was_resident) m->unet_weights.release();
+    }
+    m->prediction = choice->prediction;
+    m->prediction_source = choice->source;
     ws.drop_resident_pages();  // every weight has been converted; keep only our own copies resident
     ops::return_free_memory();  // and hand back the heap pages the conversions used
     return m;

@@ -11,30 +11,27 @@
 #include "models/nn/weight_set.h"
 #include "models/unet/model.h"
 #include "models/vae/model.h"
+#include "pipeline/model_family.h"
 #include "sampling/schedule.h"
 #include "text/clip_tokenizer.h"
 
 namespace nb::pipeline {
 
-enum class Prediction { eps, v };
-
-// Which text tower the checkpoint holds (from the tensors present, not the file name).
-enum class TextEncoderKind {
-    clip,       // SD 1.x: OpenAI CLIP ViT-L/14, HF names under kClipPrefix
-    open_clip,  // SD 2.x: open_clip ViT-H-14 under kOpenClipPrefix, conditioning = its penultimate layer
-};
-
 struct SDModel {
     std::string path;
     std::string name;  // file stem, as A1111's "Model:" field
     std::shared_ptr<WeightStore> store;
+    ModelFamily family = ModelFamily::sd1;  // from the tensors present, not the file name
     text::ClipTokenizer tokenizer;
+    // The family's (only) text tower: SD 1.x CLIP under kClipPrefix, SD 2.x open_clip ViT-H-14 under
+    // kOpenClipPrefix (conditioning = its penultimate layer).
     TextEncoderKind text_encoder = TextEncoderKind::clip;
     clip::CLIPTextEncoder clip;  // either kind: the open_clip tower is the same transformer
     unet::UNet unet;
-    vae::VAE vae;
+    vae::VAE vae;  // its scale() is the family's
     sampling::DiscreteSchedule schedule = sampling::DiscreteSchedule::sd_default();
     Prediction prediction = Prediction::eps;
+    PredictionSource prediction_source = PredictionSource::preset;
     // CLIP and UNet weights by LDM key (shared storage with the modules): what LoRA merges into.
     std::map<std::string, Tensor> weights;
     // Per component, for releasing a component's converted weights while another one runs (see
@@ -44,15 +41,22 @@ struct SDModel {
     // `vocab`: explicit tokenizer path (--vocab) or empty to search (text::find_vocab). `deferred`: bind and
     // check every tensor but convert none; each component's WeightSet loads it on first use.
     // `unet_storage`: how the UNet's packed weights are held (ops::WeightStorage; q8_0 is the lossy opt-in).
+    // `prediction_option`: an explicit prediction type (LoadOptions::prediction), else decide_prediction's order.
+    // A family this engine cannot load (SDXL) is refused with the family's one-line reason.
     static Result<std::unique_ptr<SDModel>> load(const std::string& path, const std::string& vocab,
                                                  bool deferred = false,
-                                                 ops::WeightStorage unet_storage = ops::WeightStorage::exact);
+                                                 ops::WeightStorage unet_storage = ops::WeightStorage::exact,
+                                                 std::optional<Prediction> prediction_option = std::nullopt);
 
-    // Unique tensor prefixes of the components in the LDM single-file layout.
-    static constexpr const char* kClipPrefix = "cond_stage_model.transformer.text_model.";
-    static constexpr const char* kOpenClipPrefix = "cond_stage_model.model.";  // ldm FrozenOpenCLIPEmbedder
-    static constexpr const char* kUNetPrefix = "model.diffusion_model.";
-    static constexpr const char* kVAEPrefix = "first_stage_model.";
+    const FamilyPreset& family_preset() const { return preset(family); }
+    // Default txt2img side in pixels: the family's, for this model's prediction type (SD 2.x v: 768).
+    int default_size() const { return pipeline::default_size(family_preset(), prediction); }
+
+    // Unique tensor prefixes of the components in the LDM single-file layout (model_family.h).
+    static constexpr const char* kClipPrefix = pipeline::kClipPrefix;
+    static constexpr const char* kOpenClipPrefix = pipeline::kOpenClipPrefix;
+    static constexpr const char* kUNetPrefix = pipeline::kUNetPrefix;
+    static constexpr const char* kVAEPrefix = pipeline::kVAEPrefix;
 };
 
 }  // namespace nb::pipeline

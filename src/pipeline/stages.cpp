@@ -189,8 +189,9 @@ Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOpt
 Tensor encode_latent(const SDModel& m, const Tensor& x) {
     Tensor moments = m.vae.encode_moments_auto(x);  // [1, 8, h, w]: mean, logvar
     const int64_t h = moments.dim(2), w = moments.dim(3), hw = h * w;
+    const float scale = m.vae.scale();  // the family's (SD 1.x / 2.x: 0.18215)
     Tensor z(Shape{1, 4, h, w});
-    for (int64_t i = 0; i < 4 * hw; ++i) z.data()[i] = moments.data()[i] * vae::VAE::kScale;
+    for (int64_t i = 0; i < 4 * hw; ++i) z.data()[i] = moments.data()[i] * scale;
     return z;
 }
 

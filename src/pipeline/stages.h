@@ -86,7 +86,7 @@ Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOpt
                            ImageRng& rng, const sampling::StepCallback& cb);
 
 // ---- VAE ----
-// x [1, 3, H, W] in [-1, 1] -> 0.18215 * posterior mean [1, 4, H/8, W/8] (the golden rule: A1111 samples the
+// x [1, 3, H, W] in [-1, 1] -> vae.scale() * posterior mean [1, 4, H/8, W/8] (the golden rule: A1111 samples the
 // posterior with torch's global RNG, which nothing can reproduce; the mean is what a real VAE's sample is
 // within ~1e-4).
 Tensor encode_latent(const SDModel& m, const Tensor& x);

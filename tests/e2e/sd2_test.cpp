@@ -59,6 +59,11 @@ TEST(SD2, LoadsAsSD2FromTheTensors) {
     EXPECT_NE(d.find("architecture: SD 2.x"), std::string::npos) << d;
     EXPECT_NE(d.find("OpenCLIP"), std::string::npos) << d;
     EXPECT_NE(d.find("prediction: v"), std::string::npos) << d;
+    // An fp16 file's weights are held in 16 bits (exactly), each component's (norms and biases stay f32).
+    const std::string held = d.substr(d.find("weights held: "));
+    EXPECT_NE(held.find("text encoder "), std::string::npos) << d;
+    EXPECT_NE(held.find(" f16"), std::string::npos) << d;
+    EXPECT_EQ(held.find("released"), std::string::npos) << d;
     auto info = describe_checkpoint(test::shared_path(kWeights));
     ASSERT_TRUE(info) << info.error().message;
     EXPECT_NE(info->find("text encoder (OpenCLIP): present"), std::string::npos) << *info;

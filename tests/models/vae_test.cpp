@@ -220,7 +220,7 @@ TEST(VAE, TiledMapOfLocalOpIsExact) {
 TEST(VAE, TiledDecodeHasNoSeams) {
     const vae::VAE& m = tiny_vae();
     Tensor z = vae::Posterior::from_moments(m.encode_moments(smooth_image(192, 192))).mean;
-    ops::scale_(z, vae::VAE::kScale);
+    ops::scale_(z, m.scale());
     const Tensor full = m.decode(z);
     const Tensor small = m.decode_tiled(z, 12, 4);  // tiles start at 0, 8, 12 (last moved back)
     const Tensor large = m.decode_tiled(z, 20, 8);  // tiles start at 0, 4

@@ -150,6 +150,35 @@ TEST(Context, ForgetAndChangeDropTheCopy) {
     EXPECT_EQ(w.attachment(), nullptr);
 }
 
+// A weight reports how it is held: its values, or its packed copy's element type and bytes.
+TEST(Context, HeldTellsTheTypeAndBytesOfAWeight) {
+    backend::Context ctx;
+    backend::Scope scope(ctx);
+    Tensor w = randn({64, 32, 3, 3}, 20, 0.1f);
+    EXPECT_EQ(ops::held(w).as, ops::HeldAs::values_f32);
+    EXPECT_EQ(ops::held(w).bytes, w.numel() * 4);
+    ops::prepack_conv(w, 1, ops::Pad2d::same(1));
+    EXPECT_EQ(ops::held(w).as, ops::HeldAs::f32);  // random fp32 values: not exact in 16 bits
+    EXPECT_EQ(ops::held(w).bytes, w.numel() * 4);
+
+    Tensor h = randn({64, 32, 3, 3}, 21, 0.1f);
+    for (float& v : h.span()) v = float(_Float16(v));  // values an fp16 checkpoint holds
+    ops::prepack_conv(h, 1, ops::Pad2d::same(1));
+    EXPECT_EQ(ops::held(h).as, ops::HeldAs::f16);
+    EXPECT_EQ(ops::held(h).bytes, h.numel() * 2);
+
+    ops::set_weight_storage(ops::WeightStorage::q8_0);
+    Tensor q = randn({64, 32, 3, 3}, 22, 0.1f);
+    ops::prepack_conv(q, 1, ops::Pad2d::same(1));
+    EXPECT_EQ(ops::held(q).as, ops::HeldAs::q8_0);
+    EXPECT_EQ(ops::held(q).bytes, q.numel() + q.numel() / 32 * 4);
+
+    Tensor r = randn({8}, 23);
+    r.release_values();
+    EXPECT_EQ(ops::held(r).as, ops::HeldAs::released);
+    EXPECT_STREQ(ops::held_name(ops::HeldAs::f16), "f16");
+}
+
 // The seam: a context selects its backend; the reference backend never packs and gives the same math.
 TEST(Context, BackendIsTheContextsChoice) {
     backend::Settings s;

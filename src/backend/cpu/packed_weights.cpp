@@ -412,6 +412,31 @@ void ensure_values(const Tensor& w) {
     strm.wait();
 }
 
+Held held(const Tensor& w) {
+    if (!w.defined()) return {};
+    if (auto p = cpu::find(w)) {
+        std::lock_guard lock(p->mu);
+        if (!p->q8.empty()) return {HeldAs::q8_0, p->bytes()};
+        if (!p->compact.empty()) return {p->compact_type == DType::f16 ? HeldAs::f16 : HeldAs::bf16, p->bytes()};
+        if (p->mem)
+            return {p->layout.data_type() == dnnl::memory::data_type::bf16 ? HeldAs::bf16 : HeldAs::f32, p->bytes()};
+    }
+    if (w.has_values()) return {HeldAs::values_f32, w.numel() * int64_t(sizeof(float))};
+    return {};
+}
+
+const char* held_name(HeldAs a) {
+    switch (a) {
+        case HeldAs::released: return "released";
+        case HeldAs::values_f32:
+        case HeldAs::f32: return "f32";
+        case HeldAs::f16: return "f16";
+        case HeldAs::bf16: return "bf16";
+        case HeldAs::q8_0: return "q8_0";
+    }
+    return "?";
+}
+
 int64_t packed_weight_bytes() { return backend::current().state<cpu::PackedAccount>().bytes->load(); }
 
 void forget_weight(const Tensor& w) {

@@ -4,22 +4,10 @@
 
 namespace nb::nn {
 
-namespace {
-thread_local int g_dry_run = 0;
-thread_local int g_deferred = 0;
-}
-
-Binder::Deferred::Deferred() { ++g_deferred; }
-Binder::Deferred::~Deferred() { --g_deferred; }
-bool Binder::deferred() { return g_deferred > 0; }
-
-Binder::DryRun::DryRun() { ++g_dry_run; }
-Binder::DryRun::~DryRun() { --g_dry_run; }
-bool Binder::dry_run() { return g_dry_run > 0; }
-
-Binder::Binder(TensorLookup lookup, std::string prefix)
+Binder::Binder(TensorLookup lookup, std::string prefix, BindMode mode)
     : lookup_(std::move(lookup)),
       prefix_(std::move(prefix)),
+      mode_(mode),
       error_(std::make_shared<std::optional<Error>>()),
       used_(std::make_shared<std::set<std::string>>()),
       bound_(std::make_shared<std::map<std::string, Tensor>>()),

@@ -23,34 +23,26 @@ using TensorLookup = std::function<const TensorEntry*(std::string_view)>;
 // later (nn::WeightSet).
 struct WeightSource {
     const TensorEntry* entry = nullptr;  // owned by the WeightStore, which outlives the model
-    bool loaded = true;                  // false: bound under Binder::Deferred, values not read yet
+    bool loaded = true;                  // false: bound in BindMode::deferred, values not read yet
     enum class Pack { none, linear, conv } pack = Pack::none;
     int stride = 1;
     ops::Pad2d pad;
 };
 
+// How a Binder binds (kept by its scopes):
+//  load:     converts each tensor to fp32 now (and packs it for its kernel);
+//  deferred: records each tensor's source and returns it without values (Tensor::without_values): nothing is
+//            converted until nn::WeightSet::acquire() loads the component;
+//  dry_run:  checks names and shapes but converts nothing and returns undefined tensors: `info` inspects a
+//            checkpoint through the real load code without its memory cost.
+enum class BindMode { load, deferred, dry_run };
+
 class Binder {
 public:
-    // While alive on this thread, tensor() checks names and shapes but converts nothing and returns
-    // undefined tensors: `info` inspects a checkpoint through the real load code without its memory cost.
-    struct DryRun {
-        DryRun();
-        ~DryRun();
-        DryRun(const DryRun&) = delete;
-        DryRun& operator=(const DryRun&) = delete;
-    };
-    static bool dry_run();
-    // While alive on this thread, tensor() records each tensor's source and returns it without values
-    // (Tensor::without_values): nothing is converted until nn::WeightSet::acquire() loads the component.
-    struct Deferred {
-        Deferred();
-        ~Deferred();
-        Deferred(const Deferred&) = delete;
-        Deferred& operator=(const Deferred&) = delete;
-    };
-    static bool deferred();
-
-    explicit Binder(TensorLookup lookup, std::string prefix = "");
+    explicit Binder(TensorLookup lookup, std::string prefix = "", BindMode mode = BindMode::load);
+    BindMode mode() const { return mode_; }
+    bool dry_run() const { return mode_ == BindMode::dry_run; }
+    bool deferred() const { return mode_ == BindMode::deferred; }
 
     // Nested scope: b.scope("input_blocks.1.0") appends "input_blocks.1.0." to the prefix.
     Binder scope(std::string_view name) const;
@@ -81,6 +73,7 @@ public:
 private:
     TensorLookup lookup_;
     std::string prefix_;
+    BindMode mode_;
     std::shared_ptr<std::optional<Error>> error_;
     std::shared_ptr<std::set<std::string>> used_;
     std::shared_ptr<std::map<std::string, Tensor>> bound_;

@@ -22,6 +22,15 @@ int64_t WeightSet::numel() const {
     return n;
 }
 
+std::map<std::string, int64_t> WeightSet::held_bytes() const {
+    std::map<std::string, int64_t> out;
+    for (const auto& [_, it] : items_) {
+        const ops::Held h = ops::held(it.tensor);
+        if (h.as != ops::HeldAs::released) out[ops::held_name(h.as)] += h.bytes;
+    }
+    return out;
+}
+
 WeightSet::~WeightSet() {
     for (auto& [key, it] : items_) ops::forget_weight(it.tensor);
 }

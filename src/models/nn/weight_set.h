@@ -5,6 +5,7 @@
 // VAE 0.3 GB). Reloading costs one conversion (+ packing) of the component, like the first load.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -29,6 +30,8 @@ public:
     void add(const Binder& b);
 
     bool resident() const { return resident_; }
+    // Bytes held now per element type ("f16", "f32", "q8_0", ...; ops::held): what the set costs in memory.
+    std::map<std::string, int64_t> held_bytes() const;
     int64_t numel() const;  // parameters in the set
 
     // Frees the values and packed copies of every weight except those named in `keep` (e.g. LoRA-merged ones,

@@ -106,7 +106,7 @@ Tensor VAE::encode_moments(const Tensor& x) const { return quant_conv_.forward(e
 
 Tensor VAE::encode_scaled(const Tensor& x, const Tensor& noise) const {
     Tensor z = Posterior::from_moments(encode_moments_auto(x)).sample(noise);
-    ops::scale_(z, kScale);
+    ops::scale_(z, scale_);
     return z;
 }
 
@@ -114,7 +114,7 @@ Tensor VAE::decode_unscaled(const Tensor& z) const { return decoder_.forward(pos
 
 Tensor VAE::decode(const Tensor& z_scaled) const {
     Tensor z = z_scaled.clone();
-    ops::scale_(z, 1.f / kScale);
+    ops::scale_(z, 1.f / scale_);
     return decode_unscaled(z);
 }
 

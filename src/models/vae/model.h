@@ -96,16 +96,22 @@ struct TileOptions {
 
 class VAE {
 public:
-    static constexpr float kScale = 0.18215f;  // latents the sampler sees = kScale * z
+    // Latents the sampler sees = scale() * z. The factor belongs to the diffusion model, not to the autoencoder
+    // (ldm LatentDiffusion / sgm DiffusionEngine scale_factor) and no tensor holds it: the loader sets it from
+    // the model family (pipeline/model_family.h). SD 1.x / 2.x: 0.18215.
+    static constexpr float kSDScale = 0.18215f;
 
     // Binds first_stage_model.{encoder,decoder,quant_conv,post_quant_conv}.* (or the same names without
     // the prefix, as in standalone VAE files); errors name the key and both shapes.
     // `weights` (optional) receives the bound weights, so a pipeline can release and reload them.
-    static Result<VAE> load(const nn::TensorLookup& lookup, const VAEConfig& cfg, nn::WeightSet* weights = nullptr);
+    static Result<VAE> load(const nn::TensorLookup& lookup, const VAEConfig& cfg, nn::WeightSet* weights = nullptr,
+                            nn::BindMode mode = nn::BindMode::load);
 
     const VAEConfig& config() const { return cfg_; }
     // Runs `f` between the decoder's levels (the pipeline returns freed memory there).
     void set_between_levels(std::function<void()> f) { decoder_.between_levels = std::move(f); }
+    float scale() const { return scale_; }
+    void set_scale(float s) { scale_ = s; }
     // Shape checks for caller-supplied tensors (the forwards assume them).
     Result<void> check_image(const Tensor& x) const;     // [N, in_channels, H, W], H, W multiples of f
     Result<void> check_latent(const Tensor& z) const;    // [N, embed_dim, h, w]
@@ -114,11 +120,11 @@ public:
     Tensor encoder_out(const Tensor& x) const;
     // x: [N, 3, H, W] -> moments [N, 2*embed, H/f, W/f] = quant_conv(encoder(x))
     Tensor encode_moments(const Tensor& x) const;
-    // x -> kScale * (mean + std * noise): ldm get_first_stage_encoding of a posterior sample.
+    // x -> scale() * (mean + std * noise): ldm get_first_stage_encoding of a posterior sample.
     Tensor encode_scaled(const Tensor& x, const Tensor& noise) const;
     // z (unscaled posterior sample) [N, embed, h, w] -> image [N, 3, h*f, w*f]: post_quant_conv + decoder
     Tensor decode_unscaled(const Tensor& z) const;
-    // z_scaled (what the sampler produces) -> image in ~[-1, 1]: applies 1/kScale first (decode_first_stage)
+    // z_scaled (what the sampler produces) -> image in ~[-1, 1]: applies 1/scale() first (decode_first_stage)
     Tensor decode(const Tensor& z_scaled) const;
 
     // Tiled versions: tiles of `tile` latent cells (encode: pixels) overlapping by `overlap`, blended with
@@ -132,6 +138,7 @@ public:
 
 private:
     VAEConfig cfg_;
+    float scale_ = kSDScale;
     Encoder encoder_;
     Decoder decoder_;
     nn::Conv2d quant_conv_;       // 1x1, 2z -> 2*embed

@@ -80,13 +80,14 @@ const TensorEntry* need(const nn::TensorLookup& lookup, const std::string& key, 
 
 }  // namespace
 
-Result<VAE> VAE::load(const nn::TensorLookup& lookup, const VAEConfig& cfg, nn::WeightSet* weights) {
+Result<VAE> VAE::load(const nn::TensorLookup& lookup, const VAEConfig& cfg, nn::WeightSet* weights,
+                      nn::BindMode mode) {
     if (cfg.n_levels() < 1 || cfg.num_res_blocks < 1 || cfg.ch % cfg.groups != 0)
         return make_error(Errc::invalid_argument, "vae config: need >= 1 level, >= 1 block, ch divisible by {}",
                           cfg.groups);
     VAE vae;
     vae.cfg_ = cfg;
-    nn::Binder root(lookup, key_prefix(lookup));
+    nn::Binder root(lookup, key_prefix(lookup), mode);
     bind_encoder(root.scope("encoder"), vae.encoder_, cfg);
     bind_decoder(root.scope("decoder"), vae.decoder_, cfg);
     root.conv2d(vae.quant_conv_, "quant_conv", 2 * cfg.z_channels, 2 * cfg.embed_dim, 1);
