@@ -1,5 +1,6 @@
 #include "pipeline/denoiser.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -61,34 +62,44 @@ const Tensor& CondSchedule::at(int call) const {
 
 bool batch_cond_uncond_for(int64_t latent_pixels) { return latent_pixels < 64 * 64; }
 
-sampling::Denoiser make_cfg_denoiser(const SDModel& m, const CondSchedule& cond, const CondSchedule& uncond,
+sampling::Denoiser make_cfg_denoiser(const SDModel& m, std::vector<CondPart> cond, CondSchedule uncond,
                                      CFGOptions opt) {
     auto calls = std::make_shared<int>(0);
-    return [&m, &cond, &uncond, opt, calls](const Tensor& x, float sigma) -> Tensor {
+    return [&m, parts = std::move(cond), uncond = std::move(uncond), opt, calls](const Tensor& x,
+                                                                                float sigma) -> Tensor {
         const int call = (*calls)++;
-        const Tensor& c = cond.at(call);
         auto run = [&](const Tensor& xs, const Tensor& ctx, int64_t n) {
-            Tensor cc = opt.c_concat.defined() ? (n == 1 ? opt.c_concat : stack0({opt.c_concat, opt.c_concat}))
-                                               : Tensor();
+            Tensor cc;
+            if (opt.c_concat.defined()) cc = n == 1 ? opt.c_concat : stack0(std::vector<Tensor>(size_t(n), opt.c_concat));
             return denoise(m.unet, m.schedule, m.prediction, xs, std::vector<float>(size_t(n), sigma), ctx, cc,
                            opt.timesteps);
         };
-        if (opt.cfg_scale == 1.f) return run(x, c, 1);
-        const Tensor& u = uncond.at(call);
-        Tensor d_c, d_u;
-        if (opt.batch_cond_uncond && c.dim(1) == u.dim(1)) {
-            Tensor both = run(stack0({x, x}), stack0({c, u}), 2);
-            d_c = both.slice0(0, 1);
-            d_u = both.slice0(1, 2);
+        std::vector<Tensor> ctx;  // the parts' contexts, then the uncond's
+        for (const CondPart& p : parts) ctx.push_back(p.schedule.at(call));
+        if (opt.cfg_scale == 1.f && parts.size() == 1 && parts[0].weight == 1.0) return run(x, ctx[0], 1);
+        ctx.push_back(uncond.at(call));
+        const size_t n = ctx.size();
+        std::vector<Tensor> d(n);
+        const bool same_length = std::all_of(ctx.begin(), ctx.end(), [&](const Tensor& c) { return c.dim(1) == ctx[0].dim(1); });
+        if (opt.batch_cond_uncond && same_length) {
+            Tensor all = run(stack0(std::vector<Tensor>(n, x)), stack0(ctx), int64_t(n));
+            for (size_t i = 0; i < n; ++i) d[i] = all.slice0(int64_t(i), int64_t(i) + 1);
         } else {
-            d_c = run(x, c, 1);
-            d_u = run(x, u, 1);
+            for (size_t i = 0; i < n; ++i) d[i] = run(x, ctx[i], 1);
         }
-        Tensor out = Tensor::empty(x.shape());
-        for (int64_t i = 0; i < x.numel(); ++i)
-            out.data()[i] = d_u.data()[i] + (d_c.data()[i] - d_u.data()[i]) * opt.cfg_scale;
+        const Tensor& d_u = d.back();
+        Tensor out = d_u.clone();
+        for (size_t k = 0; k < parts.size(); ++k) {
+            const float s = float(parts[k].weight * double(opt.cfg_scale));  // torch: a Python float scalar
+            for (int64_t i = 0; i < x.numel(); ++i) out.data()[i] += (d[k].data()[i] - d_u.data()[i]) * s;
+        }
         return out;
     };
+}
+
+sampling::Denoiser make_cfg_denoiser(const SDModel& m, const CondSchedule& cond, const CondSchedule& uncond,
+                                     CFGOptions opt) {
+    return make_cfg_denoiser(m, std::vector<CondPart>{CondPart{cond, 1.0}}, uncond, std::move(opt));
 }
 
 }  // namespace nb::pipeline

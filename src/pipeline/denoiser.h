@@ -46,11 +46,22 @@ struct CFGOptions {
 // batch doubles the activations (~0.08 GB at 512x512), so large images run cond and uncond one after another.
 bool batch_cond_uncond_for(int64_t latent_pixels);
 
-// A1111 CFGDenoiser for one image: denoised = d_u + (d_c - d_u) * cfg_scale. cond and uncond share one UNet
-// batch [x, x] with contexts [cond, uncond] when opt.batch_cond_uncond and their token counts agree (else two
-// calls, as A1111 without batch_cond_uncond); cfg_scale 1
+// One AND part of a prompt (A1111 composable diffusion, "a cat :1.2 AND a hat :0.8"): its prompt-editing
+// schedule and its weight (negative weights push away from the part).
+struct CondPart {
+    CondSchedule schedule;
+    double weight = 1.0;
+};
+
+// A1111 CFGDenoiser + combine_denoised for one image: denoised = d_u + sum_i (d_i - d_u) * weight_i * cfg_scale
+// over the parts i (one part of weight 1: d_u + (d_c - d_u) * cfg_scale). The parts and the uncond share one
+// UNet batch [x, ..., x] with contexts [c_1, ..., c_n, uncond] when opt.batch_cond_uncond and their token
+// counts agree (else one call each, as A1111 without batch_cond_uncond); cfg_scale 1 with one part of weight 1
 // skips the uncond pass (the result is d_c either way). Prompt editing advances per model call, as A1111's
 // CFGDenoiser.step does.
+sampling::Denoiser make_cfg_denoiser(const SDModel& m, std::vector<CondPart> cond, CondSchedule uncond,
+                                     CFGOptions opt);
+// One part of weight 1.
 sampling::Denoiser make_cfg_denoiser(const SDModel& m, const CondSchedule& cond, const CondSchedule& uncond,
                                      CFGOptions opt);
 

@@ -22,7 +22,13 @@ CondSchedule encode_schedule(const SDModel& m, const std::string& prompt, int st
 Conditioning encode_conditioning(const SDModel& m, const std::string& prompt, const std::string& negative, int steps,
                                  int clip_skip) {
     clip_skip = std::max(1, clip_skip);
-    return Conditioning{encode_schedule(m, prompt, steps, clip_skip), encode_schedule(m, negative, steps, clip_skip)};
+    const text::MultiCond mc = text::and_split(prompt);
+    std::vector<CondSchedule> sub;
+    for (const std::string& s : mc.subprompts) sub.push_back(encode_schedule(m, s, steps, clip_skip));
+    Conditioning c;
+    for (const text::AndPart& part : mc.parts) c.cond.push_back(CondPart{sub[size_t(part.index)], part.weight});
+    c.uncond = encode_schedule(m, negative, steps, clip_skip);
+    return c;
 }
 
 // ---- noise ----

@@ -17,9 +17,11 @@ namespace nb::pipeline {
 
 // ---- conditioning ----
 struct Conditioning {
-    CondSchedule cond, uncond;
+    std::vector<CondPart> cond;  // one per AND part of the prompt
+    CondSchedule uncond;
 };
-// A1111 get_learned_conditioning for prompt and negative prompt: one context per prompt-editing entry.
+// A1111 get_multicond_learned_conditioning for the prompt (split on AND, ":weight" per part, each distinct part
+// encoded once) and get_learned_conditioning for the negative prompt: one context per prompt-editing entry.
 Conditioning encode_conditioning(const SDModel& m, const std::string& prompt, const std::string& negative, int steps,
                                  int clip_skip);
 
