@@ -1,6 +1,6 @@
 // `nanobanana serve`: AUTOMATIC1111's web API (/sdapi/v1/...) and OpenAI's images API over the public engine.
-// One job runs at a time (FIFO, position reported by /progress); interrupt keeps the finished images, skip moves
-// to the next image. Models come from an A1111-layout folder (Stable-diffusion/, Lora/, ESRGAN/, RealESRGAN/)
+// One job runs at a time (FIFO, position reported by /progress); interrupt keeps the finished images and the
+// current one as it stands, skip keeps the current one as it stands and moves to the next image (A1111). Models come from an A1111-layout folder (Stable-diffusion/, Lora/, ESRGAN/, RealESRGAN/)
 // or, without one, the built-in demo model. Endpoints and what is supported: docs/api.md.
 #include <sys/resource.h>
 #include <unistd.h>
@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -88,6 +89,7 @@ private:
     std::mutex queue_mu_;
     std::condition_variable queue_cv_;
     uint64_t next_ticket_ = 0, serving_ = 0;
+    std::set<uint64_t> abandoned_;  // tickets whose clients left while queued: passed over when their turn comes
     // Progress of the running job (read by /progress from other threads).
     std::atomic<bool> interrupt_{false}, skip_{false}, busy_{false};
     std::atomic<int> image_{0}, n_images_{0}, step_{0}, steps_{0};
@@ -188,18 +190,30 @@ std::string Server::upscaler_path(const std::string& name) const {
     return "";
 }
 
-// One request's turn in the FIFO queue: waits for it in the constructor, hands over in the destructor.
+// One request's turn in the FIFO queue: waits for it in the constructor, hands over in the destructor. A
+// client that disconnects while queued gives its turn up (`left`): its job never runs.
 struct Server::Ticket {
     Server& s;
     uint64_t n;
-    explicit Ticket(Server& srv) : s(srv) {
+    bool left = false;
+    Ticket(Server& srv, const httplib::Request& req) : s(srv) {
         std::unique_lock lk(s.queue_mu_);
         n = s.next_ticket_++;
-        s.queue_cv_.wait(lk, [&] { return s.serving_ == n; });
+        while (s.serving_ != n) {
+            if (s.queue_cv_.wait_for(lk, std::chrono::milliseconds(250)) == std::cv_status::timeout &&
+                !client_connected(req.local_port, req.remote_port)) {
+                s.abandoned_.insert(n);
+                left = true;
+                s.log(fmt::format("job {}: client disconnected while queued; dropped", n));
+                return;
+            }
+        }
     }
     ~Ticket() {
+        if (left) return;
         std::lock_guard lk(s.queue_mu_);
         ++s.serving_;
+        while (s.abandoned_.erase(s.serving_)) ++s.serving_;
         s.queue_cv_.notify_all();
     }
 };
@@ -240,7 +254,8 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
 
     const int n = p.batch_count;
     if (p.seed < 0) p.seed = int64_t(std::random_device{}() % 4294967294u);  // A1111 fix_seed
-    Ticket turn(*this);
+    Ticket turn(*this, req);
+    if (turn.left) return fail(res, 499, "client closed the connection while queued");
     res.set_header("X-Job-Id", std::to_string(turn.n));
     std::unique_lock models(models_mu_);
     const ModelFile* m = find_checkpoint(ckpt_name.empty() ? current_ : ckpt_name);
@@ -269,6 +284,7 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
     for (int i = 0; i < n && !interrupt_; ++i) {
         GenerateParams pi = p;
         pi.batch_count = 1;
+        pi.keep_interrupted = true;  // A1111: an interrupted or skipped image is returned as it stands
         pi.seed = p.seed + (p.subseed_strength == 0.f ? i : 0);
         pi.subseed = p.subseed + i;
         image_ = i;
@@ -284,7 +300,7 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
             return !interrupt_ && !skip_;
         });
         if (!out) {
-            if (out.error().code == Errc::cancelled) continue;  // skipped or interrupted: nothing finished
+            if (out.error().code == Errc::cancelled) continue;  // stopped before its first step: nothing to keep
             status = std::unexpected(out.error());
             break;
         }
@@ -316,7 +332,7 @@ void Server::progress(const httplib::Request& req, httplib::Response& res) {
     int queued = 0;
     {
         std::lock_guard lk(queue_mu_);
-        queued = int(next_ticket_ - serving_);
+        queued = int(next_ticket_ - serving_ - abandoned_.size());
     }
     const bool running = busy_;
     double prog = 0, eta = 0;
@@ -380,7 +396,8 @@ void Server::extra_single_image(const httplib::Request& req, httplib::Response& 
             path = upscaler_path(name);
         }
         if (path.empty()) return fail(res, 422, "request field 'upscaler_1': unknown upscaler '" + name + "'");
-        Ticket turn(*this);
+        Ticket turn(*this, req);
+        if (turn.left) return fail(res, 499, "client closed the connection while queued");
         auto u = Upscaler::load(path, a_.threads);
         if (!u) return fail(res, u.error());
         out = (*u)->upscale(*img, up);
@@ -431,7 +448,8 @@ void Server::post_options(const httplib::Request& req, httplib::Response& res) {
             if (k != "sd_model_checkpoint") options_[k] = v;  // unknown keys are kept, as A1111 does
     }
     if (!switch_to.empty()) {  // A1111 loads the model before answering
-        Ticket turn(*this);
+        Ticket turn(*this, req);
+        if (turn.left) return fail(res, 499, "client closed the connection while queued");
         std::lock_guard lk(models_mu_);
         const ModelFile* m = find_checkpoint(switch_to);
         auto e = engine_for(*m);

@@ -3,7 +3,9 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
+#include <sstream>
 
 #include "nanobanana/a1111.h"
 #include "nanobanana/engine.h"
@@ -76,6 +78,28 @@ json memory() {
     return {{"ram", {{"free", avail * 1024}, {"used", (total - avail) * 1024}, {"total", total * 1024},
                      {"process_peak_rss", int64_t(ru.ru_maxrss) * 1024}}},
             {"cuda", {{"error", "nanobanana runs on the CPU"}}}};
+}
+
+bool client_connected(int local_port, int remote_port) {
+    if (local_port <= 0 || remote_port <= 0) return true;  // not a TCP request: nothing to tell
+    for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+        std::ifstream f(table);
+        std::string line;
+        std::getline(f, line);  // header
+        while (std::getline(f, line)) {
+            // "  sl  local_address rem_address   st ...": addresses as HEXIP:HEXPORT, st in hex.
+            std::istringstream in(line);
+            std::string sl, local, remote, state;
+            if (!(in >> sl >> local >> remote >> state)) continue;
+            const auto port = [](const std::string& a) {
+                const size_t c = a.rfind(':');
+                return c == std::string::npos ? -1 : int(std::strtol(a.c_str() + c + 1, nullptr, 16));
+            };
+            if (port(local) == local_port && port(remote) == remote_port)
+                return state == "01";  // ESTABLISHED; CLOSE_WAIT (08) = the client closed its side
+        }
+    }
+    return false;  // no such connection any more
 }
 
 // base64 of "user:pass" for each allowed pair.

@@ -29,6 +29,12 @@ void openai_edits_to_a1111(const httplib::Request& req, nlohmann::json& a1111, s
 // A1111 /memory: ram {free, used, total} from /proc/meminfo, this process's peak RSS, cuda as an error object.
 nlohmann::json memory();
 
+// Whether the client of a request is still connected, as the kernel sees the TCP connection between the
+// server's `local_port` and the client's `remote_port` (/proc/net/tcp and tcp6): false once the client has
+// closed or reset it (the server's side is then CLOSE_WAIT, or gone). cpp-httplib 0.11 keeps the socket from
+// handlers, so a queued request has no other way to learn that nobody waits for its answer.
+bool client_connected(int local_port, int remote_port);
+
 // base64 of "user:pass" for each pair of --api-auth "user:pass[,user2:pass2]".
 std::vector<std::string> auth_tokens(const std::string& spec);
 

@@ -55,6 +55,10 @@ struct GenerateParams {
     int width = 512, height = 512;    // multiples of 8
     int clip_skip = 1;                // A1111: 1 = last layer; <= 0 means 1
     int batch_count = 1;              // images with seeds seed, seed+1, ...
+    // What a cancel (the progress callback returning false) during sampling does to the image being sampled:
+    // false drops it; true (A1111's Interrupt / Skip) returns it decoded from the last step's denoised
+    // prediction, marked GeneratedImage::interrupted. Either way the batch stops there.
+    bool keep_interrupted = false;
     std::string rng = "cuda";         // "cuda" (A1111 GPU/Philox, default) or "cpu" (torch CPU)
     std::vector<LoraWeight> loras;    // besides <lora:name:w> prompt tags
 
@@ -115,6 +119,7 @@ struct GeneratedImage {
     std::string parameters;       // A1111 infotext for the PNG "parameters" chunk
     std::vector<float> latent;    // final sampler output [4, H/8, W/8] (for debugging / tests)
     std::vector<std::string> warnings;  // e.g. LoRA modules that match no model weight
+    bool interrupted = false;     // sampling was cancelled: decoded from the last step (keep_interrupted)
 };
 
 // Checks what needs no model, so that callers can refuse a bad request before a long load: size, steps, CFG

@@ -374,6 +374,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
         g.image = o.pixels.pixels.empty() ? image_from_tensor(o.image, 0) : std::move(o.pixels);
         g.seed = o.seed;
         g.subseed = o.subseed;
+        g.interrupted = o.interrupted;
         g.parameters = infotext_for(p, choice, o.seed, o.subseed, m.name, impl_->hash10, lora_hashes);
         g.warnings = lora_warnings;
         if (o.latent.defined()) g.latent.assign(o.latent.span().begin(), o.latent.span().end());

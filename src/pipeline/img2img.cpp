@@ -182,8 +182,13 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
         const SeedSpec spec = image_seed(p, rng_kind, req.seed, req.subseed, i);
         ImageRng rng(spec, {4, h, w});
         auto cb = [&](int step, int, const Tensor&, const Tensor& d) { return !on_step || on_step(i, step, total, d); };
-        SampleJob job{&choice, z0, cut.t_enc, lmask ? &*lmask : nullptr};
+        bool interrupted = false;
+        SampleJob job{&choice, z0, cut.t_enc, lmask ? &*lmask : nullptr, p.keep_interrupted, &interrupted};
         Result<Tensor> latent = run_sampler(m, cond, cfg, job, rng, cb);
+        if (interrupted) {  // kept as it stands (A1111's Interrupt / Skip); the run ends
+            out.push_back(Txt2ImgOutput{*latent, {}, spec.seed, {}, spec.subseed, true});
+            break;
+        }
         if (!latent && latent.error().code == Errc::cancelled && !out.empty()) break;
         if (!latent) return std::unexpected(latent.error());
         out.push_back(Txt2ImgOutput{*latent, {}, spec.seed, {}, spec.subseed});

@@ -142,6 +142,12 @@ Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOpt
     const Tensor z0 = job.init_latent;
     sampling::Denoiser den = make_cfg_denoiser(m, c.cond, c.uncond, cfg);
     Tensor noise = rng.first();
+    Tensor partial;  // the denoised prediction of the step that was cancelled (keep_partial)
+    const sampling::StepCallback step_cb = [&](int step, int total, const Tensor& x, const Tensor& d) {
+        if (!cb || cb(step, total, x, d)) return true;
+        if (job.keep_partial) partial = d.clone();
+        return false;
+    };
     Result<Tensor> out = [&]() -> Result<Tensor> {
         if (!s.fn) {  // DDIM works in VP space on ldm's timesteps
             sampling::DdimPlan plan = s.ddim;
@@ -166,7 +172,7 @@ Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOpt
                     };
                 }
             }
-            return sampling::sample_ddim(den, x, plan, rng, cb);
+            return sampling::sample_ddim(den, x, plan, rng, step_cb);
         }
         std::span<const float> sigmas(s.sigmas);
         if (img2img) {
@@ -179,12 +185,16 @@ Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOpt
                 };
             Tensor x = Tensor::empty(z0.shape());
             for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = z0.data()[i] + noise.data()[i] * sigmas[0];
-            return s.fn(den, x, sigmas, rng, cb);
+            return s.fn(den, x, sigmas, rng, step_cb);
         }
         Tensor x = noise;
         for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] *= sigmas[0];
-        return s.fn(den, x, sigmas, rng, cb);
+        return s.fn(den, x, sigmas, rng, step_cb);
     }();
+    if (!out && out.error().code == Errc::cancelled && partial.defined()) {
+        if (job.interrupted) *job.interrupted = true;
+        out = partial;
+    }
     if (!out) return out;
     if (img2img && job.mask) return blend(z0, *job.mask, *out);
     return out;

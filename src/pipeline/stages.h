@@ -79,6 +79,11 @@ struct SampleJob {
     Tensor init_latent;                        // img2img: z0 [1, 4, h, w]; undefined = txt2img
     int t_enc = 0;                             // img2img only
     const LatentMask* mask = nullptr;          // inpaint: the denoiser's outputs and the result are blended
+    // A1111's Interrupt / Skip: a cancel from the step callback ends sampling with the last step's denoised
+    // prediction (masked as the result would be) instead of Errc::cancelled, and sets *interrupted. A cancel
+    // before the first step still gives Errc::cancelled.
+    bool keep_partial = false;
+    bool* interrupted = nullptr;
 };
 // txt2img: x = first() * sigmas[0] over the whole schedule. img2img: x = z0 + first() * sigma_sched[0] over
 // sigma_sched = sigmas[S' - t_enc - 1 :]; DDIM: z0 noised to the plan's timestep t_enc (A1111

@@ -126,7 +126,14 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
         auto cb = [&](int step, int, const Tensor&, const Tensor& d) { return !on_step || on_step(i, step, total, d); };
         SampleJob job;
         job.sampler = &choice;
+        bool interrupted = false;
+        job.keep_partial = p.keep_interrupted;
+        job.interrupted = &interrupted;
         Result<Tensor> latent = run_sampler(m, cond, cfg, job, rng, cb);
+        if (interrupted) {  // A1111: the interrupted image is kept as it stands (no hires pass) and the run ends
+            out.push_back(Txt2ImgOutput{*latent, {}, spec.seed, {}, spec.subseed, true});
+            break;
+        }
         if (latent && hires) {
             Tensor start;
             if (hr_latent_mode) {
@@ -149,7 +156,13 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
                 return !on_step || on_step(i, first_total + step, total, d);
             };
             SampleJob hr_job{&hr_choice, start, hr_cut.t_enc};
+            hr_job.keep_partial = p.keep_interrupted;
+            hr_job.interrupted = &interrupted;
             latent = run_sampler(m, hr_cond, hr_cfg, hr_job, hr_rng, hr_cb);
+            if (interrupted) {
+                out.push_back(Txt2ImgOutput{*latent, {}, spec.seed, {}, spec.subseed, true});
+                break;
+            }
         }
         // Cancelled during a later image of a batch: the finished ones are decoded and returned (A1111 keeps them).
         if (!latent && latent.error().code == Errc::cancelled && !out.empty()) break;

@@ -35,6 +35,7 @@ struct Txt2ImgOutput {
     int64_t seed = 0;
     Image pixels;   // the final picture when it is not image_from_tensor(image) (inpaint overlay, strength 0)
     int64_t subseed = 0;
+    bool interrupted = false;  // from the last step's prediction (GenerateParams::keep_interrupted)
 };
 
 struct Txt2ImgRequest {

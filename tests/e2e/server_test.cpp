@@ -2,7 +2,10 @@
 // Response shapes, generation (txt2img, img2img / inpaint, LoRA, batch seeds), upscaling, PNG info, options and
 // model switching, progress + interrupt + skip, concurrent clients, auth, OpenAI images, and bad input (the
 // server keeps answering after each).
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -233,13 +236,65 @@ TEST(Server, ProgressInterruptAndSkip) {
     ASSERT_TRUE(p["current_image"].is_string()) << "a live preview while sampling";
     EXPECT_EQ(decode(p["current_image"]).width, 8);  // latent resolution of a 64x64 picture
     EXPECT_TRUE(get(c, "/sdapi/v1/progress?skip_current_image=true")["current_image"].is_null());
-    post(c, "/sdapi/v1/skip", json::object());  // image 0 dropped, image 1 starts
+    post(c, "/sdapi/v1/skip", json::object());  // image 0 kept as it stands, image 1 starts
     ASSERT_FALSE(wait_step(1).is_null());
     post(c, "/sdapi/v1/interrupt", json::object());
     job.join();
     ASSERT_TRUE(result.is_object());
-    EXPECT_EQ(result["images"].size(), 0u);  // skipped, interrupted, never started
+    // As A1111: the skipped and the interrupted image come back as they stood (decoded from their last
+    // step's prediction), the third never started.
+    ASSERT_EQ(result["images"].size(), 2u);
+    const json info = json::parse(result["info"].get<std::string>());
+    EXPECT_EQ(info["all_seeds"].size(), 2u);
+    for (const auto& im : result["images"]) {
+        const Image pic = decode(im);
+        EXPECT_EQ(pic.width, 64);
+        long sum = 0;
+        for (uint8_t v : pic.pixels) sum += v;
+        EXPECT_GT(sum, 0) << "an interrupted image came back black";
+    }
     EXPECT_EQ(get(c, "/sdapi/v1/progress")["progress"], 0);
+}
+
+// A client that disconnects while its job is queued gives its turn up: the job never runs, the queue moves on.
+TEST(Server, DisconnectedClientsQueuedJobIsDropped) {
+    auto c = server().client();
+    json result;
+    std::thread job([&] {
+        auto cj = server().client();
+        result = post(cj, "/sdapi/v1/txt2img", small_txt2img(31, 400));
+    });
+    auto job_count = [&] { return get(c, "/sdapi/v1/progress")["state"]["job_count"].get<int>(); };
+    auto wait_for = [&](auto pred) {
+        for (int i = 0; i < 400 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        return pred();
+    };
+    ASSERT_TRUE(wait_for([&] { return get(c, "/sdapi/v1/progress")["state"]["sampling_step"].get<int>() > 0; }));
+    EXPECT_EQ(job_count(), 1);
+
+    // A raw client: sends a whole txt2img request, then hangs up without reading the answer.
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(uint16_t(server().port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const std::string body = small_txt2img(32, 400).dump();
+    const std::string http = "POST /sdapi/v1/txt2img HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    ASSERT_EQ(send(fd, http.data(), http.size(), 0), ssize_t(http.size()));
+    EXPECT_TRUE(wait_for([&] { return job_count() == 2; })) << "the second request was not queued";
+    close(fd);
+    EXPECT_TRUE(wait_for([&] { return job_count() == 1; })) << "the disconnected client's job stayed queued";
+
+    post(c, "/sdapi/v1/interrupt", json::object());
+    job.join();
+    ASSERT_TRUE(result.is_object());
+    // The queue is not stuck on the dropped ticket: the next job runs at once.
+    const json next = post(c, "/sdapi/v1/txt2img", small_txt2img(33));
+    EXPECT_EQ(next["images"].size(), 1u);
+    EXPECT_NE(server().log().find("client disconnected while queued; dropped"), std::string::npos);
 }
 
 TEST(Server, ConcurrentClientsGetTheirOwnPictures) {
