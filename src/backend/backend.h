@@ -24,6 +24,7 @@ public:
     virtual Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) const = 0;
     virtual Tensor geglu(const Tensor& x) const = 0;
     virtual void silu_(Tensor& x) const = 0;
+    virtual void relu_(Tensor& x) const = 0;
     virtual void quick_gelu_(Tensor& x) const = 0;
     virtual void gelu_(Tensor& x) const = 0;
     virtual void add_(Tensor& x, const Tensor& y) const = 0;

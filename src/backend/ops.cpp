@@ -31,6 +31,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
 }
 Tensor geglu(const Tensor& x) { return be().geglu(x); }
 void silu_(Tensor& x) { be().silu_(x); }
+void relu_(Tensor& x) { be().relu_(x); }
 void quick_gelu_(Tensor& x) { be().quick_gelu_(x); }
 void gelu_(Tensor& x) { be().gelu_(x); }
 void add_(Tensor& x, const Tensor& y) { be().add_(x, y); }

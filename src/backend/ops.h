@@ -29,6 +29,7 @@ Tensor geglu(const Tensor& x);
 
 // In-place elementwise.
 void silu_(Tensor& x);
+void relu_(Tensor& x);        // max(x, 0)
 void quick_gelu_(Tensor& x);  // x * sigmoid(1.702 x), CLIP
 void gelu_(Tensor& x);        // exact erf GELU
 void add_(Tensor& x, const Tensor& y);               // same shape

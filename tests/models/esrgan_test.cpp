@@ -16,43 +16,6 @@
 namespace nb {
 namespace {
 
-// Minimal .npy v1/v2 reader: little-endian float32 ('<f4'), C order; shape parsed from the header dict.
-Tensor read_npy(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    EXPECT_TRUE(f) << path;
-    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    if (bytes.size() < 12 || bytes.compare(0, 6, "\x93NUMPY") != 0) {
-        ADD_FAILURE() << path << ": not a .npy file";
-        return {};
-    }
-    const int major = uint8_t(bytes[6]);
-    size_t hlen = 0, start = 0;
-    if (major == 1) {
-        hlen = uint8_t(bytes[8]) | size_t(uint8_t(bytes[9])) << 8;
-        start = 10;
-    } else {
-        for (int i = 0; i < 4; ++i) hlen |= size_t(uint8_t(bytes[8 + size_t(i)])) << (8 * i);
-        start = 12;
-    }
-    const std::string header = bytes.substr(start, hlen);
-    EXPECT_NE(header.find("'descr': '<f4'"), std::string::npos) << header;
-    EXPECT_NE(header.find("'fortran_order': False"), std::string::npos) << header;
-    const size_t lp = header.find('(', header.find("'shape'")), rp = header.find(')', lp);
-    Shape shape;
-    std::string dims = header.substr(lp + 1, rp - lp - 1);
-    for (size_t p = 0; p < dims.size();) {
-        size_t q = dims.find(',', p);
-        std::string d = dims.substr(p, q == std::string::npos ? std::string::npos : q - p);
-        if (d.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(d));
-        if (q == std::string::npos) break;
-        p = q + 1;
-    }
-    Tensor t = Tensor::empty(shape);
-    EXPECT_EQ(bytes.size() - start - hlen, size_t(t.numel()) * 4) << path;
-    std::memcpy(t.data(), bytes.data() + start + hlen, size_t(t.numel()) * 4);
-    return t;
-}
-
 // upscale_input_64.png as the MANIFEST defines the model input: x = uint8 / 255, [1, 3, 64, 64].
 Tensor golden_input() {
     auto img = read_png(test::shared_path("assets/golden/upscale_input_64.png"));
@@ -82,7 +45,7 @@ TEST(Esrgan, RealWeightsMatchPyTorch) {
         EXPECT_EQ(m->config().scale, c.scale) << c.model;
         EXPECT_EQ(m->config().num_feat, 64);
         EXPECT_EQ(m->config().num_conv, 16);
-        const Tensor ref = read_npy(test::shared_path(std::string("assets/golden/") + c.npy));
+        const Tensor ref = test::read_npy(test::shared_path(std::string("assets/golden/") + c.npy));
         const Tensor y = m->forward(x);
         ASSERT_EQ(y.shape(), ref.shape()) << c.model;
         EXPECT_TRUE(test::close_abs(y, ref, 1e-4)) << c.model;

@@ -1,6 +1,9 @@
 #include "testutil/golden.h"
 
 #include <cmath>
+#include <iterator>
+#include <fstream>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -79,6 +82,43 @@ static ::testing::AssertionResult compare(const Tensor& got, const Tensor& ref, 
 }
 ::testing::AssertionResult close_abs(const Tensor& got, const Tensor& ref, double abs) {
     return compare(got, ref, 0.0, abs);
+}
+
+// Minimal .npy v1/v2 reader: little-endian float32 ('<f4'), C order; shape parsed from the header dict.
+Tensor read_npy(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    EXPECT_TRUE(f) << path;
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (bytes.size() < 12 || bytes.compare(0, 6, "\x93NUMPY") != 0) {
+        ADD_FAILURE() << path << ": not a .npy file";
+        return {};
+    }
+    const int major = uint8_t(bytes[6]);
+    size_t hlen = 0, start = 0;
+    if (major == 1) {
+        hlen = uint8_t(bytes[8]) | size_t(uint8_t(bytes[9])) << 8;
+        start = 10;
+    } else {
+        for (int i = 0; i < 4; ++i) hlen |= size_t(uint8_t(bytes[8 + size_t(i)])) << (8 * i);
+        start = 12;
+    }
+    const std::string header = bytes.substr(start, hlen);
+    EXPECT_NE(header.find("'descr': '<f4'"), std::string::npos) << header;
+    EXPECT_NE(header.find("'fortran_order': False"), std::string::npos) << header;
+    const size_t lp = header.find('(', header.find("'shape'")), rp = header.find(')', lp);
+    Shape shape;
+    std::string dims = header.substr(lp + 1, rp - lp - 1);
+    for (size_t p = 0; p < dims.size();) {
+        size_t q = dims.find(',', p);
+        std::string d = dims.substr(p, q == std::string::npos ? std::string::npos : q - p);
+        if (d.find_first_not_of(' ') != std::string::npos) shape.push_back(std::stoll(d));
+        if (q == std::string::npos) break;
+        p = q + 1;
+    }
+    Tensor t = Tensor::empty(shape);
+    EXPECT_EQ(bytes.size() - start - hlen, size_t(t.numel()) * 4) << path;
+    std::memcpy(t.data(), bytes.data() + start + hlen, size_t(t.numel()) * 4);
+    return t;
 }
 
 }  // namespace nb::test

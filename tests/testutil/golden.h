@@ -21,6 +21,9 @@ std::string data_path(const std::string& rel);    // tests/data/rel
 const SafeTensors& golden(const std::string& rel);
 Tensor golden_tensor(const std::string& rel, const std::string& name);
 
+// A .npy file (v1/v2, little-endian float32, C order) as a tensor of its shape; failures are test failures.
+Tensor read_npy(const std::string& path);
+
 // max|a-b| <= rel * max|ref| + abs (scale-relative, as golden/README.md defines "rel").
 ::testing::AssertionResult close_rel(const Tensor& got, const Tensor& ref, double rel, double abs = 0.0);
 // max|a-b| <= abs elementwise.

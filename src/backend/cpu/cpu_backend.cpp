@@ -24,6 +24,7 @@ public:
     }
     Tensor geglu(const Tensor& x) const override { return cpu::geglu(x); }
     void silu_(Tensor& x) const override { cpu::silu_(x); }
+    void relu_(Tensor& x) const override { cpu::relu_(x); }
     void quick_gelu_(Tensor& x) const override { cpu::quick_gelu_(x); }
     void gelu_(Tensor& x) const override { cpu::gelu_(x); }
     void add_(Tensor& x, const Tensor& y) const override { cpu::add_(x, y); }

@@ -23,6 +23,14 @@ void silu_(Tensor& x) {
     for (int64_t i = 0; i < n; ++i) d[i] = d[i] * cpu::fast_sigmoid(d[i]);
 }
 
+void relu_(Tensor& x) {
+    cpu::ProfileScope prof_("relu");
+    float* d = x.data();
+    const int64_t n = x.numel();
+#pragma omp parallel for simd if (n > kParallelMin)
+    for (int64_t i = 0; i < n; ++i) d[i] = d[i] > 0.f ? d[i] : 0.f;
+}
+
 void quick_gelu_(Tensor& x) {
     float* d = x.data();
     const int64_t n = x.numel();

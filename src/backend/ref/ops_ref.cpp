@@ -75,6 +75,10 @@ void silu_(Tensor& x) {
     for (float& v : x.span()) v = float(double(v) / (1.0 + std::exp(-double(v))));
 }
 
+void relu_(Tensor& x) {
+    for (float& v : x.span()) v = v > 0.f ? v : 0.f;
+}
+
 void quick_gelu_(Tensor& x) {
     for (float& v : x.span()) v = float(double(v) / (1.0 + std::exp(-1.702 * double(v))));
 }

@@ -14,6 +14,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal);
 Tensor geglu(const Tensor& x);
 void silu_(Tensor& x);
+void relu_(Tensor& x);
 void quick_gelu_(Tensor& x);
 void gelu_(Tensor& x);
 

@@ -29,6 +29,7 @@ public:
     }
     Tensor geglu(const Tensor& x) const override { return ops::refb::geglu(x); }
     void silu_(Tensor& x) const override { ops::refb::silu_(x); }
+    void relu_(Tensor& x) const override { ops::refb::relu_(x); }
     void quick_gelu_(Tensor& x) const override { ops::refb::quick_gelu_(x); }
     void gelu_(Tensor& x) const override { ops::refb::gelu_(x); }
     void add_(Tensor& x, const Tensor& y) const override { cpu::add_(x, y); }
