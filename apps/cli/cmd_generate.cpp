@@ -354,6 +354,8 @@ CommandRunner register_generate(CLI::App& app) {
     s->add_option("--prediction", a->load.prediction,
                   "What the UNet predicts: auto (file metadata, else A1111's SD 2.x test forward, else eps), eps or v")
         ->capture_default_str();
+    s->add_option("--taesd", a->load.taesd,
+                  "TAESD decoder (taesd_decoder.pth / .safetensors): fast low-quality final decode and live previews");
     s->add_option("--upscale-model", a->upscale_model, "Upscale each image with this Real-ESRGAN model");
     s->add_option("--upscale-scale", a->upscale.scale, "Factor for --upscale-model, 1..8 [the model's own]");
     // Editing: stable-diffusion.cpp's names where it has them (-i, --mask, --strength), A1111's knobs otherwise.

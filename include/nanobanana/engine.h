@@ -37,6 +37,11 @@ struct LoadOptions {
     // What the UNet predicts (stable-diffusion.cpp's --prediction): "auto" (the file's `parameterization`
     // metadata, else for SD 2.x A1111's test forward, else the family's eps), "eps" or "v" (wins over both).
     std::string prediction = "auto";
+    // A TAESD tiny autoencoder (stable-diffusion.cpp's --taesd; madebyollin's taesd_decoder.pth / .safetensors
+    // for SD 1.x/2.x): live previews are decoded with it, and with `taesd_decode` so is the final picture
+    // (much faster, lower quality; the checkpoint's VAE then never loads for txt2img).
+    std::string taesd;
+    bool taesd_decode = true;
 };
 
 // A LoRA file given directly (--lora PATH:WEIGHT); merged after the prompt's <lora:...> tags, in order.

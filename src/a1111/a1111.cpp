@@ -97,6 +97,8 @@ Result<LoadOptions> load_options_impl(const std::string& model_path, std::string
     NB_READ(*j, "upscaler_dir", o.upscaler_dir, where);
     NB_READ(*j, "backend", o.backend, where);
     NB_READ(*j, "prediction", o.prediction, where);
+    NB_READ(*j, "taesd", o.taesd, where);
+    NB_READ(*j, "taesd_decode", o.taesd_decode, where);
     if (auto r = validate(o); !r) return std::unexpected(r.error());
     return o;
 }

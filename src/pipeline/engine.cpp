@@ -13,6 +13,7 @@
 #include "io/hash.h"
 #include "pipeline/infotext.h"
 #include "pipeline/lora.h"
+#include "pipeline/stages.h"
 #include "pipeline/txt2img.h"
 #include "sampling/registry.h"
 #include "sampling/rng.h"
@@ -177,6 +178,18 @@ Result<std::unique_ptr<Engine>> Engine::load_impl(const LoadOptions& opt) {
     backend::Scope scope(*ctx);
     NB_TRY(model,
            pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights, storage, prediction));
+    if (!opt.taesd.empty()) {
+        NB_TRY(tiny, taesd::Model::load(opt.taesd));
+        if (!tiny.has_decoder())
+            return make_error(Errc::invalid_argument, "taesd: {} holds no decoder (a taesd_decoder file is needed)",
+                              opt.taesd);
+        if (tiny.config().latent_channels != model->unet.config().out_channels)
+            return make_error(Errc::invalid_argument, "taesd: {} decodes {}-channel latents ({}); this model's have {}",
+                              opt.taesd, tiny.config().latent_channels, tiny.config().summary(),
+                              model->unet.config().out_channels);
+        model->taesd = std::move(tiny);
+        model->taesd_decode = opt.taesd_decode;
+    }
     std::unique_ptr<Engine> e(new Engine());
     e->impl_->ctx = std::move(ctx);
     e->impl_->model = std::move(model);
@@ -239,23 +252,6 @@ std::string Engine::describe() const {
 }
 
 namespace {
-
-// A1111's "Approx cheap" live preview (sd_vae_approx.cheap_approximation): each latent pixel's 4 channels
-// times a fixed 4x3 matrix (SD 1.x), mapped from [-1, 1] to 8 bits; latent resolution.
-Image cheap_preview(const Tensor& z) {
-    static constexpr float kCoefs[4][3] = {
-        {0.298f, 0.207f, 0.208f}, {0.187f, 0.286f, 0.173f}, {-0.158f, 0.189f, 0.264f}, {-0.184f, -0.271f, -0.473f}};
-    if (!z.defined() || z.shape().size() != 4 || z.dim(1) != 4) return {};
-    const int h = int(z.dim(2)), w = int(z.dim(3));
-    Image im{w, h, 3, std::vector<uint8_t>(size_t(w) * size_t(h) * 3)};
-    for (int i = 0; i < h * w; ++i)
-        for (int c = 0; c < 3; ++c) {
-            float v = 0;
-            for (int l = 0; l < 4; ++l) v += z.data()[size_t(l) * size_t(h * w) + size_t(i)] * kCoefs[l][c];
-            im.pixels[size_t(i) * 3 + size_t(c)] = uint8_t(std::clamp((v + 1.f) / 2.f, 0.f, 1.f) * 255.f);
-        }
-    return im;
-}
 
 // A weight as A1111 writes it in a tag: shortest form ("0.8", "1").
 std::string tag_weight(float w) { return pipeline::format_number(w); }
@@ -364,7 +360,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     auto on_step = [&](int image, int step, int total, const Tensor& denoised) {
         if (!progress) return true;
         Progress pr{image, p.batch_count, step + 1, total, "sample", {}};
-        pr.preview = [&denoised] { return cheap_preview(denoised); };
+        pr.preview = [&m, &denoised] { return pipeline::preview_image(m, denoised); };
         return progress(pr);
     };
     NB_TRY(outs, p.init_image.pixels.empty() ? pipeline::txt2img(m, req, on_step) : pipeline::img2img(m, req, on_step));

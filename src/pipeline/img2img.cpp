@@ -196,9 +196,10 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
     done_with(m.unet_weights);
 
     // ---- decode (D1) and overlay (D2) ----
-    if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
+    if (!decodes_with_taesd(m))
+        if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
     for (auto& o : out) {
-        o.image = m.vae.decode_auto(o.latent);
+        o.image = decode_latent(m, o.latent);
         if (inpaint) o.pixels = apply_overlay(image_from_tensor(o.image, 0), paste_to, overlay);
     }
     done_with(m.vae_weights);

@@ -10,6 +10,7 @@
 #include "models/clip/model.h"
 #include "models/nn/weight_set.h"
 #include "models/unet/model.h"
+#include "models/taesd/model.h"
 #include "models/vae/model.h"
 #include "pipeline/model_family.h"
 #include "sampling/schedule.h"
@@ -37,6 +38,9 @@ struct SDModel {
     // Per component, for releasing a component's converted weights while another one runs (see
     // nn::WeightSet); all resident after load.
     nn::WeightSet clip_weights, unet_weights, vae_weights;
+    // Optional TAESD (LoadOptions::taesd): previews, and the final decode when `taesd_decode`.
+    std::optional<taesd::Model> taesd;
+    bool taesd_decode = false;
 
     // `vocab`: explicit tokenizer path (--vocab) or empty to search (text::find_vocab). `deferred`: bind and
     // check every tensor but convert none; each component's WeightSet loads it on first use.

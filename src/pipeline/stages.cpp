@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "image/image.h"
 #include "pipeline/conditioning.h"
 #include "text/prompt.h"
 
@@ -198,6 +199,46 @@ Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOpt
     if (!out) return out;
     if (img2img && job.mask) return blend(z0, *job.mask, *out);
     return out;
+}
+
+// ---- decode ----
+
+bool decodes_with_taesd(const SDModel& m) { return m.taesd && m.taesd->has_decoder() && m.taesd_decode; }
+
+Tensor decode_latent(const SDModel& m, const Tensor& z) {
+    if (!decodes_with_taesd(m)) return m.vae.decode_auto(z);
+    Tensor x = m.taesd->decode(z);  // [0, 1] -> [-1, 1], as the VAE's
+    for (float& v : x.span()) v = v * 2.f - 1.f;
+    return x;
+}
+
+namespace {
+// A1111's "Approx cheap" live preview (sd_vae_approx.cheap_approximation): each latent pixel's 4 channels
+// times a fixed 4x3 matrix (SD 1.x), mapped from [-1, 1] to 8 bits; latent resolution.
+Image cheap_preview(const Tensor& z) {
+    static constexpr float kCoefs[4][3] = {
+        {0.298f, 0.207f, 0.208f}, {0.187f, 0.286f, 0.173f}, {-0.158f, 0.189f, 0.264f}, {-0.184f, -0.271f, -0.473f}};
+    if (!z.defined() || z.shape().size() != 4 || z.dim(1) != 4) return {};
+    const int h = int(z.dim(2)), w = int(z.dim(3));
+    Image im{w, h, 3, std::vector<uint8_t>(size_t(w) * size_t(h) * 3)};
+    for (int i = 0; i < h * w; ++i)
+        for (int c = 0; c < 3; ++c) {
+            float v = 0;
+            for (int l = 0; l < 4; ++l) v += z.data()[size_t(l) * size_t(h * w) + size_t(i)] * kCoefs[l][c];
+            im.pixels[size_t(i) * 3 + size_t(c)] = uint8_t(std::clamp((v + 1.f) / 2.f, 0.f, 1.f) * 255.f);
+        }
+    return im;
+}
+
+}  // namespace
+
+Image preview_image(const SDModel& m, const Tensor& denoised) {
+    if (m.taesd && m.taesd->has_decoder() && denoised.defined() && denoised.dim(1) == m.taesd->config().latent_channels) {
+        Tensor x = m.taesd->decode(denoised.slice0(0, 1));
+        for (float& v : x.span()) v = v * 2.f - 1.f;
+        return image_from_tensor(x, 0);
+    }
+    return cheap_preview(denoised);
 }
 
 // ---- VAE ----

@@ -92,6 +92,15 @@ struct SampleJob {
 Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOptions& cfg, const SampleJob& job,
                            ImageRng& rng, const sampling::StepCallback& cb);
 
+// ---- decode ----
+// Whether the final decode runs on the TAESD decoder (LoadOptions::taesd with taesd_decode) instead of the VAE.
+bool decodes_with_taesd(const SDModel& m);
+// The sampler's latents [N, 4, h, w] -> pictures [N, 3, 8h, 8w] in ~[-1, 1]: the VAE (tiled when large), or TAESD.
+Tensor decode_latent(const SDModel& m, const Tensor& z);
+// A live preview of a step's denoised prediction [1, 4, h, w]: TAESD at full size when the model has one,
+// else A1111's "Approx cheap" (a fixed 4x3 matrix per latent pixel) at latent size.
+Image preview_image(const SDModel& m, const Tensor& denoised);
+
 // ---- VAE ----
 // x [1, 3, H, W] in [-1, 1] -> vae.scale() * posterior mean [1, 4, H/8, W/8] (the golden rule: A1111 samples the
 // posterior with torch's global RNG, which nothing can reproduce; the mean is what a real VAE's sample is

@@ -140,7 +140,7 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
                 start = resize_latent(*latent, hr_h / 8, hr_w / 8, *hr_latent_mode);
             } else {  // A1111: decode, upscale the 8-bit picture, encode again
                 if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
-                Image first = image_from_tensor(m.vae.decode_auto(*latent), 0);
+                Image first = image_from_tensor(decode_latent(m, *latent), 0);
                 Image up;
                 if (hr_model) {
                     auto r = upscale_image(*hr_model, first, hr_w, hr_h, UpscaleTiling{}, {});
@@ -171,8 +171,9 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
     }
     done_with(m.unet_weights);
 
-    if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
-    for (auto& o : out) o.image = m.vae.decode_auto(o.latent);
+    if (!decodes_with_taesd(m))
+        if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
+    for (auto& o : out) o.image = decode_latent(m, o.latent);
     done_with(m.vae_weights);
     return out;
 }
