@@ -21,6 +21,7 @@ CommandRunner register_bench(CLI::App& app) {
     s->add_option("-t,--threads", o->threads, "Threads (0 = all cores)")->capture_default_str();
     s->add_option("--precision", o->precision, "auto, bf16 or fp32")->capture_default_str();
     s->add_option("--type", o->weight_type, "UNet weights in memory: auto, f32 or q8_0")->capture_default_str();
+    s->add_option("--taesd", o->taesd, "Also time this TAESD decoder's decode of the same latent");
     s->add_flag("--profile", o->profile, "Also print where the UNet step's and the VAE decode's time goes, per op");
     s->add_flag("--json", *json, "Print the report as JSON");
     return [o, json] {

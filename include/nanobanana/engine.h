@@ -224,6 +224,7 @@ struct BenchOptions {
     std::string precision = "auto";
     std::string weight_type = "auto";  // as LoadOptions::weight_type
     bool profile = false;  // per-op time of the UNet steps
+    std::string taesd;     // also time a TAESD decoder's decode of the same latent
 };
 struct BenchPart {
     std::string name;

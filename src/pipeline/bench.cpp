@@ -146,6 +146,15 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     r.parts.push_back(time_part("vae decode", 1, [&] { Tensor img = m->vae.decode_auto(latent); }));
     say(fmt::format("vae decode: {:.2f} s", r.parts.back().median_s));
     take_profile("vae decode", 1);
+    if (!opt.taesd.empty()) {
+        NB_TRY(tiny, taesd::Model::load(opt.taesd));
+        if (!tiny.has_decoder() || tiny.config().latent_channels != latent.dim(1))
+            return make_error(Errc::invalid_argument, "bench --taesd: {} is not a decoder for {}-channel latents",
+                              opt.taesd, latent.dim(1));
+        r.parts.push_back(time_part("taesd decode", 1, [&] { Tensor img = tiny.decode(latent); }));
+        say(fmt::format("taesd decode: {:.2f} s", r.parts.back().median_s));
+        take_profile("taesd decode", 1);
+    }
     ops::set_profiling(false);
     r.peak_rss_mb = peak_rss_mb();
     return r;
