@@ -11,6 +11,7 @@
 #include "models/nn/weight_set.h"
 #include "models/unet/model.h"
 #include "models/vae/model.h"
+#include "pipeline/embeddings.h"
 #include "pipeline/model_family.h"
 #include "sampling/schedule.h"
 #include "text/clip_tokenizer.h"
@@ -37,6 +38,8 @@ struct SDModel {
     // Per component, for releasing a component's converted weights while another one runs (see
     // nn::WeightSet); all resident after load.
     nn::WeightSet clip_weights, unet_weights, vae_weights;
+    // Textual-inversion embeddings the prompts may name (LoadOptions::embedding_dir); null = none.
+    std::shared_ptr<const EmbeddingSet> embeddings;
 
     // `vocab`: explicit tokenizer path (--vocab) or empty to search (text::find_vocab). `deferred`: bind and
     // check every tensor but convert none; each component's WeightSet loads it on first use.
