@@ -16,6 +16,7 @@
 #include "io/hash.h"
 #include "io/safetensors.h"
 #include "io/torch_zip.h"
+#include "nanobanana/a1111.h"
 #include "nanobanana/engine.h"
 #include "pipeline/embeddings.h"
 #include "pipeline/infotext.h"
@@ -273,6 +274,15 @@ TEST(Embedding, WrongWidthAndBadFilesAreSkippedWithAWarning) {
     int loaded = 0;
     for (const auto& i : list_embeddings(dir.string())) loaded += i.skipped.empty();
     EXPECT_EQ(loaded, 2);
+}
+
+TEST(Embedding, CApiOptionNamesTheFolder) {
+    auto o = a1111::parse_load_options("m.safetensors", R"({"embd_dir": "/x/embeddings"})");
+    ASSERT_TRUE(o) << o.error().message;
+    EXPECT_EQ(o->embedding_dir, "/x/embeddings");
+    o = a1111::parse_load_options("m.safetensors", R"({"embd_dir": 3})");
+    ASSERT_FALSE(o);
+    EXPECT_NE(o.error().message.find("embd_dir"), std::string::npos) << o.error().message;
 }
 
 }  // namespace
