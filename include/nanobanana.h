@@ -29,6 +29,7 @@ typedef int (*nb_progress_fn)(int step, int steps, void *user);
 /* Loads a checkpoint (.safetensors file, diffusers folder, torch .ckpt). options_json keys (all optional):
  *   "precision": "auto" | "fp32" | "bf16"     "type": "auto" | "f32" | "q8_0"     "threads": 0 (all cores) ...
  *   "vocab": CLIP vocabulary path              "lora_dir": folder searched for <lora:name:w> prompt tags
+ *   "embd_dir": folder of textual-inversion embeddings (.safetensors/.pt/.bin) a prompt word names by file stem
  *   "upscaler_dir": folder searched for hires-fix upscaler models named by "hr_upscaler"
  *   "backend": "cpu" (default) | "ref" (scalar reference kernels: exact, one thread, slow)
  *   "prediction": "auto" (metadata, else A1111's SD 2.x test forward, else eps) | "eps" | "v"

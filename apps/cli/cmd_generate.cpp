@@ -28,6 +28,7 @@ struct GenerateArgs {
     bool grid = false;
     std::string params_from;
     std::string lora_dir;
+    std::string embd_dir;            // --embd-dir; default: embeddings/ beside the model
     std::vector<std::string> loras;  // --lora PATH[:WEIGHT | :TE_WEIGHT:UNET_WEIGHT], repeatable
     bool verbose = false;
     std::string upscale_model;  // generate then upscale (cmd_upscale.cpp)
@@ -268,6 +269,9 @@ int run_generate(GenerateArgs& a) {
         upscaler = std::move(*u);
     }
     a.load.lora_dir = a.lora_dir;
+    a.load.embedding_dir = !a.embd_dir.empty()
+                               ? a.embd_dir
+                               : (std::filesystem::path(a.load.model_path).parent_path() / "embeddings").string();
     a.p.loras = flag_loras;
     install_interrupt_handler();
     // One generation per process: each component is converted when its phase starts and freed after it.
@@ -275,6 +279,7 @@ int run_generate(GenerateArgs& a) {
     std::fprintf(stderr, "loading %s\n", a.load.model_path.c_str());
     auto engine = Engine::load(a.load);
     if (!engine) return fail(engine.error());
+    for (const auto& w : (*engine)->load_warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (!demo) apply_model_size(a, (*engine)->info());
     ProgressBar bar;
     auto images = (*engine)->generate(a.p, [&](const Progress& pr) { return bar.update(pr); });
@@ -342,6 +347,9 @@ CommandRunner register_generate(CLI::App& app) {
     s->add_flag("--grid", a->grid, "Also write a contact sheet of all images (<output>_grid.png)");
     s->add_option("--params-from", a->params_from, "Take prompt and settings from an A1111 PNG's parameters");
     s->add_option("--lora-model-dir", a->lora_dir, "Folder searched for <lora:name:weight> files");
+    s->add_option("--embd-dir", a->embd_dir,
+                  "Folder of textual-inversion embeddings (.safetensors/.pt/.bin; a prompt word naming one is "
+                  "replaced by its vectors) [embeddings/ beside the model]");
     s->add_option("--lora", a->loras, "LoRA file to merge: PATH[:WEIGHT] or PATH:TE_WEIGHT:UNET_WEIGHT (repeatable)");
     s->add_option("-t,--threads", a->load.threads, "Threads (0 = all cores)")->capture_default_str();
     s->add_option("--precision", a->load.precision, "auto (= fp32), bf16 (faster, ~2 % image change) or fp32 (exact)")

@@ -171,9 +171,11 @@ Result<Engine*> Server::engine_for(const ModelFile& m) {
     o.prediction = a_.prediction;
     o.lora_dir = a_.models_dir.empty() ? (fs::path(m.path).parent_path() / "lora").string()
                                        : (fs::path(a_.models_dir) / "Lora").string();
+    o.embedding_dir = embeddings_folder(a_.models_dir, m.path);
     const auto t0 = Clock::now();
     auto e = Engine::load(o);
     if (!e) return std::unexpected(e.error());
+    for (const auto& w : (*e)->load_warnings()) log("warning: " + w);
     log(fmt::format("loaded {} in {:.1f} s", m.name,
                     std::chrono::duration<double>(Clock::now() - t0).count()));
     engines_.emplace_front(m.path, std::move(*e));
@@ -581,7 +583,12 @@ void Server::routes() {
                          {"path", l.path}, {"metadata", json::object()}});
         reply(r, a);
     });
-    s.Get(v1 + "/embeddings", [](const auto&, auto& r) { reply(r, {{"loaded", json::object()}, {"skipped", json::object()}}); });
+    s.Get(v1 + "/embeddings", [this](const auto&, auto& r) {  // the last used model's, else the files unchecked
+        std::lock_guard lk(models_mu_);
+        reply(r, embeddings_json(engines_.empty()
+                                     ? list_embeddings(embeddings_folder(a_.models_dir, find_demo_model()))
+                                     : engines_.front().second->embeddings()));
+    });
     s.Get(v1 + "/scripts", [](const auto&, auto& r) { reply(r, {{"txt2img", json::array()}, {"img2img", json::array()}}); });
     // Lists clients read that nanobanana has nothing in (yet): empty, in A1111's shapes.
     for (const char* empty : {"/script-info", "/sd-modules", "/face-restorers", "/realesrgan-models", "/prompt-styles",

@@ -102,6 +102,23 @@ bool client_connected(int local_port, int remote_port) {
     return false;  // no such connection any more
 }
 
+std::string embeddings_folder(const std::string& models_dir, const std::string& model_path) {
+    return models_dir.empty() ? (fs::path(model_path).parent_path() / "embeddings").string()
+                              : (fs::path(models_dir) / "embeddings").string();
+}
+
+json embeddings_json(const std::vector<EmbeddingInfo>& embeddings) {
+    json loaded = json::object(), skipped = json::object();
+    auto text = [](const std::string& s) { return s.empty() ? json(nullptr) : json(s); };
+    for (const auto& e : embeddings) {
+        json j{{"step", e.step >= 0 ? json(e.step) : json(nullptr)}, {"sd_checkpoint", text(e.sd_checkpoint)},
+               {"sd_checkpoint_name", text(e.sd_checkpoint_name)}, {"shape", e.shape}, {"vectors", e.vectors}};
+        if (!e.skipped.empty()) j["reason"] = e.skipped;
+        (e.skipped.empty() ? loaded : skipped)[e.name] = std::move(j);
+    }
+    return {{"loaded", std::move(loaded)}, {"skipped", std::move(skipped)}};
+}
+
 // base64 of "user:pass" for each allowed pair.
 std::vector<std::string> auth_tokens(const std::string& spec) {
     std::vector<std::string> out;

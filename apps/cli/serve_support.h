@@ -10,6 +10,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "nanobanana/engine.h"
+
 namespace nb::cli {
 
 struct ModelFile {
@@ -25,6 +27,12 @@ std::vector<ModelFile> scan(const std::filesystem::path& dir, std::initializer_l
 
 // OpenAI /v1/images/edits (multipart) -> an A1111 img2img payload; `error` set on bad input.
 void openai_edits_to_a1111(const httplib::Request& req, nlohmann::json& a1111, std::string& error);
+
+// The textual-inversion folder: <models dir>/embeddings, or embeddings/ beside the model without a models dir.
+std::string embeddings_folder(const std::string& models_dir, const std::string& model_path);
+// A1111 /sdapi/v1/embeddings: {"loaded": {name: {step, sd_checkpoint, sd_checkpoint_name, shape, vectors}},
+// "skipped": {...}}; a skipped one also has "reason" (nanobanana's addition).
+nlohmann::json embeddings_json(const std::vector<EmbeddingInfo>& embeddings);
 
 // A1111 /memory: ram {free, used, total} from /proc/meminfo, this process's peak RSS, cuda as an error object.
 nlohmann::json memory();

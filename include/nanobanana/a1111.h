@@ -28,7 +28,7 @@ Result<Request> parse_request(std::string_view json_text);
 // sampler_name, cfg_scale, steps, infotexts, ... as a JSON object text.
 std::string info_json(const Request& req, const std::vector<GeneratedImage>& images, const std::string& model);
 
-// The C API's options_json: precision, type, threads, vocab, lora_dir, upscaler_dir, backend.
+// The C API's options_json: precision, type, threads, vocab, lora_dir, embd_dir, upscaler_dir, backend.
 Result<LoadOptions> parse_load_options(const std::string& model_path, std::string_view json_text);
 
 // Strict RFC 4648 base64 (standard alphabet, '=' padding; whitespace skipped); errors name `what`.

@@ -18,6 +18,9 @@ struct LoadOptions {
     std::string vocab_path;  // CLIP vocabulary; empty = search (NB_VOCAB, beside the model, data dirs)
     int threads = 0;         // 0 = all cores
     std::string lora_dir;    // folder searched for the prompt's <lora:name:w> files (by file stem)
+    // Folder of textual-inversion embeddings (.safetensors, .pt, .bin; stable-diffusion.cpp's --embd-dir): a
+    // prompt word equal to a file's stem is replaced by its vectors, as A1111 does. Read once, at load.
+    std::string embedding_dir;
     // "auto" (= fp32 for now: bf16 misses the 1e-2 image tolerance on the golden pipeline), "bf16" (about 2x
     // faster UNet steps on CPUs with native bf16) or "fp32" (exact reference math).
     std::string precision = "auto";
@@ -43,6 +46,22 @@ struct LoadOptions {
     std::string taesd;
     bool taesd_decode = true;
 };
+
+// A textual-inversion embedding file (A1111 /sdapi/v1/embeddings fields, plus path, hash and the skip reason).
+struct EmbeddingInfo {
+    std::string name;     // the file stem: the word that calls it in a prompt
+    std::string path;
+    int vectors = 0;      // token slots it takes (of a chunk's 75)
+    int shape = 0;        // width of a vector (the text encoder's: 768 SD 1.x, 1024 SD 2.x); 0 when unreadable
+    int64_t step = -1;    // training step (A1111 .pt files); -1 unknown
+    std::string sd_checkpoint, sd_checkpoint_name;  // what it was trained on, when the file says
+    std::string hash;     // sha256 of the file (A1111's "TI hashes" show its first 12 hex digits)
+    std::string skipped;  // why it is not used (wrong width, unreadable, ...); "" = loaded
+};
+
+// Embedding files under `dir` without a model, so without a width check (A1111 with no model loaded): every
+// readable one is loaded, unreadable ones are skipped with the reason.
+std::vector<EmbeddingInfo> list_embeddings(const std::string& dir);
 
 // A LoRA file given directly (--lora PATH:WEIGHT); merged after the prompt's <lora:...> tags, in order.
 struct LoraWeight {
@@ -157,6 +176,10 @@ public:
     // A1111's short model hash (first 10 hex digits of the file's SHA-256; computed on first use, "" for a
     // diffusers folder).
     std::string model_hash();
+    // The textual-inversion embeddings read from LoadOptions::embedding_dir: loaded ones, then skipped ones.
+    std::vector<EmbeddingInfo> embeddings() const;
+    // What load noticed but did not refuse (one line per embedding file skipped, naming it and why).
+    std::vector<std::string> load_warnings() const;
 
 private:
     Engine();

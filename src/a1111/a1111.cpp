@@ -94,6 +94,7 @@ Result<LoadOptions> load_options_impl(const std::string& model_path, std::string
     NB_READ(*j, "threads", o.threads, where);
     NB_READ(*j, "vocab", o.vocab_path, where);
     NB_READ(*j, "lora_dir", o.lora_dir, where);
+    NB_READ(*j, "embd_dir", o.embedding_dir, where);
     NB_READ(*j, "upscaler_dir", o.upscaler_dir, where);
     NB_READ(*j, "backend", o.backend, where);
     NB_READ(*j, "prediction", o.prediction, where);

@@ -166,7 +166,9 @@ Obj mk(Kind k) {
 
 // The only globals the VM accepts. `inert` ones build opaque placeholders (never called): they occur in
 // real SD .ckpt files beside the state dict (lightning callbacks, numpy scalars) and are dropped.
-enum class GlobalKind { ordered_dict, rebuild_tensor, rebuild_parameter, storage, inert };
+// `parameter_dict`: torch.nn.ParameterDict (the original textual-inversion repo's `string_to_param`), read as
+// the dict of its `_parameters` state.
+enum class GlobalKind { ordered_dict, rebuild_tensor, rebuild_parameter, storage, parameter_dict, inert };
 struct GlobalInfo {
     const char* name;
     GlobalKind kind;
@@ -188,6 +190,8 @@ constexpr GlobalInfo kGlobals[] = {
     {"numpy.core.multiarray scalar", GlobalKind::inert, DType::f32},
     {"numpy dtype", GlobalKind::inert, DType::f32},
     {"_codecs encode", GlobalKind::inert, DType::f32},
+    {"torch.nn.modules.container ParameterDict", GlobalKind::parameter_dict, DType::f32},
+    {"__builtin__ set", GlobalKind::inert, DType::f32},  // a module's _non_persistent_buffers_set
 };
 
 const GlobalInfo* global_info(const std::string& name) {
@@ -195,6 +199,8 @@ const GlobalInfo* global_info(const std::string& name) {
         if (name == g.name) return &g;
     return nullptr;
 }
+
+constexpr const char* kParameterDict = "ParameterDict";  // PyObj::s of a dict built from a ParameterDict
 
 class PickleVm {
 public:
@@ -316,6 +322,7 @@ Result<void> PickleVm::op_reduce() {
             out = args->items[0];
             break;
         case GlobalKind::storage: return bad("storage type '{}' cannot be called", fn->s);
+        case GlobalKind::parameter_dict: return bad("'{}' is only built with NEWOBJ", fn->s);
         case GlobalKind::inert: out = mk(Kind::opaque); break;
     }
     stack_.push_back(std::move(out));
@@ -449,14 +456,21 @@ Result<void> PickleVm::step_struct(uint8_t op, bool& done) {
             NB_TRY(state, pop());
             if (stack_.empty() || (stack_.back()->kind != Kind::dict && stack_.back()->kind != Kind::opaque))
                 return bad("BUILD on an object that is not a dict");
+            PyObj& target = *stack_.back();
+            if (target.s == kParameterDict && state->kind == Kind::dict)  // its tensors are state['_parameters']
+                for (const auto& [k, v] : state->dict)
+                    if (k->kind == Kind::string && k->s == "_parameters" && v->kind == Kind::dict) target.dict = v->dict;
             return {};
         }
-        case 0x81: {  // NEWOBJ: only for inert globals
+        case 0x81: {  // NEWOBJ: only for inert globals and ParameterDict (an empty dict until its BUILD)
             NB_TRY(args, pop());
             NB_TRY(cls, pop());
-            if (cls->kind != Kind::global || global_info(cls->s)->kind != GlobalKind::inert)
+            const GlobalInfo* g = cls->kind == Kind::global ? global_info(cls->s) : nullptr;
+            if (!g || (g->kind != GlobalKind::inert && g->kind != GlobalKind::parameter_dict))
                 return bad("NEWOBJ on a class that is not allowed");
-            stack_.push_back(mk(Kind::opaque));
+            Obj o = mk(g->kind == GlobalKind::inert ? Kind::opaque : Kind::dict);
+            if (g->kind == GlobalKind::parameter_dict) o->s = kParameterDict;
+            stack_.push_back(std::move(o));
             return {};
         }
         case '.': done = true; return {};
@@ -560,6 +574,11 @@ Result<TorchZip> TorchZip::parse(std::shared_ptr<MappedFile> file) {
     for (const char* key : {"params_ema", "params", "state_dict"}) {
         const Obj* v = dict_get(*top, key);
         if (v && (*v)->kind == Kind::dict) { sd = *v, z.unwrapped_ = key; break; }
+    }
+    for (const auto& [k, v] : top->dict) {
+        if (k->kind != Kind::string) continue;
+        if (v->kind == Kind::string) z.values_[k->s] = v->s;
+        if (v->kind == Kind::integer) z.values_[k->s] = std::to_string(v->i);
     }
     std::vector<std::pair<std::string, TensorRef>> refs;
     flatten(*sd, "", refs);

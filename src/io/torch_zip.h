@@ -49,12 +49,15 @@ public:
     const std::string& path() const { return path_; }
     // Which top-level wrapper key was unwrapped ("" when the pickle is a bare state dict).
     const std::string& unwrapped_key() const { return unwrapped_; }
+    // The pickled dict's top-level string and integer values, as text (an A1111 embedding's "name", "step").
+    const std::map<std::string, std::string>& values() const { return values_; }
 
 private:
     std::shared_ptr<MappedFile> file_;
     std::vector<std::shared_ptr<std::vector<uint8_t>>> inflated_;  // keeps deflated members alive
     std::string path_;
     std::string unwrapped_;
+    std::map<std::string, std::string> values_;
     std::vector<TensorEntry> entries_;
 };
 

@@ -27,12 +27,19 @@ void apply_emphasis(Tensor& z, const std::vector<float>& multipliers) {
 }
 
 EncodedPrompt encode_prompt(const SDModel& m, std::string_view prompt, int clip_skip) {
-    text::PromptChunks pc = text::tokenize_weighted(m.tokenizer, prompt);
+    text::ChunkOptions options;
+    if (m.embeddings) options.embeddings = &m.embeddings->names();
+    text::PromptChunks pc = text::tokenize_weighted(m.tokenizer, prompt, options);
     const int64_t n = int64_t(pc.chunks.size()), t = text::PromptChunk::kLength;
     std::vector<int> ids;
     std::vector<float> mult;
+    std::vector<clip::TokenOverride> vectors;  // textual-inversion embeddings, over their id-0 slots
     const bool open_clip = m.text_encoder == TextEncoderKind::open_clip;
     for (const auto& c : pc.chunks) {
+        for (const auto& f : c.fixes) {
+            const Tensor& v = m.embeddings->loaded()[size_t(f.index)].vectors;  // [vectors, D]
+            vectors.push_back({int64_t(ids.size()) / t, f.position, v.data(), v.dim(0)});
+        }
         const size_t at = ids.size();
         ids.insert(ids.end(), c.tokens.begin(), c.tokens.end());
         mult.insert(mult.end(), c.multipliers.begin(), c.multipliers.end());
@@ -45,7 +52,7 @@ EncodedPrompt encode_prompt(const SDModel& m, std::string_view prompt, int clip_
     // ldm FrozenOpenCLIPEmbedder(layer="penultimate") is ln_final of the next-to-last block's output,
     // whatever the user's clip skip: A1111 ignores CLIP_stop_at_last_layers for open_clip.
     if (open_clip) clip_skip = 2;
-    Tensor z = m.clip.encode(ids, n, clip_skip).hidden;  // [chunks, 77, D]; chunks are independent rows
+    Tensor z = m.clip.encode(ids, n, clip_skip, vectors).hidden;  // [chunks, 77, D]; chunks are independent rows
     apply_emphasis(z, mult);
     EncodedPrompt out;
     out.context = z.reshape({1, n * t, z.dim(2)});  // chunks concatenated along the token axis

@@ -1,6 +1,7 @@
 // include/nanobanana/engine.h: the public face of the pipeline layer.
 #include "nanobanana/engine.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <random>
@@ -36,6 +37,7 @@ struct Engine::Impl {
     pipeline::LoraSet loras;  // the LoRAs merged into `model` now
     bool release_idle_weights = false;
     std::string upscaler_dir;
+    std::vector<std::string> load_warnings;  // embedding files skipped
 };
 
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
@@ -196,8 +198,26 @@ Result<std::unique_ptr<Engine>> Engine::load_impl(const LoadOptions& opt) {
     e->impl_->lora_dir = opt.lora_dir;
     e->impl_->upscaler_dir = opt.upscaler_dir;
     e->impl_->release_idle_weights = opt.release_idle_weights;
+    if (!opt.embedding_dir.empty()) {
+        auto& m = *e->impl_->model;
+        auto set = std::make_shared<pipeline::EmbeddingSet>(
+            pipeline::EmbeddingSet::load(opt.embedding_dir, m.clip.config().hidden, &m.tokenizer));
+        e->impl_->load_warnings = set->warnings();
+        m.embeddings = std::move(set);
+    }
     return e;
 }
+
+std::vector<EmbeddingInfo> Engine::embeddings() const {
+    std::vector<EmbeddingInfo> out;
+    if (const auto& set = impl_->model->embeddings) {
+        for (const auto& e : set->loaded()) out.push_back(e.info);
+        out.insert(out.end(), set->skipped().begin(), set->skipped().end());
+    }
+    return out;
+}
+
+std::vector<std::string> Engine::load_warnings() const { return impl_->load_warnings; }
 
 const std::string& Engine::model_name() const { return impl_->model->name; }
 
@@ -253,11 +273,39 @@ std::string Engine::describe() const {
 
 namespace {
 
+// A1111's "TI hashes": each text-encoder call (negative prompt, then prompt) puts the embeddings it used in
+// front of those already listed, so the prompt's come first, then the negative prompt's (an embedding in both
+// is listed twice, as A1111 does); distinct hires prompts, encoded after them, come before all.
+std::string ti_hashes(const pipeline::SDModel& m, const GenerateParams& p, const std::string& prompt) {
+    if (!m.embeddings || m.embeddings->loaded().empty()) return "";
+    auto group = [&](const std::string& text) {
+        std::vector<int> used;
+        for (const auto& e : text::prompt_schedules(text, p.steps))
+            for (int i : m.embeddings->used_by(m.tokenizer, e.text))
+                if (std::ranges::find(used, i) == used.end()) used.push_back(i);
+        return m.embeddings->hashes(used);
+    };
+    std::vector<std::string> parts;
+    const bool hr_prompts = p.enable_hr && ((!p.hr_prompt.empty() && p.hr_prompt != p.prompt) ||
+                                            (!p.hr_negative_prompt.empty() && p.hr_negative_prompt != p.negative_prompt));
+    if (hr_prompts) {
+        parts.push_back(group(p.hr_prompt.empty() ? prompt : p.hr_prompt));
+        parts.push_back(group(p.hr_negative_prompt.empty() ? p.negative_prompt : p.hr_negative_prompt));
+    }
+    parts.push_back(group(prompt));
+    parts.push_back(group(p.negative_prompt));
+    std::string out;
+    for (const auto& s : parts)
+        if (!s.empty()) out += (out.empty() ? "" : ", ") + s;
+    return out;
+}
+
 // A weight as A1111 writes it in a tag: shortest form ("0.8", "1").
 std::string tag_weight(float w) { return pipeline::format_number(w); }
 
 std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSampler& s, int64_t seed, int64_t subseed,
-                         const std::string& model, const std::string& hash, const std::string& lora_hashes) {
+                         const std::string& model, const std::string& hash, const std::string& lora_hashes,
+                         const std::string& ti_hashes) {
     pipeline::Infotext it;
     it.prompt = p.prompt;
     // LoRAs given as files travel as prompt tags (A1111 knows no other way), so the image can be remade from
@@ -318,6 +366,7 @@ std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSample
     }
     if (p.rng == "cpu" || p.rng == "CPU") it.set("RNG", "CPU");
     if (!lora_hashes.empty()) it.set("Lora hashes", lora_hashes);  // A1111 extra_generation_params
+    if (!ti_hashes.empty()) it.set("TI hashes", ti_hashes);
     it.set("Version", std::string("nanobanana ") + NB_VERSION);
     return it.format();
 }
@@ -348,6 +397,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     if (p.subseed < 0) p.subseed = int64_t(std::random_device{}() % 4294967294u);
     model_hash();
     NB_TRY(choice, pipeline::choose_sampler(m, p.sampler, p.scheduler, p.steps));
+    const std::string ti = ti_hashes(m, p, lora.prompt);
 
     pipeline::Txt2ImgRequest req;
     req.params = p;
@@ -371,7 +421,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
         g.seed = o.seed;
         g.subseed = o.subseed;
         g.interrupted = o.interrupted;
-        g.parameters = infotext_for(p, choice, o.seed, o.subseed, m.name, impl_->hash10, lora_hashes);
+        g.parameters = infotext_for(p, choice, o.seed, o.subseed, m.name, impl_->hash10, lora_hashes, ti);
         g.warnings = lora_warnings;
         if (o.latent.defined()) g.latent.assign(o.latent.span().begin(), o.latent.span().end());
         result.push_back(std::move(g));

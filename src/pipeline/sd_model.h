@@ -12,6 +12,7 @@
 #include "models/unet/model.h"
 #include "models/taesd/model.h"
 #include "models/vae/model.h"
+#include "pipeline/embeddings.h"
 #include "pipeline/model_family.h"
 #include "sampling/schedule.h"
 #include "text/clip_tokenizer.h"
@@ -41,6 +42,8 @@ struct SDModel {
     // Optional TAESD (LoadOptions::taesd): previews, and the final decode when `taesd_decode`.
     std::optional<taesd::Model> taesd;
     bool taesd_decode = false;
+    // Textual-inversion embeddings the prompts may name (LoadOptions::embedding_dir); null = none.
+    std::shared_ptr<const EmbeddingSet> embeddings;
 
     // `vocab`: explicit tokenizer path (--vocab) or empty to search (text::find_vocab). `deferred`: bind and
     // check every tensor but convert none; each component's WeightSet loads it on first use.

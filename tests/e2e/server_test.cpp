@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "image/image.h"
+#include "io/safetensors.h"
 #include "nanobanana/a1111.h"
 #include "testutil/cli.h"
 
@@ -422,6 +423,42 @@ TEST(Server, ModelsFolderAndSwitching) {
     post(c, "/sdapi/v1/options", {{"sd_model_checkpoint", one_title}});
     EXPECT_EQ(get(c, "/sdapi/v1/options")["sd_model_checkpoint"], one_title);
     EXPECT_NE(s.log().find("loaded one.safetensors"), std::string::npos) << s.log();
+}
+
+// Textual-inversion embeddings from <models dir>/embeddings: used in prompts (TI hashes in the infotext), and
+// listed by /embeddings as A1111 lists them, the wrong-width and unreadable files under "skipped" with why.
+TEST(Server, EmbeddingsFolderIsUsedAndListed) {
+    const fs::path dir = fs::path(::testing::TempDir()) / ("nb_models_ti_" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir / "Stable-diffusion");
+    fs::create_directories(dir / "embeddings");
+    for (const char* f : {"demo.safetensors", "vocab.json", "merges.txt"})
+        fs::create_symlink(kDemo / f, dir / "Stable-diffusion" / f);
+    auto write = [&](const std::string& name, int64_t n, int64_t width) {
+        TensorToWrite t{"emb_params", "F32", {n, width}, std::vector<uint8_t>(size_t(n * width) * 4, 0)};
+        ASSERT_TRUE(write_safetensors((dir / "embeddings" / name).string(), {t}));
+    };
+    write("flat.safetensors", 3, 64);
+    write("wide.safetensors", 1, 768);
+    std::ofstream(dir / "embeddings" / "junk.pt") << "not a torch file";
+    ServerProcess s("--models-dir " + dir.string());
+    ASSERT_GT(s.port(), 0) << s.log();
+    auto c = s.client();
+    json req = small_txt2img();
+    req["prompt"] = "a red flat on a blue background";
+    const json r = post(c, "/sdapi/v1/txt2img", req);
+    ASSERT_TRUE(r.contains("images")) << r.dump().substr(0, 300);
+    EXPECT_NE(parameters(r["images"][0]).find("TI hashes: \"flat: "), std::string::npos) << parameters(r["images"][0]);
+    const json e = get(c, "/sdapi/v1/embeddings");
+    ASSERT_TRUE(e["loaded"].contains("flat")) << e.dump();
+    EXPECT_EQ(e["loaded"]["flat"]["vectors"], 3);
+    EXPECT_EQ(e["loaded"]["flat"]["shape"], 64);
+    EXPECT_TRUE(e["loaded"]["flat"]["step"].is_null());
+    ASSERT_TRUE(e["skipped"].contains("wide")) << e.dump();
+    EXPECT_EQ(e["skipped"]["wide"]["shape"], 768);
+    EXPECT_NE(e["skipped"]["wide"]["reason"].get<std::string>().find("wrong width"), std::string::npos);
+    EXPECT_TRUE(e["skipped"].contains("junk")) << e.dump();
+    EXPECT_NE(s.log().find("embedding 'wide' skipped"), std::string::npos) << s.log();
 }
 
 }  // namespace

@@ -5,13 +5,23 @@
 
 namespace nb::clip {
 
-Tensor CLIPTextEncoder::embed(const std::vector<int>& ids, int64_t batch) const {
+Tensor CLIPTextEncoder::embed(const std::vector<int>& ids, int64_t batch,
+                              const std::vector<TokenOverride>& overrides) const {
     const int64_t t = cfg_.positions, d = cfg_.hidden;
-    Tensor x = Tensor::empty({batch, t, d});
+    std::vector<const float*> rows(size_t(batch * t));  // the token-embedding row of each position
     for (int64_t i = 0; i < batch * t; ++i) {
         // Out-of-range ids cannot come from our tokenizer; clamp defensively rather than read out of bounds.
         const int64_t id = std::clamp<int64_t>(ids[size_t(i)], 0, cfg_.vocab - 1);
-        const float* te = token_embedding_.data() + id * d;
+        rows[size_t(i)] = token_embedding_.data() + id * d;
+    }
+    for (const auto& o : overrides) {
+        if (o.row < 0 || o.row >= batch || o.position < 0) continue;
+        for (int64_t k = 0; k < o.count && o.position + k < t; ++k)
+            rows[size_t(o.row * t + o.position + k)] = o.vectors + k * d;
+    }
+    Tensor x = Tensor::empty({batch, t, d});
+    for (int64_t i = 0; i < batch * t; ++i) {
+        const float* te = rows[size_t(i)];
         const float* pe = position_embedding_.data() + (i % t) * d;
         float* o = x.data() + i * d;
         for (int64_t c = 0; c < d; ++c) o[c] = te[c] + pe[c];
@@ -60,10 +70,11 @@ std::vector<Tensor> CLIPTextEncoder::hidden_states(const std::vector<int>& ids, 
     return hs;
 }
 
-TextEncoderOutput CLIPTextEncoder::encode(const std::vector<int>& ids, int64_t batch, int clip_skip) const {
+TextEncoderOutput CLIPTextEncoder::encode(const std::vector<int>& ids, int64_t batch, int clip_skip,
+                                          const std::vector<TokenOverride>& overrides) const {
     const int n_layers = int(cfg_.layers);
     const int run = std::clamp(n_layers - std::max(clip_skip, 1) + 1, 1, n_layers);
-    Tensor x = embed(ids, batch);
+    Tensor x = embed(ids, batch, overrides);
     for (int i = 0; i < run; ++i) x = layer_forward(layers_[size_t(i)], x);
     TextEncoderOutput out;
     out.hidden = final_ln_.forward(x);

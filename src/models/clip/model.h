@@ -17,6 +17,15 @@ struct EncoderLayer {
     nn::Linear fc1, fc2;      // MLP
 };
 
+// Token-embedding rows replaced before the position embedding is added (A1111 EmbeddingsWithFixes): `count`
+// vectors of the model's width from `vectors` go at positions [position, position + count) of batch row `row`
+// (cut at the row's end).
+struct TokenOverride {
+    int64_t row = 0, position = 0;
+    const float* vectors = nullptr;  // [count, D]
+    int64_t count = 0;
+};
+
 struct TextEncoderOutput {
     Tensor hidden;  // [B, T, D] final_layer_norm(output of layer L - clip_skip + 1)
     Tensor pooled;  // [B, D] last_hidden_state at the first EOS (argmax id), as HF pooler_output
@@ -32,7 +41,8 @@ public:
 
     // ids: B rows of `positions` token ids. clip_skip as A1111: 1 = last layer, N>1 = output of layer L-N+1;
     // the final LayerNorm is applied in both cases.
-    TextEncoderOutput encode(const std::vector<int>& ids, int64_t batch, int clip_skip = 1) const;
+    TextEncoderOutput encode(const std::vector<int>& ids, int64_t batch, int clip_skip = 1,
+                             const std::vector<TokenOverride>& overrides = {}) const;
     const CLIPConfig& config() const { return cfg_; }
 
     // Exposed for golden tests: hidden_states[k] (0 = embeddings, k = output of layer k), no final LN.
@@ -42,7 +52,8 @@ public:
     std::vector<EncoderLayer>& layers() { return layers_; }
 
 private:
-    Tensor embed(const std::vector<int>& ids, int64_t batch) const;  // -> [B, T, D]
+    Tensor embed(const std::vector<int>& ids, int64_t batch,
+                 const std::vector<TokenOverride>& overrides = {}) const;  // -> [B, T, D]
     Tensor layer_forward(const EncoderLayer& l, const Tensor& x) const;
 
     CLIPConfig cfg_;
