@@ -34,6 +34,7 @@ typedef int (*nb_progress_fn)(int step, int steps, void *user);
  *   "backend": "cpu" (default) | "ref" (scalar reference kernels: exact, one thread, slow)
  *   "prediction": "auto" (metadata, else A1111's SD 2.x test forward, else eps) | "eps" | "v"
  *   "taesd": a TAESD decoder file (live previews; the final decode too unless "taesd_decode": false)
+ *   "vae": "auto" (<model>.vae.safetensors beside the checkpoint, else its own) | "none" (its own) | a VAE file
  * Returns NULL on failure and, when error is not NULL, sets *error (free with nb_free). */
 nb_engine *nb_engine_load(const char *model_path, const char *options_json, char **error);
 

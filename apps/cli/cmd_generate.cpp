@@ -254,6 +254,11 @@ int run_generate(GenerateArgs& a) {
             return fail({Errc::missing, "--lora: no such file: " + lw.path});
         flag_loras.push_back(lw);
     }
+    if (a.load.vae != "auto" && a.load.vae != "none" && a.load.vae != "Automatic" && a.load.vae != "None") {
+        std::error_code ec;  // a missing file fails before the (possibly long) load
+        if (!std::filesystem::is_regular_file(a.load.vae, ec))
+            return fail({Errc::missing, "--vae: no such file: " + a.load.vae});
+    }
     if (demo) {
         a.load.model_path = find_demo_model();
         if (a.load.model_path.empty()) return fail({Errc::invalid_argument, "no model given: pass -m/--model PATH"});
@@ -364,6 +369,10 @@ CommandRunner register_generate(CLI::App& app) {
         ->capture_default_str();
     s->add_option("--taesd", a->load.taesd,
                   "TAESD decoder (taesd_decoder.pth / .safetensors): fast low-quality final decode and live previews");
+    s->add_option("--vae", a->load.vae,
+                  "VAE file replacing the checkpoint's (.safetensors or .pt; LDM or diffusers names), or auto "
+                  "(<model>.vae.safetensors beside the checkpoint, else its own) or none (the checkpoint's own)")
+        ->capture_default_str();
     s->add_option("--upscale-model", a->upscale_model, "Upscale each image with this Real-ESRGAN model");
     s->add_option("--upscale-scale", a->upscale.scale, "Factor for --upscale-model, 1..8 [the model's own]");
     // Editing: stable-diffusion.cpp's names where it has them (-i, --mask, --strength), A1111's knobs otherwise.

@@ -1,6 +1,6 @@
 // `nanobanana serve`: AUTOMATIC1111's web API (/sdapi/v1/...) and OpenAI's images API over the public engine.
 // One job runs at a time (FIFO, position reported by /progress); interrupt keeps the finished images and the
-// current one as it stands, skip keeps the current one as it stands and moves to the next image (A1111). Models come from an A1111-layout folder (Stable-diffusion/, Lora/, ESRGAN/, RealESRGAN/)
+// current one as it stands, skip keeps the current one as it stands and moves to the next image (A1111). Models come from an A1111-layout folder (Stable-diffusion/, Lora/, VAE/, ESRGAN/, RealESRGAN/)
 // or, without one, the built-in demo model. Endpoints and what is supported: docs/api.md.
 #include <sys/resource.h>
 #include <unistd.h>
@@ -80,7 +80,7 @@ private:
     httplib::Server svr_;
 
     std::mutex models_mu_;  // catalog and engines
-    std::vector<ModelFile> checkpoints_, loras_, upscalers_;
+    std::vector<ModelFile> checkpoints_, loras_, upscalers_, vaes_;
     std::list<std::pair<std::string, std::unique_ptr<Engine>>> engines_;  // most recently used first
     std::string current_;  // name of the current checkpoint
     json options_;         // A1111 options as set by clients (unknown keys kept)
@@ -131,10 +131,12 @@ void Server::refresh() {
         if (!demo.empty()) checkpoints_.push_back({"demo.safetensors", "demo", demo, {}});
         loras_ = scan(fs::path(demo).parent_path() / "lora", {".safetensors"});
         upscalers_.clear();
+        vaes_.clear();
     } else {
         const fs::path d(a_.models_dir);
         auto old = std::move(checkpoints_);
         checkpoints_ = scan(d / "Stable-diffusion", {".safetensors", ".ckpt"}, /*folders=*/true);
+        vaes_ = take_vaes(checkpoints_, d / "VAE");
         for (auto& c : checkpoints_)  // keep hashes already computed
             for (const auto& o : old)
                 if (o.path == c.path) c.short_hash = o.short_hash;
@@ -229,7 +231,7 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
     if (!ov.is_object()) return fail(res, 422, "request field 'override_settings' must be an object");
     {
         std::lock_guard lk(models_mu_);
-        for (const char* k : {"CLIP_stop_at_last_layers", "randn_source", "eta_noise_seed_delta"})
+        for (const char* k : {"CLIP_stop_at_last_layers", "randn_source", "eta_noise_seed_delta", "sd_vae"})
             if (!ov.contains(k) && options_.contains(k)) ov[k] = options_[k];
     }
     if (!img2img && (body.contains("init_images") || body.contains("mask"))) {
@@ -264,6 +266,12 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
     if (!m) return fail(res, 422, "unknown checkpoint '" + (ckpt_name.empty() ? current_ : ckpt_name) + "'");
     auto engine = engine_for(*m);
     if (!engine) return fail(res, engine.error());
+    if (ov.contains("sd_vae") && ov["sd_vae"].is_string()) {  // the engine swaps its VAE only when it changes
+        std::string error;
+        const std::string vae = vae_choice(ov["sd_vae"].get<std::string>(), vaes_, error);
+        if (!error.empty()) return fail(res, 422, "setting 'sd_vae': " + error);
+        if (auto r = (*engine)->set_vae(vae); !r) return fail(res, r.error());
+    }
     const ModelFile model = *m;  // a copy: refresh-checkpoints may rebuild the list while this job runs
     models.unlock();
 
@@ -325,6 +333,10 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
     info["sd_model_hash"] = model.short_hash.empty() ? json(nullptr) : json(model.short_hash);
     info["job_timestamp"] = stamp;
     info["sd_model_name"] = fs::path(model.stem).filename().string();
+    info["sd_vae_name"] = info["sd_vae_hash"] = nullptr;  // A1111: set while a VAE file is in use
+    if (!images.empty())
+        for (const auto& [k, v] : parse_infotext(images.front().parameters))
+            if (k == "VAE" || k == "VAE hash") info[k == "VAE" ? "sd_vae_name" : "sd_vae_hash"] = v;
     json params = body;
     if (img2img) params["init_images"] = nullptr, params["mask"] = nullptr;  // A1111: include_init_images false
     reply(res, {{"images", imgs}, {"parameters", params}, {"info", info.dump()}});
@@ -446,6 +458,9 @@ void Server::post_options(const httplib::Request& req, httplib::Response& res) {
         std::lock_guard lk(models_mu_);
         if (!switch_to.empty() && !find_checkpoint(switch_to))
             return fail(res, 422, "option 'sd_model_checkpoint': unknown checkpoint '" + switch_to + "'");
+        std::string vae_error;  // applied by the next generation (txt2img / img2img)
+        if (b.contains("sd_vae") && b["sd_vae"].is_string()) vae_choice(b["sd_vae"].get<std::string>(), vaes_, vae_error);
+        if (!vae_error.empty()) return fail(res, 422, "option 'sd_vae': " + vae_error);
         for (auto& [k, v] : b.items())
             if (k != "sd_model_checkpoint") options_[k] = v;  // unknown keys are kept, as A1111 does
     }
@@ -574,7 +589,12 @@ void Server::routes() {
             a.push_back({{"name", n}});
         reply(r, a);
     });
-    s.Get(v1 + "/sd-vae", [](const auto&, auto& r) { reply(r, json::array()); });
+    s.Get(v1 + "/sd-vae", [this](const auto&, auto& r) {
+        std::lock_guard lk(models_mu_);
+        json a = json::array();
+        for (const auto& v : vaes_) a.push_back({{"model_name", fs::path(v.name).filename().string()}, {"filename", v.path}});
+        reply(r, a);
+    });
     s.Get(v1 + "/loras", [this](const auto&, auto& r) {
         std::lock_guard lk(models_mu_);
         json a = json::array();
@@ -601,6 +621,11 @@ void Server::routes() {
         reply(r, nullptr);
     });
     s.Post(v1 + "/refresh-loras", [this](const auto&, auto& r) {
+        std::lock_guard lk(models_mu_);
+        refresh();
+        reply(r, nullptr);
+    });
+    s.Post(v1 + "/refresh-vae", [this](const auto&, auto& r) {
         std::lock_guard lk(models_mu_);
         refresh();
         reply(r, nullptr);
@@ -738,7 +763,7 @@ CommandRunner register_serve(CLI::App& app) {
     auto a = std::make_shared<ServeArgs>();
     auto* s = app.add_subcommand("serve", "HTTP server: the AUTOMATIC1111 API (/sdapi/v1) and OpenAI images API");
     s->add_option("--models-dir", a->models_dir,
-                  "A1111-layout models folder: Stable-diffusion/, Lora/, ESRGAN/, RealESRGAN/ [the demo model]");
+                  "A1111-layout models folder: Stable-diffusion/, Lora/, VAE/, ESRGAN/, RealESRGAN/ [the demo model]");
     s->add_option("--ckpt", a->ckpt, "Checkpoint to use first (name or title)");
     s->add_option("--port,--listen-port", a->port, "Port (0 = any free port)")->capture_default_str();
     s->add_option("--listen-ip", a->host, "Address to bind")->capture_default_str();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "nanobanana/a1111.h"
@@ -36,6 +37,26 @@ std::vector<ModelFile> scan(const fs::path& dir, std::initializer_list<const cha
     }
     std::ranges::sort(out, {}, &ModelFile::name);
     return out;
+}
+
+std::vector<ModelFile> take_vaes(std::vector<ModelFile>& checkpoints, const fs::path& vae_dir) {
+    auto beside = [](const ModelFile& m) {
+        return m.name.ends_with(".vae.safetensors") || m.name.ends_with(".vae.ckpt") || m.name.ends_with(".vae.pt");
+    };
+    std::vector<ModelFile> vaes;
+    std::ranges::copy_if(checkpoints, std::back_inserter(vaes), beside);
+    std::erase_if(checkpoints, beside);
+    std::ranges::copy(scan(vae_dir, {".safetensors", ".ckpt", ".pt"}), std::back_inserter(vaes));
+    return vaes;
+}
+
+std::string vae_choice(const std::string& sd_vae, const std::vector<ModelFile>& vaes, std::string& error) {
+    if (sd_vae == "Automatic" || sd_vae == "auto") return "auto";
+    if (sd_vae == "None") return "none";
+    for (const auto& v : vaes)
+        if (sd_vae == fs::path(v.name).filename().string() || sd_vae == v.name) return v.path;
+    error = "unknown VAE '" + sd_vae + "' (GET /sdapi/v1/sd-vae lists them; or Automatic, None)";
+    return "";
 }
 
 // OpenAI /v1/images/edits (multipart): `image` (PNG/JPEG), optional `mask` (PNG whose transparent pixels mark

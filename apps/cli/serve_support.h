@@ -25,6 +25,14 @@ struct ModelFile {
 std::vector<ModelFile> scan(const std::filesystem::path& dir, std::initializer_list<const char*> exts,
                             bool folders = false);
 
+// A1111's VAE list (sd_vae.refresh_vae_list): the *.vae.safetensors / .vae.ckpt / .vae.pt files among the
+// checkpoints, which are moved out of `checkpoints` (A1111 does not offer them as checkpoints), then every VAE file
+// under `vae_dir`. A1111 names a VAE by its file name (with extension).
+std::vector<ModelFile> take_vaes(std::vector<ModelFile>& checkpoints, const std::filesystem::path& vae_dir);
+// A1111's sd_vae setting -> LoadOptions::vae: "Automatic" -> "auto" (<model>.vae.* beside the checkpoint, else
+// its own), "None" -> "none", a listed VAE's file name -> its path; "" with `error` set for any other name.
+std::string vae_choice(const std::string& sd_vae, const std::vector<ModelFile>& vaes, std::string& error);
+
 // OpenAI /v1/images/edits (multipart) -> an A1111 img2img payload; `error` set on bad input.
 void openai_edits_to_a1111(const httplib::Request& req, nlohmann::json& a1111, std::string& error);
 

@@ -45,6 +45,11 @@ struct LoadOptions {
     // (much faster, lower quality; the checkpoint's VAE then never loads for txt2img).
     std::string taesd;
     bool taesd_decode = true;
+    // The VAE (encode and decode; stable-diffusion.cpp's --vae, A1111's sd_vae): "auto" (A1111's "Automatic":
+    // <model>.vae.safetensors -- or .vae.pt / .vae.ckpt -- beside the checkpoint when there is one, else the
+    // checkpoint's own), "none" (the checkpoint's own), or a VAE file: .safetensors or torch zip, LDM names
+    // (with or without "first_stage_model.") or diffusers names, fp16 or fp32. Engine::set_vae changes it later.
+    std::string vae = "auto";
 };
 
 // A textual-inversion embedding file (A1111 /sdapi/v1/embeddings fields, plus path, hash and the skip reason).
@@ -161,6 +166,7 @@ struct ModelInfo {
     std::string prediction_source;  // "family default", "metadata", "test forward" (A1111's SD 2.x check), "option"
     float vae_scale = 0.18215f;     // latents = vae_scale * VAE posterior
     int default_width = 512, default_height = 512;  // the family's txt2img size (SD 2.x v-prediction: 768)
+    std::string vae;  // path of the external VAE file in use; "" = the checkpoint's own
 };
 
 class Engine {
@@ -180,6 +186,10 @@ public:
     std::vector<EmbeddingInfo> embeddings() const;
     // What load noticed but did not refuse (one line per embedding file skipped, naming it and why).
     std::vector<std::string> load_warnings() const;
+    // Swaps the VAE without reloading the rest of the checkpoint; `vae` as LoadOptions::vae ("auto", "none" or a
+    // file). Choosing the VAE already in use costs nothing. On error (naming the file) the current VAE stays.
+    // Images made with an external VAE carry A1111's "VAE hash" and "VAE" infotext fields.
+    Result<void> set_vae(const std::string& vae);
 
 private:
     Engine();

@@ -100,6 +100,7 @@ Result<LoadOptions> load_options_impl(const std::string& model_path, std::string
     NB_READ(*j, "prediction", o.prediction, where);
     NB_READ(*j, "taesd", o.taesd, where);
     NB_READ(*j, "taesd_decode", o.taesd_decode, where);
+    NB_READ(*j, "vae", o.vae, where);
     if (auto r = validate(o); !r) return std::unexpected(r.error());
     return o;
 }

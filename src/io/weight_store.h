@@ -4,7 +4,8 @@
 //   * a single .safetensors file: names kept as they are;
 //   * a diffusers folder (model_index.json + text_encoder/ unet/ vae/ [tokenizer/]): renamed through the
 //     tables in io/diffusers_names.h; fp16 variants (*.fp16.safetensors) and shards accepted, torch .bin too;
-//   * .ckpt / .pt / .pth / .bin: the restricted torch zip reader (io/torch_zip.h), names kept.
+//   * .ckpt / .pt / .pth / .bin: the restricted torch zip reader (io/torch_zip.h), names kept;
+//   * open_vae: a standalone VAE file (either format above) whose diffusers names are renamed to LDM ones.
 #pragma once
 
 #include <map>
@@ -22,6 +23,11 @@ namespace nb {
 class WeightStore {
 public:
     static Result<WeightStore> open(const std::string& path);
+    // A standalone VAE file (.safetensors or torch zip; A1111's VAE/ folder, sd.cpp's --vae). LDM names, with or
+    // without "first_stage_model.", are kept as they are; diffusers names ("encoder.down_blocks.0.resnets.0.
+    // conv1.weight", "decoder.mid_block.attentions.0.to_q.weight") become "first_stage_model.*" through the
+    // tables of io/diffusers_names.h, and keys no rule knows are listed in unused().
+    static Result<WeightStore> open_vae(const std::string& path);
 
     const TensorEntry* find(std::string_view name) const;
     const std::vector<TensorEntry>& entries() const { return entries_; }  // sorted by name

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "backend/context.h"
+#include "backend/weights.h"
 #include "image/edit.h"
 #include "image/image.h"
 #include "io/hash.h"
@@ -33,6 +34,7 @@ struct Engine::Impl {
     std::unique_ptr<backend::Context> ctx;
     std::unique_ptr<pipeline::SDModel> model;
     std::string hash10;  // A1111 "Model hash", computed on first use
+    std::string vae_hash10;  // A1111 "VAE hash" of the external VAE in use, computed on first use
     std::string lora_dir;
     pipeline::LoraSet loras;  // the LoRAs merged into `model` now
     bool release_idle_weights = false;
@@ -178,8 +180,8 @@ Result<std::unique_ptr<Engine>> Engine::load_impl(const LoadOptions& opt) {
     settings.threads = opt.threads;
     auto ctx = std::make_unique<backend::Context>(settings);
     backend::Scope scope(*ctx);
-    NB_TRY(model,
-           pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights, storage, prediction));
+    NB_TRY(model, pipeline::SDModel::load(opt.model_path, opt.vocab_path, opt.release_idle_weights, storage, prediction,
+                                          pipeline::resolve_vae(opt.vae, opt.model_path)));
     if (!opt.taesd.empty()) {
         NB_TRY(tiny, taesd::Model::load(opt.taesd));
         if (!tiny.has_decoder())
@@ -228,6 +230,19 @@ std::string Engine::model_hash() {
     return impl_->hash10;
 }
 
+Result<void> Engine::set_vae(const std::string& vae) {
+    return guarded("loading the VAE", [&]() -> Result<void> {
+        auto& m = *impl_->model;
+        const std::string file = pipeline::resolve_vae(vae, m.path);
+        if (file == m.vae_path) return {};
+        backend::Scope scope(*impl_->ctx);  // the new weights are converted and packed in this engine's context
+        if (auto r = m.use_vae(file); !r) return r;
+        impl_->vae_hash10.clear();
+        ops::return_free_memory();  // the old VAE's weights
+        return {};
+    });
+}
+
 ModelInfo Engine::info() const {
     const auto& m = *impl_->model;
     const pipeline::FamilyPreset& f = m.family_preset();
@@ -238,6 +253,7 @@ ModelInfo Engine::info() const {
     i.prediction_source = pipeline::source_name(m.prediction_source);
     i.vae_scale = m.vae.scale();
     i.default_width = i.default_height = m.default_size();
+    i.vae = m.vae_path;
     return i;
 }
 
@@ -268,7 +284,8 @@ std::string Engine::describe() const {
         "prediction: {} (from {})\nvae scale: {}\ndefault size: {}x{}\nweights held: text encoder {}, unet {}, vae {}",
         i.family, sd1 ? u.family() : i.family, u.summary(), i.text_encoders.front(), c.layers, c.hidden, c.heads,
         i.prediction, i.prediction_source, i.vae_scale, i.default_width, i.default_height,
-        held_summary(m.clip_weights), held_summary(m.unet_weights), held_summary(m.vae_weights));
+        held_summary(m.clip_weights), held_summary(m.unet_weights), held_summary(m.vae_weights)) +
+           (m.vae_path.empty() ? "" : "\nvae file: " + m.vae_path);
 }
 
 namespace {
@@ -303,9 +320,14 @@ std::string ti_hashes(const pipeline::SDModel& m, const GenerateParams& p, const
 // A weight as A1111 writes it in a tag: shortest form ("0.8", "1").
 std::string tag_weight(float w) { return pipeline::format_number(w); }
 
+// The external VAE as A1111's infotext names it: file name with extension, first 10 hex of its sha256.
+struct VaeLabel {
+    std::string name, hash;
+};
+
 std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSampler& s, int64_t seed, int64_t subseed,
-                         const std::string& model, const std::string& hash, const std::string& lora_hashes,
-                         const std::string& ti_hashes) {
+                         const std::string& model, const std::string& hash, const VaeLabel& vae,
+                         const std::string& lora_hashes, const std::string& ti_hashes) {
     pipeline::Infotext it;
     it.prompt = p.prompt;
     // LoRAs given as files travel as prompt tags (A1111 knows no other way), so the image can be remade from
@@ -324,6 +346,9 @@ std::string infotext_for(const GenerateParams& p, const pipeline::ResolvedSample
     it.set("Size", fmt::format("{}x{}", p.width, p.height));
     if (!hash.empty()) it.set("Model hash", hash);
     it.set("Model", model);
+    // A1111 create_infotext: both only while a VAE file replaces the checkpoint's (sd_vae.loaded_vae_file).
+    if (!vae.hash.empty()) it.set("VAE hash", vae.hash);
+    if (!vae.name.empty()) it.set("VAE", vae.name);
     if (p.clip_skip > 1) it.set("Clip skip", std::to_string(p.clip_skip));
     if (p.subseed_strength != 0) {
         it.set("Variation seed", std::to_string(subseed));
@@ -396,6 +421,12 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     if (p.seed < 0) p.seed = int64_t(std::random_device{}() % 4294967294u);  // A1111: randrange(4294967294)
     if (p.subseed < 0) p.subseed = int64_t(std::random_device{}() % 4294967294u);
     model_hash();
+    VaeLabel vae;
+    if (!m.vae_path.empty()) {
+        if (impl_->vae_hash10.empty())
+            if (auto h = sha256_file(m.vae_path)) impl_->vae_hash10 = h->substr(0, 10);
+        vae = {std::filesystem::path(m.vae_path).filename().string(), impl_->vae_hash10};
+    }
     NB_TRY(choice, pipeline::choose_sampler(m, p.sampler, p.scheduler, p.steps));
     const std::string ti = ti_hashes(m, p, lora.prompt);
 
@@ -421,7 +452,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
         g.seed = o.seed;
         g.subseed = o.subseed;
         g.interrupted = o.interrupted;
-        g.parameters = infotext_for(p, choice, o.seed, o.subseed, m.name, impl_->hash10, lora_hashes, ti);
+        g.parameters = infotext_for(p, choice, o.seed, o.subseed, m.name, impl_->hash10, vae, lora_hashes, ti);
         g.warnings = lora_warnings;
         if (o.latent.defined()) g.latent.assign(o.latent.span().begin(), o.latent.span().end());
         result.push_back(std::move(g));

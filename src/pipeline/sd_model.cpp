@@ -1,6 +1,9 @@
 #include "pipeline/sd_model.h"
 
 #include <filesystem>
+#include <initializer_list>
+
+#include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
@@ -33,11 +36,67 @@ int64_t openclip_heads(const std::map<std::string, std::string>& meta) {
     return t["heads"].get<int64_t>();
 }
 
+// "VAE <file>: <what>", with the file named once.
+Error vae_error(const std::string& file, const Error& e) {
+    if (e.message.find(file) != std::string::npos) return {e.code, "VAE " + e.message};
+    return {e.code, fmt::format("VAE {}: {}", file, e.message)};
+}
+
+bool is_choice(const std::string& s, std::initializer_list<const char*> names) {
+    for (const char* n : names)
+        if (s == n) return true;
+    return false;
+}
+
 }  // namespace
+
+std::string resolve_vae(const std::string& choice, const std::string& model_path) {
+    if (is_choice(choice, {"none", "None"})) return "";
+    if (!choice.empty() && !is_choice(choice, {"auto", "Automatic", "automatic"})) return choice;
+    // As A1111's find_vae_near_checkpoint: the checkpoint's path without its extension + ".vae.<ext>".
+    const std::filesystem::path p(model_path);
+    for (const char* ext : {".vae.pt", ".vae.ckpt", ".vae.safetensors"}) {
+        const std::filesystem::path beside = p.parent_path() / (p.stem().string() + ext);
+        std::error_code ec;
+        if (std::filesystem::is_regular_file(beside, ec)) return beside.string();
+    }
+    return "";
+}
+
+Result<void> SDModel::use_vae(const std::string& file) {
+    std::shared_ptr<WeightStore> src = store;
+    if (!file.empty()) {
+        auto ws = WeightStore::open_vae(file);
+        if (!ws) return std::unexpected(vae_error(file, ws.error()));
+        src = std::make_shared<WeightStore>(std::move(*ws));
+    }
+    const WeightStore& ws = *src;
+    nn::TensorLookup lookup = [&ws](std::string_view k) { return ws.find(k); };
+    // The checkpoint's own VAE keeps the errors it always had; a file's name the file.
+    auto fail = [&](const Error& e) -> Result<void> {
+        return std::unexpected(file.empty() ? e : vae_error(file, e));
+    };
+    auto cfg = vae::VAEConfig::detect(lookup);
+    if (!cfg) return fail(cfg.error());
+    if (cfg->embed_dim != unet.config().out_channels)
+        return fail({Errc::shape, fmt::format("its latents have {} channels, the checkpoint's UNet {}", cfg->embed_dim,
+                                              unet.config().out_channels)});
+    nn::WeightSet weights;
+    auto loaded = vae::VAE::load(lookup, *cfg, &weights, deferred ? nn::BindMode::deferred : nn::BindMode::load);
+    if (!loaded) return fail(loaded.error());
+    vae = std::move(*loaded);
+    vae.set_between_levels(ops::return_free_memory);  // the decoder's peak is one level's, not the sum
+    vae.set_scale(family_preset().vae_scale);
+    vae_weights.swap(weights);  // the old VAE's weights go with `weights`
+    vae_path = file;
+    vae_store = file.empty() ? nullptr : std::move(src);
+    return {};
+}
 
 Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const std::string& vocab, bool deferred,
                                                ops::WeightStorage unet_storage,
-                                               std::optional<Prediction> prediction_option) {
+                                               std::optional<Prediction> prediction_option,
+                                               const std::string& vae_file) {
     const nn::BindMode mode = deferred ? nn::BindMode::deferred : nn::BindMode::load;
     auto m = std::make_unique<SDModel>();
     m->path = path;
@@ -87,11 +146,8 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     m->unet_weights.add(unet_b);
     m->unet_weights.set_storage(unet_storage);
 
-    NB_TRY(vae_cfg, vae::VAEConfig::detect(lookup));
-    NB_TRY(vae_m, vae::VAE::load(lookup, vae_cfg, &m->vae_weights, mode));
-    m->vae = std::move(vae_m);
-    m->vae.set_between_levels(ops::return_free_memory);  // the decoder's peak is one level's, not the sum
-    m->vae.set_scale(family.vae_scale);
+    m->deferred = deferred;
+    if (auto r = m->use_vae(vae_file); !r) return std::unexpected(r.error());
 
     // A checkpoint may carry its own schedule buffer (ldm register_schedule writes alphas_cumprod).
     if (const TensorEntry* ac = ws.find("alphas_cumprod"); ac && ac->shape.size() == 1 && ac->shape[0] >= 2) {

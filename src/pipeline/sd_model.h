@@ -19,6 +19,13 @@
 
 namespace nb::pipeline {
 
+// LoadOptions::vae / Engine::set_vae / A1111's sd_vae -> the VAE file to load, "" = the checkpoint's own.
+//   "", "auto", "Automatic": <model>.vae.pt, .vae.ckpt or .vae.safetensors beside the checkpoint when one exists
+//                            (A1111's find_vae_near_checkpoint, in its order), else the checkpoint's own;
+//   "none", "None":          the checkpoint's own;
+//   anything else:           a file path, as given.
+std::string resolve_vae(const std::string& choice, const std::string& model_path);
+
 struct SDModel {
     std::string path;
     std::string name;  // file stem, as A1111's "Model:" field
@@ -31,6 +38,11 @@ struct SDModel {
     clip::CLIPTextEncoder clip;  // either kind: the open_clip tower is the same transformer
     unet::UNet unet;
     vae::VAE vae;  // its scale() is the family's
+    // Where `vae` comes from: "" = the checkpoint's own tensors, else a standalone VAE file (use_vae), whose
+    // store stays open for deferred loading and reloads.
+    std::string vae_path;
+    std::shared_ptr<WeightStore> vae_store;
+    bool deferred = false;  // load's bind mode, kept for use_vae
     sampling::DiscreteSchedule schedule = sampling::DiscreteSchedule::sd_default();
     Prediction prediction = Prediction::eps;
     PredictionSource prediction_source = PredictionSource::preset;
@@ -49,11 +61,18 @@ struct SDModel {
     // check every tensor but convert none; each component's WeightSet loads it on first use.
     // `unet_storage`: how the UNet's packed weights are held (ops::WeightStorage; q8_0 is the lossy opt-in).
     // `prediction_option`: an explicit prediction type (LoadOptions::prediction), else decide_prediction's order.
-    // A family this engine cannot load (SDXL) is refused with the family's one-line reason.
+    // `vae_file`: a standalone VAE file used instead of the checkpoint's own VAE ("" = the checkpoint's; see
+    // resolve_vae). A family this engine cannot load (SDXL) is refused with the family's one-line reason.
     static Result<std::unique_ptr<SDModel>> load(const std::string& path, const std::string& vocab,
                                                  bool deferred = false,
                                                  ops::WeightStorage unet_storage = ops::WeightStorage::exact,
-                                                 std::optional<Prediction> prediction_option = std::nullopt);
+                                                 std::optional<Prediction> prediction_option = std::nullopt,
+                                                 const std::string& vae_file = "");
+
+    // Replaces the VAE (encode and decode) without touching the rest: `file` = a standalone VAE file (LDM names
+    // with or without "first_stage_model.", or diffusers names; fp16 or fp32), "" = the checkpoint's own. The
+    // new VAE's latent channels must be the UNet's. On error the current VAE stays; errors name the file.
+    Result<void> use_vae(const std::string& file);
 
     const FamilyPreset& family_preset() const { return preset(family); }
     // Default txt2img side in pixels: the family's, for this model's prediction type (SD 2.x v: 768).

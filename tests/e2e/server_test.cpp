@@ -1,7 +1,7 @@
 // `nanobanana serve` driven over HTTP as A1111 clients drive it: the real binary on a free port, the demo model.
 // Response shapes, generation (txt2img, img2img / inpaint, LoRA, batch seeds), upscaling, PNG info, options and
-// model switching, progress + interrupt + skip, concurrent clients, auth, OpenAI images, and bad input (the
-// server keeps answering after each).
+// model switching, VAE files (sd-vae, sd_vae), progress + interrupt + skip, concurrent clients, auth, OpenAI
+// images, and bad input (the server keeps answering after each).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -22,6 +23,7 @@
 #include "io/safetensors.h"
 #include "nanobanana/a1111.h"
 #include "testutil/cli.h"
+#include "testutil/vae_files.h"
 
 namespace nb {
 namespace {
@@ -459,6 +461,62 @@ TEST(Server, EmbeddingsFolderIsUsedAndListed) {
     EXPECT_NE(e["skipped"]["wide"]["reason"].get<std::string>().find("wrong width"), std::string::npos);
     EXPECT_TRUE(e["skipped"].contains("junk")) << e.dump();
     EXPECT_NE(s.log().find("embedding 'wide' skipped"), std::string::npos) << s.log();
+}
+
+// A1111's VAE files: VAE/ and <model>.vae.safetensors beside a checkpoint (not a checkpoint itself), listed by file
+// name; sd_vae from /options and override_settings ("Automatic", "None", a name), unknown names refused.
+TEST(Server, VaeFilesAndSdVae) {
+    const fs::path dir = fs::path(::testing::TempDir()) / ("nb_models_vae_" + std::to_string(getpid()));
+    fs::create_directories(dir / "Stable-diffusion");
+    fs::create_directories(dir / "VAE");
+    fs::create_symlink(kDemo / "demo.safetensors", dir / "Stable-diffusion" / "one.safetensors");
+    for (const char* f : {"vocab.json", "merges.txt"}) fs::create_symlink(kDemo / f, dir / "Stable-diffusion" / f);
+    const std::string demo = (kDemo / "demo.safetensors").string();
+    test::write_vae_file(demo, (dir / "Stable-diffusion" / "one.vae.safetensors").string(), {.perturb = 0.25f});
+    test::write_vae_file(demo, (dir / "VAE" / "same.safetensors").string(), {.keep_prefix = false});
+    test::write_vae_file(demo, (dir / "VAE" / "other.safetensors").string(), {.perturb = -0.25f});
+    ServerProcess s("--models-dir " + dir.string());
+    ASSERT_GT(s.port(), 0) << s.log();
+    auto c = s.client();
+    EXPECT_EQ(get(c, "/sdapi/v1/sd-models").size(), 1u);  // one.vae.safetensors is not a checkpoint
+    const json vaes = get(c, "/sdapi/v1/sd-vae");
+    ASSERT_EQ(vaes.size(), 3u) << vaes.dump();
+    std::set<std::string> names;
+    for (const auto& v : vaes) {
+        names.insert(v["model_name"].get<std::string>());
+        EXPECT_TRUE(fs::exists(v["filename"].get<std::string>())) << v.dump();
+    }
+    EXPECT_EQ(names, (std::set<std::string>{"one.vae.safetensors", "same.safetensors", "other.safetensors"}));
+
+    auto image_and_vae = [&](const json& body) {
+        const json r = post(c, "/sdapi/v1/txt2img", body);
+        const json info = json::parse(r["info"].get<std::string>());
+        const std::string vae = info["sd_vae_name"].is_string() ? info["sd_vae_name"].get<std::string>() : "";
+        EXPECT_EQ(info["infotexts"][0].get<std::string>().find("VAE: ") != std::string::npos, !vae.empty());
+        return std::pair{decode(r["images"][0]).pixels, vae};
+    };
+    EXPECT_EQ(get(c, "/sdapi/v1/options")["sd_vae"], "Automatic");
+    const auto [automatic, auto_vae] = image_and_vae(small_txt2img());  // Automatic: the one beside the checkpoint
+    EXPECT_EQ(auto_vae, "one.vae.safetensors");
+    post(c, "/sdapi/v1/options", {{"sd_vae", "None"}});
+    const auto [own, own_vae] = image_and_vae(small_txt2img());
+    EXPECT_EQ(own_vae, "");
+    EXPECT_NE(own, automatic);
+    json body = small_txt2img();
+    body["override_settings"] = {{"sd_vae", "same.safetensors"}};
+    const auto [same, same_vae] = image_and_vae(body);
+    EXPECT_EQ(same_vae, "same.safetensors");
+    EXPECT_EQ(same, own);  // the checkpoint's VAE cut out: the same picture
+    body["override_settings"] = {{"sd_vae", "other.safetensors"}};
+    const auto [other, other_vae] = image_and_vae(body);
+    EXPECT_EQ(other_vae, "other.safetensors");
+    EXPECT_NE(other, own);
+    EXPECT_EQ(image_and_vae(small_txt2img()).first, own);  // the override lasted one request: None again
+    // Unknown names are refused, by /options and in a request.
+    post(c, "/sdapi/v1/options", {{"sd_vae", "nope.safetensors"}}, 422);
+    body["override_settings"] = {{"sd_vae", "nope.safetensors"}};
+    post(c, "/sdapi/v1/txt2img", body, 422);
+    EXPECT_EQ(get(c, "/sdapi/v1/options")["sd_vae"], "None");
 }
 
 }  // namespace

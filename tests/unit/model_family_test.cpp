@@ -206,6 +206,11 @@ TEST(ModelFamily, PredictionOptionParsedWithClearErrors) {
     c = a1111::parse_load_options("m.safetensors", R"({"prediction": 1})");
     ASSERT_FALSE(c);
     EXPECT_NE(c.error().message.find("prediction"), std::string::npos) << c.error().message;
+    // ... and the VAE's (external VAE files: tests/e2e/external_vae_test.cpp).
+    c = a1111::parse_load_options("m.safetensors", R"({"vae": "/models/VAE/x.safetensors"})");
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->vae, "/models/VAE/x.safetensors");
+    EXPECT_EQ(a1111::parse_load_options("m.safetensors", "")->vae, "auto");
 }
 
 // A made-up SDXL file (the markers, a UNet input conv, some VAE): the loader and the engine refuse it with one

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "backend/context.h"
 #include "core/error.h"
@@ -40,6 +41,13 @@ public:
     // Brings released weights back: converted from their checkpoint entries and re-packed as at load time.
     // No-op when resident. Errors name the tensor (the file may have changed under the mmap).
     Result<void> acquire();
+    // Exchanges the contents of two sets: a component replaced by another one (SDModel::use_vae); the old
+    // weights go when `other` does.
+    void swap(WeightSet& other) noexcept {
+        items_.swap(other.items_);
+        std::swap(resident_, other.resident_);
+        std::swap(storage_, other.storage_);
+    }
     // How the kernels hold this set's packed weights when it is (re)loaded (ops::WeightStorage).
     void set_storage(ops::WeightStorage s) { storage_ = s; }
     ops::WeightStorage storage() const { return storage_; }
