@@ -1,5 +1,4 @@
-#include "backend/backend.h"
-#include "backend/cpu/kernels.h"
+#include "backend/cpu/cpu_backend.h"
 #include "backend/ref/ops_ref.h"
 
 namespace nb::backend {
@@ -7,8 +6,8 @@ namespace nb::backend {
 namespace {
 
 // Scalar kernels for the math; the elementwise adds and layout copies are exact in any implementation and
-// come from the CPU backend's. Weights stay as loaded (nothing packed).
-class RefBackend final : public Backend {
+// come from the CPU backend's (inherited). Weights stay as loaded (nothing packed).
+class RefBackend final : public CpuBackend {
 public:
     const char* name() const override { return "ref"; }
     Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, ops::Pad2d pad) const override {
@@ -32,18 +31,6 @@ public:
     void relu_(Tensor& x) const override { ops::refb::relu_(x); }
     void quick_gelu_(Tensor& x) const override { ops::refb::quick_gelu_(x); }
     void gelu_(Tensor& x) const override { ops::refb::gelu_(x); }
-    void add_(Tensor& x, const Tensor& y) const override { cpu::add_(x, y); }
-    void scale_(Tensor& x, float s) const override { cpu::scale_(x, s); }
-    void add_channel_bias_(Tensor& x, const Tensor& v) const override { cpu::add_channel_bias_(x, v); }
-    Tensor upsample_nearest2x(const Tensor& x) const override { return cpu::upsample_nearest2x(x); }
-    Tensor resize_nearest(const Tensor& x, int64_t h, int64_t w) const override {
-        return cpu::resize_nearest(x, h, w);
-    }
-    Tensor concat_channels(const Tensor& a, const Tensor& b) const override { return cpu::concat_channels(a, b); }
-    Tensor nchw_to_nhwc(const Tensor& x) const override { return cpu::nchw_to_nhwc(x); }
-    Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w) const override {
-        return cpu::nhwc_to_nchw(x, h, w);
-    }
     void prepack_conv(const Tensor&, int, ops::Pad2d) const override {}
     void prepack_linear(const Tensor&) const override {}
 };
