@@ -7,22 +7,12 @@
 #include <gtest/gtest.h>
 
 #include "nanobanana/engine.h"
+#include "testutil/demo.h"
 
 namespace nb {
 namespace {
 
-namespace fs = std::filesystem;
-
-Engine& engine() {
-    static auto e = [] {
-        LoadOptions o;
-        o.model_path = (fs::path(__FILE__).parent_path() / "../../models/demo/demo.safetensors").lexically_normal();
-        auto r = Engine::load(o);
-        if (!r) throw std::runtime_error(r.error().message);
-        return std::move(*r);
-    }();
-    return *e;
-}
+using test::demo_engine;
 
 Image make(const std::string& prompt, const std::string& sampler = "dpmpp_2m") {
     GenerateParams p;
@@ -31,7 +21,7 @@ Image make(const std::string& prompt, const std::string& sampler = "dpmpp_2m") {
     p.seed = 11;
     p.width = p.height = 64;
     p.sampler = sampler;
-    auto r = engine().generate(p);
+    auto r = demo_engine().generate(p);
     if (!r) throw std::runtime_error(r.error().message);
     return r->front().image;
 }

@@ -7,22 +7,12 @@
 #include <gtest/gtest.h>
 
 #include "nanobanana/engine.h"
+#include "testutil/demo.h"
 
 namespace nb {
 namespace {
 
-namespace fs = std::filesystem;
-
-Engine& engine() {
-    static auto e = [] {
-        LoadOptions o;
-        o.model_path = (fs::path(__FILE__).parent_path() / "../../models/demo/demo.safetensors").lexically_normal();
-        auto r = Engine::load(o);
-        if (!r) throw std::runtime_error(r.error().message);
-        return std::move(*r);
-    }();
-    return *e;
-}
+using test::demo_engine;
 
 GenerateParams params(int batch = 1) {
     GenerateParams p;
@@ -47,18 +37,18 @@ int64_t diff(const Image& a, const Image& b) {
 }
 
 TEST(Interrupt, WithoutKeepTheImageIsDropped) {
-    auto r = engine().generate(params(), cancel_at(0, 3));
+    auto r = demo_engine().generate(params(), cancel_at(0, 3));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, Errc::cancelled);
 }
 
 TEST(Interrupt, KeptImageIsTheLastStepsPrediction) {
     GenerateParams p = params();
-    auto full = engine().generate(p);
+    auto full = demo_engine().generate(p);
     ASSERT_TRUE(full) << full.error().message;
     p.keep_interrupted = true;
-    auto early = engine().generate(p, cancel_at(0, 2));
-    auto late = engine().generate(p, cancel_at(0, 7));
+    auto early = demo_engine().generate(p, cancel_at(0, 2));
+    auto late = demo_engine().generate(p, cancel_at(0, 7));
     ASSERT_TRUE(early) << early.error().message;
     ASSERT_TRUE(late) << late.error().message;
     ASSERT_EQ(early->size(), 1u);
@@ -71,7 +61,7 @@ TEST(Interrupt, KeptImageIsTheLastStepsPrediction) {
     EXPECT_GT(d_early, 0);
     EXPECT_LT(d_late, d_early);
     // Not cancelled: the same picture as without the option.
-    auto kept = engine().generate(p);
+    auto kept = demo_engine().generate(p);
     ASSERT_TRUE(kept);
     EXPECT_EQ(diff(kept->front().image, full->front().image), 0);
 }
@@ -79,7 +69,7 @@ TEST(Interrupt, KeptImageIsTheLastStepsPrediction) {
 TEST(Interrupt, BatchKeepsFinishedImagesAndStopsAtTheInterruptedOne) {
     GenerateParams p = params(3);
     p.keep_interrupted = true;
-    auto r = engine().generate(p, cancel_at(1, 4));
+    auto r = demo_engine().generate(p, cancel_at(1, 4));
     ASSERT_TRUE(r) << r.error().message;
     ASSERT_EQ(r->size(), 2u);
     EXPECT_FALSE((*r)[0].interrupted);
@@ -95,7 +85,7 @@ TEST(Interrupt, InpaintKeepsPixelsOutsideTheMask) {
     for (int y = 16; y < 48; ++y)
         for (int x = 16; x < 48; ++x) p.mask.pixels[size_t(y * 64 + x)] = 255;
     p.mask_blur = 0;
-    auto r = engine().generate(p, cancel_at(0, 2));
+    auto r = demo_engine().generate(p, cancel_at(0, 2));
     ASSERT_TRUE(r) << r.error().message;
     ASSERT_TRUE(r->front().interrupted);
     EXPECT_EQ(r->front().image.pixels[0], 90) << "the overlay outside the mask applies to a kept image too";

@@ -18,6 +18,7 @@
 #include "models/taesd/model.h"
 #include "nanobanana/engine.h"
 #include "testutil/cli.h"
+#include "testutil/demo.h"
 #include "testutil/golden.h"
 
 namespace nb {
@@ -25,9 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string demo_model() {
-    return (fs::path(__FILE__).parent_path() / "../../models/demo/demo.safetensors").lexically_normal().string();
-}
+using test::demo_model_path;
 
 // A TAESD decoder for 4-channel latents in taesd.py's bare Sequential names, random weights (seeded).
 std::string random_taesd() {
@@ -62,7 +61,7 @@ std::string random_taesd() {
 
 std::unique_ptr<Engine> load(const std::string& taesd, bool decode = true, bool release = false) {
     LoadOptions o;
-    o.model_path = demo_model();
+    o.model_path = demo_model_path();
     o.taesd = taesd;
     o.taesd_decode = decode;
     o.release_idle_weights = release;
@@ -121,7 +120,7 @@ TEST(TaesdPipeline, PreviewsAreFullSizeWithTaesdAndTheDecodeStaysTheVaes) {
 
 TEST(TaesdPipeline, WrongFilesAreRefused) {
     LoadOptions o;
-    o.model_path = demo_model();
+    o.model_path = demo_model_path();
     o.taesd = test::shared_path("assets/latent_decoders/taef2/taef2_decoder.pth");
     auto e = Engine::load(o);
     ASSERT_FALSE(e);
