@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything (installing Debian packages if missing) and runs the whole test suite.
-# With CI=true it also builds and runs the suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# With CI=true it also runs every libFuzzer target for 15 s (scripts/fuzz.sh; NB_FUZZ_SECONDS=N sets the time and
+# runs them without CI) and builds and runs the suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Tests that need golden data (../shared beside the checkout, or $NB_SHARED_DIR) skip when it is missing;
 # the summary at the end says how many.
 set -euo pipefail
@@ -49,6 +50,11 @@ if [ "${CI:-}" = "true" ]; then  # the README's main command must keep working
   out=$(mktemp -d)/readme.png
   "$root/scripts/nb" generate -p "a red circle on a blue background" -o "$out"
   test -s "$out"
+fi
+if [ "${CI:-}" = "true" ] || [ -n "${NB_FUZZ_SECONDS:-}" ]; then
+  # Every libFuzzer target for a short, bounded time (issue 22); a finding fails the run. Its seeds and past
+  # findings also replay in both ctest runs (FuzzReplay.*).
+  "$root/scripts/fuzz.sh" all "${NB_FUZZ_SECONDS:-15}"
 fi
 if [ "${CI:-}" = "true" ] || [ "${NB_TEST_SANITIZE:-}" = "1" ]; then
   BUILD_DIR="$root/build-asan" CMAKE_ARGS="-DNB_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo" "$root/scripts/setup.sh"

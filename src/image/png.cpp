@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -25,6 +27,8 @@ namespace {
 
 constexpr png_uint_32 kMaxSide = 32768;
 constexpr uint64_t kMaxPixels = 1ull << 28;
+constexpr png_alloc_size_t kMaxChunkBytes = 16u << 20;  // one ancillary chunk, decompressed (text, ICC, ...)
+constexpr png_uint_32 kMaxAncillaryChunks = 1000;        // text / sPLT / unknown chunks kept per file
 
 struct PngCtx {
     char msg[256] = "unknown libpng error";
@@ -115,6 +119,11 @@ bool decode(ReadState& st) {
     if (setjmp(png_jmpbuf(st.png))) return false;
     png_set_read_fn(st.png, &st, read_from_memory);
     png_set_user_limits(st.png, kMaxSide, kMaxSide);
+    // A chunk's declared length is allocated (and cleared) before its bytes are read: without a cap a 200-byte
+    // file declaring a 1.4 GB tEXt chunk takes seconds and gigabytes (found by fuzz/targets/png.cpp). Text chunks
+    // of real files (A1111's parameters) are kilobytes; libpng skips a larger ancillary chunk with a warning.
+    png_set_chunk_malloc_max(st.png, kMaxChunkBytes);
+    png_set_chunk_cache_max(st.png, kMaxAncillaryChunks);
     png_read_info(st.png, st.info);
     png_set_expand(st.png);  // palette -> RGB, gray < 8 bit -> 8 bit, tRNS -> alpha channel
     png_set_strip_16(st.png);
@@ -136,9 +145,30 @@ bool decode(ReadState& st) {
     return true;
 }
 
+// Every chunk's declared length must fit in the bytes that follow it. libpng allocates and clears a text chunk's
+// declared length before reading it (png_set_chunk_malloc_max does not stop that in Debian's libpng 1.6.39): a
+// 200-byte file declaring a 1.7 GB tEXt chunk took 25 s and 1.7 GB (found by fuzz/targets/png.cpp).
+Result<void> check_chunk_lengths(std::span<const uint8_t> bytes, const std::string& what) {
+    size_t pos = 8;  // after the signature
+    while (pos + 8 <= bytes.size()) {
+        const uint32_t len = uint32_t(bytes[pos]) << 24 | uint32_t(bytes[pos + 1]) << 16 |
+                             uint32_t(bytes[pos + 2]) << 8 | uint32_t(bytes[pos + 3]);
+        const std::string type(reinterpret_cast<const char*>(bytes.data() + pos + 4), 4);
+        if (uint64_t(len) + 12 > bytes.size() - pos)
+            return make_error(Errc::format, "{}: invalid or truncated PNG: chunk '{}' declares {} bytes, {} left", what,
+                              std::all_of(type.begin(), type.end(), [](char c) { return std::isalpha(uint8_t(c)); })
+                                  ? type : "?",
+                              len, bytes.size() - pos - 8);
+        if (type == "IEND") break;
+        pos += size_t(len) + 12;
+    }
+    return {};
+}
+
 // Decodes `bytes` into st (pixels and text chunks); `what` names the source in errors.
 Result<void> decode_into(std::span<const uint8_t> bytes, const std::string& what, ReadState& st) {
     if (!is_png(bytes)) return make_error(Errc::format, "{}: not a PNG file (bad signature)", what);
+    if (auto ok = check_chunk_lengths(bytes, what); !ok) return ok;
     st.src = bytes;
     st.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st.ctx, on_error, on_warning);
     if (st.png) st.info = png_create_info_struct(st.png), st.end = png_create_info_struct(st.png);

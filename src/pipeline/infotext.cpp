@@ -12,7 +12,9 @@ namespace {
 // A1111 generation_parameters_copypaste.quote: values with ',', '\n' or ':' are written as JSON strings.
 std::string quote(const std::string& v) {
     if (v.find_first_of(",\n:") == std::string::npos) return v;
-    return nlohmann::json(v).dump();
+    // Invalid UTF-8 (a prompt's raw bytes, a stranger's PNG) becomes U+FFFD instead of an exception escaping
+    // the writer (found by fuzz/targets/infotext.cpp).
+    return nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string unquote(const std::string& v) {

@@ -114,6 +114,9 @@ std::vector<int> ClipTokenizer::bpe(const std::string& piece) const {
     }
     std::vector<int> ids = bpe_uncached(piece);
     std::lock_guard lock(cache_->mutex);
+    // A server tokenizes strangers' prompts for as long as it runs: the cache is bounded (CLIP's own is
+    // unbounded). Starting over when full keeps it simple; prompts repeat their words within a request.
+    if (cache_->map.size() >= kCacheEntries) cache_->map.clear();
     cache_->map.emplace(piece, ids);
     return ids;
 }

@@ -57,6 +57,7 @@ public:
 
 private:
     using Cache = std::unordered_map<std::string, std::vector<int>>;
+    static constexpr std::size_t kCacheEntries = 1 << 14;  // words; bounds the cache of a long-running server
     struct SharedCache {  // shared so the tokenizer stays movable; guarded so encode() is thread-safe
         std::mutex mutex;
         Cache map;
