@@ -35,5 +35,16 @@ TEST(Infotext, ParsesBackIncludingMultilinePrompts) {
     EXPECT_EQ(back.get("CFG scale"), "7.5");
 }
 
+// fuzz/regressions/infotext: a value that needs quoting (',' or ':') with bytes that are not UTF-8 made
+// nlohmann::json throw out of format(); A1111 (Python str) cannot hold such bytes, so they become U+FFFD.
+TEST(Infotext, InvalidUtf8InAQuotedValueIsReplacedNotThrown) {
+    Infotext it;
+    it.prompt = "p";
+    it.set("Model", std::string("bad\xff, name"));
+    std::string text;
+    ASSERT_NO_THROW(text = it.format());
+    EXPECT_EQ(Infotext::parse(text + ", Steps: 1, Seed: 2").get("Model"), "bad\xef\xbf\xbd, name");
+}
+
 }  // namespace
 }  // namespace nb::pipeline

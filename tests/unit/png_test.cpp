@@ -128,6 +128,25 @@ TEST(Png, TruncatedAndForeignFilesAreErrors) {
     EXPECT_FALSE(read_png_text(txt.string()));
 }
 
+// fuzz/regressions/png: a 200-byte file whose tEXt chunk declares 1.7 GB. libpng allocated and cleared the
+// declared length before reading; now the chunk table is checked against the file first.
+TEST(Png, ChunkLongerThanTheFileIsRefusedWithoutAllocatingIt) {
+    Image img = random_image(5, 6, 3, 7);
+    fs::path dir = fresh_dir("png_chunk");
+    ASSERT_TRUE(write_png((dir / "ok.png").string(), img, {{"parameters", "a cat"}}));
+    std::string bytes = file_bytes(dir / "ok.png");
+    size_t text = bytes.find("tEXt");
+    ASSERT_NE(text, std::string::npos);
+    const uint8_t huge[4] = {0x67, 0x41, 0x4d, 0x41};  // 1,732,332,865 bytes
+    bytes.replace(text - 4, 4, reinterpret_cast<const char*>(huge), 4);
+    std::span<const uint8_t> span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    auto r = decode_image(span, "huge.png");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("huge.png: invalid or truncated PNG: chunk 'tEXt' declares 1732332865 bytes"),
+              std::string::npos) << r.error().message;
+    EXPECT_FALSE(decode_png_text(span, "huge.png"));
+}
+
 TEST(Png, OtherColourTypesBecomeRgbOrRgba) {
     fs::path dir = fresh_dir("png_types");
     Image gray = random_image(5, 4, 1, 7), ga = random_image(5, 4, 2, 8);
