@@ -23,8 +23,9 @@ namespace nb {
 namespace {
 
 constexpr JDIMENSION kMaxSide = 32768;
-constexpr uint64_t kMaxPixels = 1ull << 28;
 constexpr uintmax_t kMaxFileBytes = 1ull << 30;
+constexpr long kMaxDecoderBytes = 512l << 20;  // libjpeg's own buffers (progressive coefficients: ~6 bytes a pixel)
+constexpr int kMaxScans = 100;                 // encoders write ~10 (jpegtran) to ~60 (mozjpeg) scans
 
 struct JpegErr {
     jpeg_error_mgr mgr;  // first member: libjpeg hands us a pointer to it
@@ -45,8 +46,18 @@ void on_emit_message(j_common_ptr cinfo, int level) {
     if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) on_error_exit(cinfo);
 }
 
+// Progressive files: input_scan_number counts the scans read so far.
+void on_progress(j_common_ptr cinfo) {
+    auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+    if (!cinfo->is_decompressor || !d->progressive_mode || d->input_scan_number <= kMaxScans) return;
+    auto* e = reinterpret_cast<JpegErr*>(cinfo->err);
+    std::snprintf(e->msg, sizeof e->msg, "more than %d progressive scans", kMaxScans);
+    std::longjmp(e->jump, 1);
+}
+
 struct JpegState {
     jpeg_decompress_struct cinfo{};
+    jpeg_progress_mgr progress{};
     JpegErr err;
     bool created = false;
     std::span<const uint8_t> bytes;
@@ -73,11 +84,17 @@ bool decode(JpegState& st) {
     }
     st.cinfo.out_color_space = JCS_RGB;  // grayscale and YCbCr both come out as RGB
     if (st.cinfo.image_width > kMaxSide || st.cinfo.image_height > kMaxSide ||
-        uint64_t(st.cinfo.image_width) * st.cinfo.image_height > kMaxPixels) {
+        uint64_t(st.cinfo.image_width) * st.cinfo.image_height > kMaxDecodedPixels) {
         std::snprintf(st.err.msg, sizeof st.err.msg, "image too large (%ux%u)", st.cinfo.image_width,
                       st.cinfo.image_height);
         return false;
     }
+    // A progressive file keeps every coefficient of the image until its last scan (about 6 bytes a pixel at
+    // 4:4:4): memory beyond kMaxDecoderBytes is refused up front (libjpeg has no backing store here), and a
+    // file with more scans than any encoder writes is refused while it decodes.
+    st.cinfo.mem->max_memory_to_use = kMaxDecoderBytes;
+    st.progress.progress_monitor = on_progress;
+    st.cinfo.progress = &st.progress;
     jpeg_start_decompress(&st.cinfo);
     if (st.cinfo.output_components != 3) {
         std::snprintf(st.err.msg, sizeof st.err.msg, "unexpected %d output components",

@@ -26,7 +26,6 @@ namespace nb {
 namespace {
 
 constexpr png_uint_32 kMaxSide = 32768;
-constexpr uint64_t kMaxPixels = 1ull << 28;
 constexpr png_alloc_size_t kMaxChunkBytes = 16u << 20;  // one ancillary chunk, decompressed (text, ICC, ...)
 constexpr png_uint_32 kMaxAncillaryChunks = 1000;        // text / sPLT / unknown chunks kept per file
 
@@ -132,7 +131,7 @@ bool decode(ReadState& st) {
     png_read_update_info(st.png, st.info);
     const png_uint_32 w = png_get_image_width(st.png, st.info), h = png_get_image_height(st.png, st.info);
     const int ch = png_get_channels(st.png, st.info);
-    if (uint64_t(w) * h > kMaxPixels) png_error(st.png, "image has too many pixels");
+    if (uint64_t(w) * h > kMaxDecodedPixels) png_error(st.png, "image has too many pixels");
     if (ch != 3 && ch != 4) png_error(st.png, "unexpected channel count after conversion");
     st.img.width = int(w), st.img.height = int(h), st.img.channels = ch;
     st.img.pixels.resize(size_t(w) * h * size_t(ch));

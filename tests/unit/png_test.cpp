@@ -147,6 +147,14 @@ TEST(Png, ChunkLongerThanTheFileIsRefusedWithoutAllocatingIt) {
     EXPECT_FALSE(decode_png_text(span, "huge.png"));
 }
 
+// fuzz/regressions/jpeg: 181 bytes of progressive JPEG that decode (end-of-band runs) to 27136x4608, 125M
+// pixels: refused by size before libjpeg allocates its coefficient buffers (~750 MB, seconds).
+TEST(Jpeg, TinyFileDeclaringAHugeImageIsRefusedBySize) {
+    auto r = read_image(std::string(NB_TEST_DATA_DIR) + "/../../fuzz/regressions/jpeg/progressive_27136x4608_in_181_bytes.jpg");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("image too large (27136x4608)"), std::string::npos) << r.error().message;
+}
+
 TEST(Png, OtherColourTypesBecomeRgbOrRgba) {
     fs::path dir = fresh_dir("png_types");
     Image gray = random_image(5, 4, 1, 7), ga = random_image(5, 4, 2, 8);
