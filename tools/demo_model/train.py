@@ -100,14 +100,19 @@ def fold_latent_scale(vae, seed):
 
 
 @torch.no_grad()
-def encode_dataset(vae, n, seed, size=32):
+def encode_dataset(vae, n, seed, size=32, edges=False):
+    """-> (scenes, latents); with edges=True also each latent cell's share of shape pixels (those differing from
+    the border colour), [n,1,h,w] (for --edge-weight)."""
     rng = np.random.default_rng(seed)
-    scenes, lats = [], []
+    scenes, lats, fracs = [], [], []
     for i in range(0, n, 64):
         s, x = images(rng, min(64, n - i), size)
         scenes += s
         lats.append(vae.moments(x)[0] * SCALE)
-    return scenes, torch.cat(lats)
+        if edges:
+            shape = ((x - x[:, :, :1, :1]).abs().sum(1, keepdim=True) > 0.05).float()
+            fracs.append(torch.nn.functional.avg_pool2d(shape, 8))
+    return (scenes, torch.cat(lats), torch.cat(fracs)) if edges else (scenes, torch.cat(lats))
 
 
 def alphas_cumprod():
@@ -124,9 +129,13 @@ def sample_t(rng, n, hi_t):
     return torch.from_numpy(t)
 
 
-def train_unet(tok, scenes, lats, steps, batch, seed, snapshot=None, every=0, start=None, lr=1e-3, hi_t=0.0):
+def train_unet(tok, scenes, lats, steps, batch, seed, snapshot=None, every=0, start=None, lr=1e-3, hi_t=0.0,
+               drop=0.1, fracs=None, edge_weight=0.0, ema=0.0):
     """start: (clip, unet) to continue from (--resume), else fresh modules. scenes/lats: one dataset, or lists of
-    datasets (one per image size, v2): then every step takes `batch` samples of each and sums their losses."""
+    datasets (one per image size, v2): then every step takes `batch` samples of each and sums their losses.
+    v3: drop = share of empty captions; edge_weight > 0 weighs the loss of latent cells that are partly shape
+    (a shape's outline: where circles and squares differ) 1 + edge_weight x; ema > 0 returns (and snapshots) an
+    exponential moving average of the weights with that decay."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     clip, unet = start if start else (CLIPText(clip_cfg(len(tok.vocab), tok.bos, tok.eos)), UNet(UNET_CFG))
@@ -137,28 +146,43 @@ def train_unet(tok, scenes, lats, steps, batch, seed, snapshot=None, every=0, st
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     ac = alphas_cumprod()
     empty = tok.ids77("")
-    sets = list(zip(scenes, lats)) if isinstance(scenes, list) and isinstance(scenes[0], list) else [(scenes, lats)]
+    multi = isinstance(scenes, list) and isinstance(scenes[0], list)
+    sets = list(zip(scenes, lats)) if multi else [(scenes, lats)]
+    frs = fracs if fracs else [None] * len(sets)  # one share-of-shape tensor per dataset (--edge-weight)
+    avg = None
+    if ema > 0:
+        import copy
+        avg = (copy.deepcopy(clip).eval(), copy.deepcopy(unet).eval())
+        avg_params = list(avg[0].parameters()) + list(avg[1].parameters())
     for step in range(steps):
         opt.zero_grad()
-        for scs, lts in sets:
+        for (scs, lts), fr in zip(sets, frs):
             idx = rng.integers(len(scs), size=batch)
-            ids = torch.tensor([empty if rng.random() < 0.1 else tok.ids77(domain.caption(scs[i], rng))
+            ids = torch.tensor([empty if rng.random() < drop else tok.ids77(domain.caption(scs[i], rng))
                                 for i in idx])
             x0 = lts[idx]
             t = sample_t(rng, batch, hi_t)
             noise = torch.randn_like(x0)
             a = ac[t][:, None, None, None]
             xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-            loss = (unet(xt, t, clip(ids)) - noise).square().mean()
+            err = (unet(xt, t, clip(ids)) - noise).square()
+            if edge_weight > 0 and fr is not None:
+                f = fr[idx]
+                err = err * (1.0 + edge_weight * ((f > 0) & (f < 1)).float())
+            loss = err.mean()
             (loss / len(sets)).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
+        if avg is not None:
+            with torch.no_grad():
+                for a, p in zip(avg_params, params):
+                    a.lerp_(p, 1.0 - ema)
         if step % 50 == 0 or step == steps - 1:
             print(f"unet {step} loss {loss.item():.4f}", flush=True)
         if snapshot and every and (step + 1) % every == 0 and step + 1 < steps:
-            snapshot(clip, unet)  # a usable checkpoint even if the run is stopped early
-    return clip, unet
+            snapshot(*(avg if avg else (clip, unet)))  # a usable checkpoint even if the run is stopped early
+    return avg if avg else (clip, unet)
 
 
 def write_safetensors(path, tensors, metadata):
@@ -212,6 +236,12 @@ def main():
                     help="comma-separated image sizes of the UNet stage; each step takes --unet-batch of each "
                          "(v2: 64,32, with --scenes scenes per size)")
     ap.add_argument("--hi-t", type=float, default=0.0, help="fraction of timesteps drawn from [800, 1000) (v2)")
+    ap.add_argument("--drop", type=float, default=0.1, help="share of empty captions (classifier-free guidance)")
+    ap.add_argument("--edge-weight", type=float, default=0.0,
+                    help="extra loss weight of latent cells partly covered by a shape (v3)")
+    ap.add_argument("--ema", type=float, default=0.0, help="export an EMA of the weights with this decay (v3)")
+    ap.add_argument("--keep-snapshots", action="store_true",
+                    help="also keep each snapshot as <out>/snapshots/<step>/demo.safetensors")
     ap.add_argument("--seed-offset", type=int, default=None, help="UNet stage seed = --seed + this "
                     "(default 2, or 5 with --resume)")
     args = ap.parse_args()
@@ -231,19 +261,30 @@ def main():
     vae.eval()
     print(f"vae done {time.time() - t0:.0f} s", flush=True)
     sizes = [int(s) for s in args.sizes.split(",")]
-    scenes, lats = [], []
+    scenes, lats, fracs = [], [], []
     for k, size in enumerate(sizes):  # v1 (one size, 32): the same data as before
-        s, z = encode_dataset(vae, args.scenes, args.seed + 1 + 100 * k, size)
+        s, z, *fr = encode_dataset(vae, args.scenes, args.seed + 1 + 100 * k, size, args.edge_weight > 0)
         scenes.append(s)
         lats.append(z)
+        fracs += fr
         print(f"encoded {len(s)} scenes at {size} px, latent std {z.std().item():.3f}, {time.time() - t0:.0f} s",
               flush=True)
     if len(sizes) == 1:
         scenes, lats = scenes[0], lats[0]
     path = os.path.join(args.out, "demo.safetensors")
     offset = args.seed_offset if args.seed_offset is not None else (5 if args.resume else 2)
-    clip, unet = train_unet(tok, scenes, lats, args.unet_steps, args.unet_batch, args.seed + offset,
-                            lambda c, u: export(path, tok, vae, c, u), args.snapshot_every, start, args.lr, args.hi_t)
+    count = [0]
+
+    def snapshot(c, u):
+        count[0] += 1
+        export(path, tok, vae, c, u)
+        if args.keep_snapshots:
+            d = os.path.join(args.out, "snapshots", str(count[0] * args.snapshot_every))
+            os.makedirs(d, exist_ok=True)
+            export(os.path.join(d, "demo.safetensors"), tok, vae, c, u)
+    clip, unet = train_unet(tok, scenes, lats, args.unet_steps, args.unet_batch, args.seed + offset, snapshot,
+                            args.snapshot_every, start, args.lr, args.hi_t, args.drop, fracs or None,
+                            args.edge_weight, args.ema)
     export(path, tok, vae, clip.eval(), unet.eval())
     print(f"total training time {time.time() - t0:.0f} s", flush=True)
 
