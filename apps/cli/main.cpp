@@ -2,6 +2,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -38,6 +39,9 @@ void tune_malloc() {
 int main(int argc, char** argv) {
     prefer_passive_openmp_waits(argv);
     tune_malloc();
+    // Past a file-size limit (ulimit -f, a quota) a write fails with EFBIG instead of the process being killed
+    // mid-write: the writers then remove their temporary file and say why (tests/e2e/faults_test.cpp).
+    std::signal(SIGXFSZ, SIG_IGN);
     CLI::App app{"nanobanana: local Stable Diffusion image generation"};
     app.set_version_flag("--version", std::string("nanobanana ") + NB_VERSION);
     app.require_subcommand(1);

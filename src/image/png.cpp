@@ -274,13 +274,17 @@ Result<void> write_png(const std::string& path, const Image& img, const TextChun
     if (!st.f) ::close(fd);
     st.png = st.f ? png_create_write_struct(PNG_LIBPNG_VER_STRING, &st.ctx, on_error, on_warning) : nullptr;
     if (st.png) st.info = png_create_info_struct(st.png);
+    errno = 0;
     bool ok = st.info && encode(st, img, kColor[img.channels]);
+    int err = ok ? 0 : errno;  // libpng reports a failed fwrite as "Write Error"; errno says why (ENOSPC, EFBIG)
     ok = ok && std::fflush(st.f) == 0 && fsync(fileno(st.f)) == 0;
+    if (!ok && !err) err = errno;
     if (st.f) ok = (std::fclose(st.f) == 0) && ok, st.f = nullptr;
+    if (!ok && !err) err = errno;
     if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-        int err = errno;
+        if (!err) err = errno;
         ::unlink(tmp.c_str());
-        return make_error(Errc::io, "{}: write failed: {}", path, st.info && !ok ? st.ctx.msg : std::strerror(err));
+        return make_error(Errc::io, "{}: write failed: {}", path, err ? std::strerror(err) : st.ctx.msg);
     }
     return {};
 }
