@@ -127,6 +127,8 @@ async function pump() {
       stop();
     }
     hideProgress(`${running.label}: ${done}`);
+    // A1111 hashes a checkpoint when it first loads it: the catalog learns its hash and family then.
+    if (running.sampling && currentModel && !currentModel.hash) await loadModels().catch(() => {});
     running = null;
     $('stop').disabled = $('skip').disabled = true;
     renderQueue();
