@@ -22,6 +22,11 @@ if ((${#packages[@]})); then
   fi
   rm -f "$log"
 fi
+# playwright-core 1.65 needs node >= 20 (Debian 12's own nodejs is 18: use NodeSource's or a backport).
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  say "node $(node --version) is too old for playwright-core (needs >= 20)"
+  exit 1
+fi
 dir="$root/tests/browser"
 want=$(node -p "require('$dir/package-lock.json').packages['node_modules/playwright-core'].version")
 have=$(node -p "try { require('$dir/node_modules/playwright-core/package.json').version } catch { '' }")

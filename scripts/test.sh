@@ -44,7 +44,12 @@ run_ctest() {
 }
 
 "$root/scripts/setup.sh"
-"$root/scripts/setup-browser.sh"  # chromium + playwright-core for the studio's browser test (tests/browser/)
+# chromium + playwright-core for the studio's browser test (tests/browser/); without them that test skips,
+# except under CI, where they must install.
+if ! "$root/scripts/setup-browser.sh"; then
+  [ "${CI:-}" != "true" ] || exit 1
+  say "browser test dependencies not installed (above): the studio's browser test will skip"
+fi
 run_ctest "$root/build" --timeout 600
 if [ "${CI:-}" = "true" ]; then  # the README's main command must keep working
   out=$(mktemp -d)/readme.png

@@ -104,6 +104,9 @@ let jobCount = 0;
 function enqueue(label, run, { sampling = true, images = 1 } = {}) {
   queue.push({ label: `Job ${++jobCount}: ${label}`, run, sampling, images });
   renderQueue();
+  // On a phone the progress panel is below the form: bring it into view (a laptop shows it already).
+  const panel = $('job-title').parentElement;
+  if (panel.getBoundingClientRect().top > window.innerHeight) panel.scrollIntoView({ block: 'start' });
   if (!running) pump();
 }
 
