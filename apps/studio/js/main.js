@@ -129,6 +129,10 @@ async function pump() {
     } finally {
       stop();
     }
+    // The bar stays at its end a moment: a fast job (the demo model's take well under a second) is seen to finish.
+    $('stop').disabled = $('skip').disabled = true;
+    if (done !== 'Failed') setProgress(1, `${running.label}: ${done}`);
+    if (!queue.length) await new Promise((resolve) => setTimeout(resolve, 400));
     hideProgress(`${running.label}: ${done}`);
     // A1111 hashes a checkpoint when it first loads it: the catalog learns its hash and family then.
     if (running.sampling && currentModel && !currentModel.hash) await loadModels().catch(() => {});
