@@ -2,8 +2,9 @@
 // every control is found by its role and accessible name only. Starts the real `nanobanana serve --port 0` on a
 // models folder holding the demo checkpoint twice (one, two) and the demo LoRA, then covers: generate with
 // progress seen, gallery, pick -> upscale (kept), pick -> inpaint with a brushed mask (pixels away from the mask
-// unchanged; discarded), outpaint, use settings, PNG drop, model switch, stop (Esc) during a long job, both
-// viewports without horizontal scrolling, and no console errors. Screenshots of each state go to OUT_DIR.
+// unchanged; discarded), outpaint, vary, the job queue, use settings, download, PNG drop, model switch, stop
+// (Esc) during a long job, both viewports without horizontal scrolling, and no console errors. The LoRA
+// completion and picker, size presets and the seed dice first. Screenshots of each state go to OUT_DIR.
 //   node studio.test.mjs NANOBANANA_BINARY DEMO_MODEL_DIR OUT_DIR
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -198,6 +199,16 @@ try {
   const variation = gallery.getByRole('img', { name: /variation/ });
   await variation.waitFor({ timeout: 60000 });
   check(!/seed 7\b/.test(await variation.getAttribute('alt')), `Vary makes a new seed (${await variation.getAttribute('alt')})`);
+
+  // ---- two jobs at once: the second waits in the listed queue ----
+  const count = await thumbs.count();
+  await button('Generate').click();
+  await button('Generate').click();
+  await page.getByRole('list', { name: 'Queued jobs' }).getByText(/\(queued\)/).first().waitFor();
+  check(true, 'a second job waits in the queue list');
+  await page.waitForFunction((k) => document.querySelectorAll('#thumbs img').length === k + 2, count, { timeout: 60000 });
+  await page.getByRole('list', { name: 'Queued jobs' }).getByRole('listitem').first().waitFor({ state: 'detached' });
+  check(true, 'both queued jobs ran, the queue list is empty');
 
   // ---- use settings: the form comes back from the picture's parameters ----
   await field('Prompt').fill('something else entirely');
