@@ -45,6 +45,12 @@ run_ctest() {
 }
 
 "$root/scripts/setup.sh"
+# chromium + playwright-core for the studio's browser test (tests/browser/); without them that test skips,
+# except under CI, where they must install.
+if ! "$root/scripts/setup-browser.sh"; then
+  [ "${CI:-}" != "true" ] || exit 1
+  say "browser test dependencies not installed (above): the studio's browser test will skip"
+fi
 run_ctest "$root/build" --timeout 600
 if [ "${CI:-}" = "true" ]; then  # the README's main command must keep working
   out=$(mktemp -d)/readme.png
@@ -59,5 +65,5 @@ fi
 if [ "${CI:-}" = "true" ] || [ "${NB_TEST_SANITIZE:-}" = "1" ]; then
   BUILD_DIR="$root/build-asan" CMAKE_ARGS="-DNB_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo" "$root/scripts/setup.sh"
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    run_ctest "$root/build-asan" --timeout 900 -LE slow
+    run_ctest "$root/build-asan" --timeout 900 -LE "slow|browser"
 fi

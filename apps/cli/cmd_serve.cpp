@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "serve_studio.h"
 #include "serve_support.h"
 #include "nanobanana/a1111.h"
 
@@ -128,7 +129,7 @@ void Server::refresh() {
     if (a_.models_dir.empty()) {
         const std::string demo = find_demo_model();
         checkpoints_.clear();
-        if (!demo.empty()) checkpoints_.push_back({"demo.safetensors", "demo", demo, {}});
+        if (!demo.empty()) checkpoints_.push_back({"demo.safetensors", "demo", demo, {}, {}, 64});  // as `generate` (kDemoSize)
         loras_ = scan(fs::path(demo).parent_path() / "lora", {".safetensors"});
         upscalers_.clear();
         vaes_.clear();
@@ -137,9 +138,9 @@ void Server::refresh() {
         auto old = std::move(checkpoints_);
         checkpoints_ = scan(d / "Stable-diffusion", {".safetensors", ".ckpt"}, /*folders=*/true);
         vaes_ = take_vaes(checkpoints_, d / "VAE");
-        for (auto& c : checkpoints_)  // keep hashes already computed
+        for (auto& c : checkpoints_)  // keep hashes (and families) already computed
             for (const auto& o : old)
-                if (o.path == c.path) c.short_hash = o.short_hash;
+                if (o.path == c.path) c.short_hash = o.short_hash, c.family = o.family, c.default_size = o.default_size;
         loras_ = scan(d / "Lora", {".safetensors"});
         upscalers_ = scan(d / "ESRGAN", {".pth", ".safetensors"});
         auto more = scan(d / "RealESRGAN", {".pth", ".safetensors"});
@@ -184,7 +185,11 @@ Result<Engine*> Server::engine_for(const ModelFile& m) {
     // A1111 hashes a checkpoint when it loads it; from then on its title carries the short hash.
     const std::string hash = engines_.front().second->model_hash();
     for (auto& c : checkpoints_)
-        if (c.path == m.path) c.short_hash = hash;
+        if (c.path == m.path) {
+            const ModelInfo info = engines_.front().second->info();
+            c.short_hash = hash, c.family = info.family;
+            if (!c.default_size) c.default_size = info.default_width;
+        }
     return engines_.front().second.get();
 }
 
@@ -418,7 +423,10 @@ void Server::extra_single_image(const httplib::Request& req, httplib::Response& 
         info = (*u)->postprocess_info(up);
     }
     if (!out) return fail(res, out.error());
-    auto png = encode_png(*out, "");
+    // A1111 keeps the picture's parameters and adds the upscale to them (postprocessing's infotext).
+    std::string text = source_parameters(b["image"].get<std::string>());
+    if (!text.empty() && !info.empty()) text += ", " + info;
+    auto png = encode_png(*out, text);
     if (!png) return fail(res, png.error());
     reply(res, {{"html_info", "<p>" + info + "</p>"}, {"image", a1111::encode_base64(*png)}});
 }
@@ -553,7 +561,9 @@ void Server::routes() {
         json a = json::array();
         for (const auto& c : checkpoints_)
             a.push_back({{"title", title(c)}, {"model_name", c.stem}, {"hash", c.short_hash.empty() ? json(nullptr) : json(c.short_hash)},
-                         {"sha256", nullptr}, {"filename", c.path}, {"config", nullptr}});
+                         {"sha256", nullptr}, {"filename", c.path}, {"config", nullptr},  // nanobanana extras below
+                         {"family", c.family.empty() ? json(nullptr) : json(c.family)}, {"size_bytes", size_on_disk(c.path)},
+                         {"default_size", c.default_size ? json(c.default_size) : json(nullptr)}});
         reply(r, a);
     });
     s.Get(v1 + "/samplers", [](const auto&, auto& r) {
@@ -647,10 +657,7 @@ void Server::routes() {
         r.set_content(it->second, "image/png");
     });
     s.Get("/internal/ping", [](const auto&, auto& r) { reply(r, nullptr); });
-    s.Get("/", [](const auto&, auto& r) {
-        r.set_content(std::string("nanobanana ") + NB_VERSION + ": AUTOMATIC1111 API at /sdapi/v1/, OpenAI images at /v1/images/\n",
-                      "text/plain");
-    });
+    add_studio_routes(s);  // the web UI at / (serve_studio.h)
 }
 
 std::atomic<bool> g_stop{false};

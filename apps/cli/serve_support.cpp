@@ -33,10 +33,29 @@ std::vector<ModelFile> scan(const fs::path& dir, std::initializer_list<const cha
         if (!ok) continue;
         if (diffusers) it.disable_recursion_pending();
         const std::string rel = p.lexically_relative(dir).string();  // not fs::relative: it resolves symlinks
-        out.push_back({rel, fs::path(rel).replace_extension().string(), fs::absolute(p).string(), {}});
+        out.push_back({rel, fs::path(rel).replace_extension().string(), fs::absolute(p).string(), {}, {}});
     }
     std::ranges::sort(out, {}, &ModelFile::name);
     return out;
+}
+
+uint64_t size_on_disk(const fs::path& path) {
+    std::error_code ec;
+    if (fs::is_regular_file(path, ec)) return fs::file_size(path, ec);
+    uint64_t total = 0;
+    for (auto it = fs::recursive_directory_iterator(path, fs::directory_options::follow_directory_symlink, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+        if (it->is_regular_file(ec)) total += it->file_size(ec);
+    return total;
+}
+
+std::string source_parameters(const std::string& base64_image) {
+    std::string_view text = base64_image;
+    if (text.starts_with("data:") && text.find(',') != std::string_view::npos) text.remove_prefix(text.find(',') + 1);
+    auto bytes = a1111::decode_base64(text, "image");
+    if (!bytes) return "";
+    auto params = png_parameters(*bytes);
+    return params ? *params : "";
 }
 
 std::vector<ModelFile> take_vaes(std::vector<ModelFile>& checkpoints, const fs::path& vae_dir) {

@@ -2,6 +2,7 @@
 // requests as A1111 payloads, the /memory report and basic-auth tokens. Free functions, no server state.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <initializer_list>
 #include <string>
@@ -19,7 +20,15 @@ struct ModelFile {
     std::string stem;        // without extension (A1111 model_name / LoRA name / upscaler name)
     std::string path;        // absolute
     std::string short_hash;  // first 10 hex of sha256, once computed (A1111 computes it on load)
+    std::string family;      // ModelInfo::family ("SD 1.x", ...), known once loaded
+    int default_size = 0;    // its txt2img side in pixels (ModelInfo; the demo model: 64); 0 = not known yet
 };
+
+// Bytes on disk of a checkpoint file, or of every file in a diffusers folder (symlinks followed); 0 if unreadable.
+uint64_t size_on_disk(const std::filesystem::path& path);
+
+// The `parameters` text of a base64 PNG (or a data: URL of one); "" for none, another format or bad input.
+std::string source_parameters(const std::string& base64_image);
 
 // Files under `dir` (recursively) with one of `exts`; with `folders`, diffusers folders (model_index.json) too.
 std::vector<ModelFile> scan(const std::filesystem::path& dir, std::initializer_list<const char*> exts,

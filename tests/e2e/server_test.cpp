@@ -210,6 +210,10 @@ TEST(Server, Img2ImgInpaintLoraUpscaleAndPngInfo) {
     EXPECT_NE(text.find("Lora hashes"), std::string::npos) << text;
     const json up = post(c, "/sdapi/v1/extra-single-image", {{"image", init}, {"upscaler_1", "Lanczos"}, {"upscaling_resize", 2}});
     EXPECT_EQ(decode(up["image"]).width, 128);
+    // A1111 keeps the picture's parameters through an upscale, and adds the upscale to them.
+    const std::string up_text = parameters(up["image"]);
+    EXPECT_NE(up_text.find("Seed: 9"), std::string::npos) << up_text;
+    EXPECT_NE(up_text.find("Postprocess upscaler: Lanczos"), std::string::npos) << up_text;
     const json info = post(c, "/sdapi/v1/png-info", {{"image", init}});
     EXPECT_EQ(info["parameters"]["Seed"], "9");
     EXPECT_NE(info["info"].get<std::string>().find("Steps: 3"), std::string::npos);
@@ -397,6 +401,28 @@ TEST(Server, BodyLimitAuthCorsAndOpenAI) {
     EXPECT_EQ(s.stop(), 0) << "SIGTERM ends the server cleanly";
 }
 
+// The studio (apps/studio/, compiled into the binary) at / and /studio/..., talking only to /sdapi/v1.
+TEST(Server, ServesTheStudio) {
+    auto c = server().client();
+    auto index = c.Get("/");
+    ASSERT_TRUE(index);
+    EXPECT_EQ(index->status, 200);
+    EXPECT_TRUE(index->get_header_value("Content-Type").starts_with("text/html"));
+    EXPECT_NE(index->body.find("<title>nanobanana studio</title>"), std::string::npos);
+    for (const auto& [path, type] : {std::pair{"/studio/js/main.js", "text/javascript"}, {"/studio/studio.css", "text/css"}}) {
+        auto r = c.Get(path);
+        ASSERT_TRUE(r) << path;
+        EXPECT_EQ(r->status, 200) << path;
+        EXPECT_TRUE(r->get_header_value("Content-Type").starts_with(type)) << path;
+        EXPECT_GT(r->body.size(), 100u) << path;
+    }
+    for (const char* missing : {"/studio/nope.js", "/studio/../CMakeLists.txt"}) {
+        auto r = c.Get(missing);
+        ASSERT_TRUE(r) << missing;
+        EXPECT_EQ(r->status, 404) << missing;
+    }
+}
+
 TEST(Server, ModelsFolderAndSwitching) {
     const fs::path dir = fs::path(::testing::TempDir()) / ("nb_models_" + std::to_string(getpid()));
     fs::create_directories(dir / "Stable-diffusion");
@@ -421,6 +447,15 @@ TEST(Server, ModelsFolderAndSwitching) {
     for (const auto& m : models)
         if (m["model_name"] == "one") one_title = m["title"];
     EXPECT_EQ(one_title.size(), std::string("one.safetensors [0123456789]").size()) << one_title;
+    // The catalog's nanobanana extras: the size on disk always, the family once loaded (as the hash).
+    for (const auto& m : models) {
+        EXPECT_EQ(m["size_bytes"], fs::file_size(kDemo / "demo.safetensors")) << m.dump();
+        if (m["model_name"] == "one") {
+            EXPECT_EQ(m["family"], "SD 1.x") << m.dump();
+        } else {
+            EXPECT_TRUE(m["family"].is_null()) << m.dump();
+        }
+    }
     post(c, "/sdapi/v1/options", {{"sd_model_checkpoint", "two"}});
     post(c, "/sdapi/v1/options", {{"sd_model_checkpoint", one_title}});
     EXPECT_EQ(get(c, "/sdapi/v1/options")["sd_model_checkpoint"], one_title);
