@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "image/image.h"
+#include "models/lora/name_map.h"
 #include "nanobanana/engine.h"
 #include "pipeline/conditioning.h"
 #include "pipeline/denoiser.h"
@@ -230,6 +231,36 @@ TEST(SDXL, CliReproducesGolden) {
         EXPECT_EQ(worse, 0u);
         EXPECT_LE(off * 200, ref->pixels.size());
     }
+}
+
+// kohya's SDXL LoRA names (lora_te1_ / lora_te2_ / lora_unet_) resolve to the checkpoint's weights as A1111's
+// Lora extension resolves them (convert_diffusers_name_to_compvis, then its SDXL fallbacks).
+TEST(SDXL, KohyaLoraNamesFindTheirWeights) {
+    const lora::TargetIndex index(tiny_sdxl().weights);
+    const std::pair<const char*, const char*> cases[] = {
+        {"lora_te1_text_model_encoder_layers_0_self_attn_q_proj",
+         "conditioner.embedders.0.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight"},
+        {"lora_te1_text_model_encoder_layers_2_mlp_fc2",
+         "conditioner.embedders.0.transformer.text_model.encoder.layers.2.mlp.fc2.weight"},
+        {"lora_te2_text_model_encoder_layers_1_mlp_fc1", "conditioner.embedders.1.model.transformer.resblocks.1.mlp.c_fc.weight"},
+        {"lora_te2_text_model_encoder_layers_1_mlp_fc2",
+         "conditioner.embedders.1.model.transformer.resblocks.1.mlp.c_proj.weight"},
+        {"lora_te2_text_model_encoder_layers_2_self_attn_out_proj",
+         "conditioner.embedders.1.model.transformer.resblocks.2.attn.out_proj.weight"},
+        {"lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q",
+         "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn1.to_q.weight"},
+        {"lora_unet_middle_block_1_transformer_blocks_1_ff_net_2",
+         "model.diffusion_model.middle_block.1.transformer_blocks.1.ff.net.2.weight"},
+        {"lora_unet_output_blocks_2_2_conv", "model.diffusion_model.output_blocks.2.2.conv.weight"},
+        {"lora_unet_label_emb_0_0", "model.diffusion_model.label_emb.0.0.weight"},
+    };
+    for (const auto& [name, key] : cases) {
+        auto found = index.find(name);
+        ASSERT_TRUE(found) << name;
+        EXPECT_EQ(*found, key) << name;
+    }
+    // Not yet: bigG's q/k/v are one fused attn.in_proj_weight, which A1111 updates slice by slice.
+    EXPECT_FALSE(index.find("lora_te2_text_model_encoder_layers_0_self_attn_q_proj"));
 }
 
 }  // namespace
