@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "image/image.h"
+#include "io/safetensors.h"
 #include "models/lora/name_map.h"
 #include "nanobanana/engine.h"
 #include "pipeline/conditioning.h"
@@ -261,6 +264,50 @@ TEST(SDXL, KohyaLoraNamesFindTheirWeights) {
     }
     // Not yet: bigG's q/k/v are one fused attn.in_proj_weight, which A1111 updates slice by slice.
     EXPECT_FALSE(index.find("lora_te2_text_model_encoder_layers_0_self_attn_q_proj"));
+}
+
+// A rank-1 kohya LoRA on one module of each part (te1 CLIP-L MLP, te2 bigG MLP, the UNet's label embedding)
+// merges without warnings, changes the picture through either multiplier alone, and is undone afterwards.
+TEST(SDXL, KohyaLoraMergesIntoBothTowersAndTheUNet) {
+    auto f32 = [](Shape shape, float v) {
+        std::vector<uint8_t> bytes(size_t(shape_numel(shape)) * 4);
+        for (size_t i = 0; i < bytes.size(); i += 4) std::memcpy(bytes.data() + i, &v, 4);
+        return bytes;
+    };
+    std::vector<TensorToWrite> t;
+    for (auto [name, out, in] : {std::tuple{"lora_te1_text_model_encoder_layers_1_mlp_fc1", 64, 16},
+                                 {"lora_te2_text_model_encoder_layers_1_mlp_fc1", 128, 32},
+                                 {"lora_unet_label_emb_0_0", 128, 80}}) {
+        const std::string n = name;
+        t.push_back({n + ".lora_down.weight", "F32", {1, in}, f32({1, in}, 0.3f)});
+        t.push_back({n + ".lora_up.weight", "F32", {out, 1}, f32({out, 1}, 0.5f)});
+        t.push_back({n + ".alpha", "F32", {}, f32({}, 1.f)});
+    }
+    const std::string path = ::testing::TempDir() + "/nb_sdxl_lora.safetensors";
+    ASSERT_TRUE(write_safetensors(path, t));
+    LoadOptions o;
+    o.model_path = test::shared_path(kWeights);
+    o.vocab_path = test::shared_path(kVocab);
+    auto e = Engine::load(o);
+    ASSERT_TRUE(e) << e.error().message;
+    GenerateParams p;
+    p.prompt = kPrompt;
+    p.steps = 2;
+    p.width = p.height = 64;
+    p.seed = 1;
+    auto run = [&](std::vector<LoraWeight> loras) {
+        p.loras = std::move(loras);
+        auto out = (*e)->generate(p);
+        EXPECT_TRUE(out) << out.error().message;
+        if (out) EXPECT_TRUE((*out)[0].warnings.empty()) << (*out)[0].warnings.front();
+        return out ? (*out)[0].image.pixels : std::vector<uint8_t>{};
+    };
+    const auto base = run({});
+    EXPECT_NE(run({{path, 1.f, 1.f}}), base);
+    EXPECT_NE(run({{path, 1.f, 0.f}}), base);  // the text towers alone
+    EXPECT_NE(run({{path, 0.f, 1.f}}), base);  // the label embedding alone
+    EXPECT_EQ(run({}), base);                  // merged weights restored
+    std::remove(path.c_str());
 }
 
 }  // namespace
