@@ -17,6 +17,7 @@
 #include "pipeline/conditioning.h"
 #include "pipeline/denoiser.h"
 #include "pipeline/random_checkpoint.h"
+#include "pipeline/stages.h"
 
 namespace nb {
 
@@ -97,17 +98,16 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     r.load_s = now_s() - t0;
     say(fmt::format("loaded in {:.2f} s: RSS {:.0f} MB, peak so far {:.0f} MB", r.load_s, current_rss_mb(), peak_rss_mb()));
 
-    pipeline::EncodedPrompt cond, uncond;
+    pipeline::Conditioning cond;  // as generate builds it (SDXL: with the vector for this size)
     r.parts.push_back(time_part("text encode (cond + uncond)", 1, [&] {
-        cond = pipeline::encode_prompt(*m, "a photo of an astronaut riding a horse on mars, highly detailed", 1);
-        uncond = pipeline::encode_prompt(*m, "", 1);
+        cond = pipeline::encode_conditioning(*m, "a photo of an astronaut riding a horse on mars, highly detailed", "",
+                                             1, 1, {opt.height, opt.width});
     }));
     say(fmt::format("text encode: {:.2f} s", r.parts.back().median_s));
 
-    pipeline::CondSchedule cs{{{1 << 30, cond.context}}}, us{{{1 << 30, uncond.context}}};
     // As generate runs it: cond and uncond batched or one after the other, by size.
     const bool batched = pipeline::batch_cond_uncond_for(int64_t(opt.height / 8) * (opt.width / 8));
-    auto den = pipeline::make_cfg_denoiser(*m, cs, us, {7.f, {}, {}, batched});
+    auto den = pipeline::make_cfg_denoiser(*m, cond.cond, cond.uncond, {7.f, {}, {}, batched});
     Tensor x = Tensor::empty({1, 4, opt.height / 8, opt.width / 8});
     std::mt19937 g(0);
     std::normal_distribution<float> nd;

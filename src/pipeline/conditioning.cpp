@@ -26,7 +26,77 @@ void apply_emphasis(Tensor& z, const std::vector<float>& multipliers) {
     }
 }
 
+namespace {
+
+// Every position after the first EOS of each 77-token row becomes 0 (open_clip's padding; A1111
+// process_tokens with id_pad != id_end).
+void pad_after_eos(std::vector<int>& ids, int eos) {
+    const size_t t = text::PromptChunk::kLength;
+    for (size_t at = 0; at < ids.size(); at += t) {
+        auto row_end = ids.begin() + ptrdiff_t(at + t);
+        auto first_eos = std::find(ids.begin() + ptrdiff_t(at), row_end, eos);
+        if (first_eos != row_end) std::fill(first_eos + 1, row_end, 0);
+    }
+}
+
+// A1111 FrozenCLIPEmbedderForSDXLWithCustomWords + FrozenOpenCLIPEmbedder2WithCustomWords, then sgm's
+// GeneralConditioner concatenation of their outputs on the feature axis.
+EncodedPrompt encode_sdxl(const SDModel& m, std::string_view prompt) {
+    text::PromptChunks pc = text::tokenize_weighted(m.tokenizer, prompt, {});
+    const int64_t n = int64_t(pc.chunks.size()), t = text::PromptChunk::kLength;
+    std::vector<int> ids;
+    std::vector<float> mult;
+    for (const auto& c : pc.chunks) {
+        ids.insert(ids.end(), c.tokens.begin(), c.tokens.end());
+        mult.insert(mult.end(), c.multipliers.begin(), c.multipliers.end());
+    }
+    Tensor zl = m.clip.encode_penultimate(ids, n, false).hidden;  // [chunks, 77, Dl]
+    std::vector<int> g_ids = ids;
+    pad_after_eos(g_ids, m.tokenizer.eos());
+    clip::TextEncoderOutput g = m.clip2.encode_penultimate(g_ids, n, true);  // [chunks, 77, Dg], pooled [chunks, P]
+    apply_emphasis(zl, mult);
+    apply_emphasis(g.hidden, mult);
+    const int64_t dl = zl.dim(2), dg = g.hidden.dim(2), rows = n * t;
+    EncodedPrompt out;
+    out.context = Tensor::empty({1, rows, dl + dg});
+    for (int64_t r = 0; r < rows; ++r) {
+        float* o = out.context.data() + r * (dl + dg);
+        std::memcpy(o, zl.data() + r * dl, size_t(dl) * sizeof(float));
+        std::memcpy(o + dl, g.hidden.data() + r * dg, size_t(dg) * sizeof(float));
+    }
+    out.pooled = g.pooled.slice0(0, 1).clone();  // the first chunk's, as A1111
+    out.token_count = pc.token_count;
+    return out;
+}
+
+}  // namespace
+
+Tensor size_embedding(const std::vector<float>& values, int64_t dim) {
+    const int64_t half = dim / 2;
+    Tensor e(Shape{1, int64_t(values.size()) * dim});
+    const float neg_log = -float(std::log(10000.0));
+    for (size_t i = 0; i < values.size(); ++i)
+        for (int64_t j = 0; j < half; ++j) {
+            const float f = std::exp(neg_log * float(j) / float(half));
+            const float a = values[i] * f;
+            e.data()[int64_t(i) * dim + j] = std::cos(a);  // sgm timestep_embedding: cos first
+            e.data()[int64_t(i) * dim + half + j] = std::sin(a);
+        }
+    return e;
+}
+
+Tensor sdxl_vector(const SDModel& m, const Tensor& pooled, const SizeCond& size) {
+    const int64_t adm = m.unet.config().adm_in_channels, p = pooled.numel(), dim = (adm - p) / 6;
+    const float h = float(size.height), w = float(size.width);
+    Tensor sizes = size_embedding({h, w, float(size.crop_top), float(size.crop_left), h, w}, dim);
+    Tensor v(Shape{1, adm});
+    std::memcpy(v.data(), pooled.data(), size_t(p) * sizeof(float));
+    std::memcpy(v.data() + p, sizes.data(), size_t(std::min(sizes.numel(), adm - p)) * sizeof(float));
+    return v;
+}
+
 EncodedPrompt encode_prompt(const SDModel& m, std::string_view prompt, int clip_skip) {
+    if (m.sdxl()) return encode_sdxl(m, prompt);
     text::ChunkOptions options;
     if (m.embeddings) options.embeddings = &m.embeddings->names();
     text::PromptChunks pc = text::tokenize_weighted(m.tokenizer, prompt, options);

@@ -25,7 +25,8 @@ Tensor stack0(const std::vector<Tensor>& parts) {
 }  // namespace
 
 Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedule, Prediction pred, const Tensor& x,
-               const std::vector<float>& sigmas, const Tensor& ctx, const Tensor& c_concat, TimestepMode mode) {
+               const std::vector<float>& sigmas, const Tensor& ctx, const Tensor& c_concat, TimestepMode mode,
+               const Tensor& y) {
     const int64_t n = x.dim(0), per = x.numel() / n;
     Tensor x_in = Tensor::empty(x.shape());
     std::vector<float> t(static_cast<size_t>(n));
@@ -37,7 +38,7 @@ Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedul
         if (mode == TimestepMode::integer) ti = std::round(ti);
         t[size_t(i)] = float(ti);
     }
-    Tensor out = unet.forward(c_concat.defined() ? ops::concat_channels(x_in, c_concat) : x_in, t, ctx);
+    Tensor out = unet.forward(c_concat.defined() ? ops::concat_channels(x_in, c_concat) : x_in, t, ctx, y);
     Tensor d = Tensor::empty(x.shape());
     for (int64_t i = 0; i < n; ++i) {
         const float s = sigmas[size_t(i)];
@@ -54,7 +55,7 @@ Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedul
     return d;
 }
 
-const Tensor& CondSchedule::at(int call) const {
+const Cond& CondSchedule::at(int call) const {
     for (const auto& [end, ctx] : entries)
         if (call <= end) return ctx;
     return entries.back().second;
@@ -68,24 +69,33 @@ sampling::Denoiser make_cfg_denoiser(const SDModel& m, std::vector<CondPart> con
     return [&m, parts = std::move(cond), uncond = std::move(uncond), opt, calls](const Tensor& x,
                                                                                 float sigma) -> Tensor {
         const int call = (*calls)++;
-        auto run = [&](const Tensor& xs, const Tensor& ctx, int64_t n) {
+        auto run = [&](const Tensor& xs, const Tensor& ctx, const Tensor& y, int64_t n) {
             Tensor cc;
             if (opt.c_concat.defined()) cc = n == 1 ? opt.c_concat : stack0(std::vector<Tensor>(size_t(n), opt.c_concat));
             return denoise(m.unet, m.schedule, m.prediction, xs, std::vector<float>(size_t(n), sigma), ctx, cc,
-                           opt.timesteps);
+                           opt.timesteps, y);
         };
-        std::vector<Tensor> ctx;  // the parts' contexts, then the uncond's
-        for (const CondPart& p : parts) ctx.push_back(p.schedule.at(call));
-        if (opt.cfg_scale == 1.f && parts.size() == 1 && parts[0].weight == 1.0) return run(x, ctx[0], 1);
-        ctx.push_back(uncond.at(call));
-        const size_t n = ctx.size();
+        std::vector<const Cond*> conds;  // the parts' conditionings, then the uncond's
+        for (const CondPart& p : parts) conds.push_back(&p.schedule.at(call));
+        if (opt.cfg_scale == 1.f && parts.size() == 1 && parts[0].weight == 1.0)
+            return run(x, conds[0]->context, conds[0]->vector, 1);
+        conds.push_back(&uncond.at(call));
+        const size_t n = conds.size();
         std::vector<Tensor> d(n);
-        const bool same_length = std::all_of(ctx.begin(), ctx.end(), [&](const Tensor& c) { return c.dim(1) == ctx[0].dim(1); });
+        const bool same_length = std::all_of(conds.begin(), conds.end(), [&](const Cond* c) {
+            return c->context.dim(1) == conds[0]->context.dim(1);
+        });
         if (opt.batch_cond_uncond && same_length) {
-            Tensor all = run(stack0(std::vector<Tensor>(n, x)), stack0(ctx), int64_t(n));
+            std::vector<Tensor> ctx, vec;
+            for (const Cond* c : conds) {
+                ctx.push_back(c->context);
+                if (c->vector.defined()) vec.push_back(c->vector);
+            }
+            Tensor all = run(stack0(std::vector<Tensor>(n, x)), stack0(ctx), vec.empty() ? Tensor() : stack0(vec),
+                             int64_t(n));
             for (size_t i = 0; i < n; ++i) d[i] = all.slice0(int64_t(i), int64_t(i) + 1);
         } else {
-            for (size_t i = 0; i < n; ++i) d[i] = run(x, ctx[i], 1);
+            for (size_t i = 0; i < n; ++i) d[i] = run(x, conds[i]->context, conds[i]->vector, 1);
         }
         const Tensor& d_u = d.back();
         Tensor out = d_u.clone();

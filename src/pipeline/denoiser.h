@@ -23,14 +23,22 @@ enum class TimestepMode {
     integer,     // DDIM: sigmas come from the table, t is snapped back to the integer it came from
 };
 
+// y [N, adm]: SDXL's vector conditioning (undefined for the other families).
 Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedule, Prediction pred, const Tensor& x,
                const std::vector<float>& sigmas, const Tensor& ctx, const Tensor& c_concat = {},
-               TimestepMode mode = TimestepMode::continuous);
+               TimestepMode mode = TimestepMode::continuous, const Tensor& y = {});
 
-// One prompt-editing schedule: (last model call index it applies to, context [1, T, D]).
+// What one prompt conditions the UNet with: the cross-attention context [1, T, D] and, for SDXL, the vector
+// [1, adm] (pooled text + size embeddings; undefined otherwise).
+struct Cond {
+    Tensor context;
+    Tensor vector;
+};
+
+// One prompt-editing schedule: (last model call index it applies to, its conditioning).
 struct CondSchedule {
-    std::vector<std::pair<int, Tensor>> entries;
-    const Tensor& at(int call) const;  // first entry whose end >= call (A1111 reconstruct_cond_batch)
+    std::vector<std::pair<int, Cond>> entries;
+    const Cond& at(int call) const;  // first entry whose end >= call (A1111 reconstruct_cond_batch)
 };
 
 struct CFGOptions {
@@ -55,7 +63,7 @@ struct CondPart {
 
 // A1111 CFGDenoiser + combine_denoised for one image: denoised = d_u + sum_i (d_i - d_u) * weight_i * cfg_scale
 // over the parts i (one part of weight 1: d_u + (d_c - d_u) * cfg_scale). The parts and the uncond share one
-// UNet batch [x, ..., x] with contexts [c_1, ..., c_n, uncond] when opt.batch_cond_uncond and their token
+// UNet batch [x, ..., x] with contexts [c_1, ..., c_n, uncond] (SDXL: and vectors, A1111 catenate_conds) when opt.batch_cond_uncond and their token
 // counts agree (else one call each, as A1111 without batch_cond_uncond); cfg_scale 1 with one part of weight 1
 // skips the uncond pass (the result is d_c either way). Prompt editing advances per model call, as A1111's
 // CFGDenoiser.step does.

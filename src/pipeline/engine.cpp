@@ -285,6 +285,9 @@ std::string Engine::describe() const {
         i.family, sd1 ? u.family() : i.family, u.summary(), i.text_encoders.front(), c.layers, c.hidden, c.heads,
         i.prediction, i.prediction_source, i.vae_scale, i.default_width, i.default_height,
         held_summary(m.clip_weights), held_summary(m.unet_weights), held_summary(m.vae_weights)) +
+           (m.has_clip2 ? fmt::format("\ntext encoder 2: {}, {} layers, width {}, {} heads", i.text_encoders.back(),
+                                      m.clip2.config().layers, m.clip2.config().hidden, m.clip2.config().heads)
+                        : "") +
            (m.vae_path.empty() ? "" : "\nvae file: " + m.vae_path);
 }
 

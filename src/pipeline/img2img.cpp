@@ -149,7 +149,7 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
 
     // ---- latents: z0 (L1), latent mask (L2), masked content (L3), 9-channel conditioning (L4) ----
     if (auto r = m.clip_weights.acquire(); !r) return std::unexpected(r.error());
-    const Conditioning cond = encode_conditioning(m, p.prompt, p.negative_prompt, p.steps, p.clip_skip);
+    const Conditioning cond = encode_conditioning(m, p.prompt, p.negative_prompt, p.steps, p.clip_skip, {H, W});
     done_with(m.clip_weights);
     if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
     const Tensor x = tensor_from_image(to_rgb(image));

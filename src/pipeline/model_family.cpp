@@ -23,7 +23,7 @@ constexpr TextEncoderSpec kSDXLEncoders[] = {
     {TextEncoderKind::open_clip, "OpenCLIP ViT-bigG/14", kSDXLOpenClipPrefix, true},
 };
 
-constexpr const char* kSDXLWhy = "SDXL checkpoints are not supported yet (issue 20)";
+constexpr const char* kSDXLWhy = "SDXL inpainting checkpoints are not supported yet (issue 20)";
 
 // Scale factors: ldm configs v1-inference.yaml / v2-inference*.yaml (0.18215), sgm sd_xl_base.yaml (0.13025).
 // Sizes: SD 1.x and SD 2.x-base / inpainting were trained at 512, SD 2.x 768-v at 768, SDXL at 1024.
@@ -34,7 +34,7 @@ constexpr FamilyPreset kPresets[] = {
     {ModelFamily::sd2, "SD 2.x", kSD2Encoders, 0.18215f, Prediction::eps, 512, 768, false, true, nullptr},
     {ModelFamily::sd2_inpaint, "SD 2.x inpainting", kSD2Encoders, 0.18215f, Prediction::eps, 512, 512, true, true,
      nullptr},
-    {ModelFamily::sdxl, "SDXL", kSDXLEncoders, 0.13025f, Prediction::eps, 1024, 1024, false, false, kSDXLWhy},
+    {ModelFamily::sdxl, "SDXL", kSDXLEncoders, 0.13025f, Prediction::eps, 1024, 1024, false, true, nullptr},
     {ModelFamily::sdxl_inpaint, "SDXL inpainting", kSDXLEncoders, 0.13025f, Prediction::eps, 1024, 1024, true,
      false, kSDXLWhy},
 };

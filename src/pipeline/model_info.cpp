@@ -19,6 +19,8 @@ struct Component {
 constexpr Component kComponents[] = {
     {pipeline::SDModel::kClipPrefix, "text encoder (CLIP)"},
     {pipeline::SDModel::kOpenClipPrefix, "text encoder (OpenCLIP)"},
+    {pipeline::kSDXLClipPrefix, "text encoder 1 (SDXL CLIP ViT-L)"},
+    {pipeline::kSDXLOpenClipPrefix, "text encoder 2 (SDXL OpenCLIP bigG)"},
     {pipeline::SDModel::kUNetPrefix, "UNet"},
     {pipeline::SDModel::kVAEPrefix, "VAE"},
 };
@@ -99,6 +101,19 @@ Result<std::string> describe_checkpoint(const std::string& path) {
         out += fmt::format("text encoder: OpenCLIP, {} layers, width {}, vocab {} (SD 2.x)\n", cc->layers,
                            cc->hidden, cc->vocab);
         if (auto m = clip::CLIPTextEncoder::load_openclip(openclip_b, *cc); !m)
+            out += "openclip problem: " + m.error().message + "\n";
+    }
+    nn::Binder xl_l(lookup, pipeline::kSDXLClipPrefix, dry);
+    if (auto cc = clip::CLIPConfig::detect(xl_l)) {
+        out += fmt::format("text encoder 1: CLIP, {} layers, width {}, vocab {} (SDXL)\n", cc->layers, cc->hidden,
+                           cc->vocab);
+        if (auto m = clip::CLIPTextEncoder::load(xl_l, *cc); !m) out += "clip problem: " + m.error().message + "\n";
+    }
+    nn::Binder xl_g(lookup, pipeline::kSDXLOpenClipPrefix, dry);
+    if (auto cc = clip::CLIPConfig::detect_openclip(xl_g)) {
+        out += fmt::format("text encoder 2: OpenCLIP, {} layers, width {}, vocab {} (SDXL)\n", cc->layers,
+                           cc->hidden, cc->vocab);
+        if (auto m = clip::CLIPTextEncoder::load_openclip(xl_g, *cc); !m)
             out += "openclip problem: " + m.error().message + "\n";
     }
     if (auto vc = vae::VAEConfig::detect(lookup)) {

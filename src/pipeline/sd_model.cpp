@@ -115,22 +115,33 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     m->tokenizer = std::move(tok);
 
     const auto& meta = ws.metadata();
-    // One text tower for the supported families (SDXL's two come with issue 20).
+    // SD 1.x / 2.x: one text tower; SDXL: CLIP ViT-L, then open_clip bigG (its heads in the sgm file's metadata).
+    auto load_tower = [&](const TextEncoderSpec& spec, clip::CLIPTextEncoder& out) -> Result<void> {
+        nn::Binder b(lookup, spec.prefix, mode);
+        auto loaded = [&]() -> Result<clip::CLIPTextEncoder> {
+            if (spec.kind == TextEncoderKind::open_clip) {
+                int64_t heads = openclip_heads(meta);
+                if (spec.pooled) heads = json_int(meta, "open_clip_bigG_text_cfg", "heads");
+                NB_TRY(cfg, clip::CLIPConfig::detect_openclip(b, heads));
+                return clip::CLIPTextEncoder::load_openclip(b, cfg);
+            }
+            int64_t heads = json_int(meta, "clip_config", "num_attention_heads");
+            if (heads <= 0) heads = json_int(meta, "clip_l_config", "num_attention_heads");
+            NB_TRY(cfg, clip::CLIPConfig::detect(b, heads));
+            return clip::CLIPTextEncoder::load(b, cfg);
+        }();
+        NB_TRY(enc, std::move(loaded));
+        out = std::move(enc);
+        m->weights.insert(b.bound().begin(), b.bound().end());
+        m->clip_weights.add(b);
+        return {};
+    };
     m->text_encoder = family.text_encoders.front().kind;
-    const bool open_clip = m->text_encoder == TextEncoderKind::open_clip;
-    nn::Binder clip_b(lookup, open_clip ? kOpenClipPrefix : kClipPrefix, mode);
-    auto clip_loaded = [&]() -> Result<clip::CLIPTextEncoder> {
-        if (open_clip) {
-            NB_TRY(cfg, clip::CLIPConfig::detect_openclip(clip_b, openclip_heads(meta)));
-            return clip::CLIPTextEncoder::load_openclip(clip_b, cfg);
-        }
-        NB_TRY(cfg, clip::CLIPConfig::detect(clip_b, json_int(meta, "clip_config", "num_attention_heads")));
-        return clip::CLIPTextEncoder::load(clip_b, cfg);
-    }();
-    NB_TRY(clip_m, std::move(clip_loaded));
-    m->clip = std::move(clip_m);
-    m->weights.insert(clip_b.bound().begin(), clip_b.bound().end());
-    m->clip_weights.add(clip_b);
+    if (auto r = load_tower(family.text_encoders.front(), m->clip); !r) return std::unexpected(r.error());
+    if (family.text_encoders.size() > 1) {
+        if (auto r = load_tower(family.text_encoders[1], m->clip2); !r) return std::unexpected(r.error());
+        m->has_clip2 = true;
+    }
 
     nn::Binder unet_b(lookup, kUNetPrefix, mode);
     unet::HeadsHint heads{json_int(meta, "unet_config", "num_heads"),

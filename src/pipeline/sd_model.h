@@ -32,10 +32,14 @@ struct SDModel {
     std::shared_ptr<WeightStore> store;
     ModelFamily family = ModelFamily::sd1;  // from the tensors present, not the file name
     text::ClipTokenizer tokenizer;
-    // The family's (only) text tower: SD 1.x CLIP under kClipPrefix, SD 2.x open_clip ViT-H-14 under
-    // kOpenClipPrefix (conditioning = its penultimate layer).
+    // The family's first text tower: SD 1.x CLIP under kClipPrefix, SD 2.x open_clip ViT-H-14 under
+    // kOpenClipPrefix (conditioning = its penultimate layer), SDXL CLIP ViT-L under kSDXLClipPrefix.
     TextEncoderKind text_encoder = TextEncoderKind::clip;
     clip::CLIPTextEncoder clip;  // either kind: the open_clip tower is the same transformer
+    // SDXL's second tower, open_clip ViT-bigG under kSDXLOpenClipPrefix (penultimate layer + pooled output);
+    // absent (has_clip2 false) for the one-tower families.
+    clip::CLIPTextEncoder clip2;
+    bool has_clip2 = false;
     unet::UNet unet;
     vae::VAE vae;  // its scale() is the family's
     // Where `vae` comes from: "" = the checkpoint's own tensors, else a standalone VAE file (use_vae), whose
@@ -77,6 +81,8 @@ struct SDModel {
     const FamilyPreset& family_preset() const { return preset(family); }
     // Default txt2img side in pixels: the family's, for this model's prediction type (SD 2.x v: 768).
     int default_size() const { return pipeline::default_size(family_preset(), prediction); }
+    // SDXL-style conditioning: two text towers and the UNet's `vector` input (pooled text + sizes).
+    bool sdxl() const { return has_clip2; }
 
     // Unique tensor prefixes of the components in the LDM single-file layout (model_family.h).
     static constexpr const char* kClipPrefix = pipeline::kClipPrefix;

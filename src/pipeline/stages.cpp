@@ -12,23 +12,36 @@ namespace nb::pipeline {
 // ---- conditioning ----
 
 namespace {
-CondSchedule encode_schedule(const SDModel& m, const std::string& prompt, int steps, int clip_skip) {
+CondSchedule encode_schedule(const SDModel& m, const std::string& prompt, int steps, int clip_skip,
+                             const SizeCond& size, bool negative) {
     CondSchedule s;
-    for (const auto& e : text::prompt_schedules(prompt, steps))
-        s.entries.emplace_back(e.end_step, encode_prompt(m, e.text, clip_skip).context);
+    for (const auto& e : text::prompt_schedules(prompt, steps)) {
+        EncodedPrompt p = encode_prompt(m, e.text, clip_skip);
+        Cond c{p.context, {}};
+        if (m.sdxl()) {
+            // A1111 sd_models_xl.get_learned_conditioning: an all-empty negative prompt is encoded with
+            // force_zero_embeddings=['txt']: both towers' outputs (context and pooled) are zeros.
+            if (negative && e.text.empty()) {
+                for (float& v : p.context.span()) v = 0.f;
+                for (float& v : p.pooled.span()) v = 0.f;
+            }
+            c.vector = sdxl_vector(m, p.pooled, size);
+        }
+        s.entries.emplace_back(e.end_step, std::move(c));
+    }
     return s;
 }
 }  // namespace
 
 Conditioning encode_conditioning(const SDModel& m, const std::string& prompt, const std::string& negative, int steps,
-                                 int clip_skip) {
+                                 int clip_skip, const SizeCond& size) {
     clip_skip = std::max(1, clip_skip);
     const text::MultiCond mc = text::and_split(prompt);
     std::vector<CondSchedule> sub;
-    for (const std::string& s : mc.subprompts) sub.push_back(encode_schedule(m, s, steps, clip_skip));
+    for (const std::string& s : mc.subprompts) sub.push_back(encode_schedule(m, s, steps, clip_skip, size, false));
     Conditioning c;
     for (const text::AndPart& part : mc.parts) c.cond.push_back(CondPart{sub[size_t(part.index)], part.weight});
-    c.uncond = encode_schedule(m, negative, steps, clip_skip);
+    c.uncond = encode_schedule(m, negative, steps, clip_skip, size, true);
     return c;
 }
 

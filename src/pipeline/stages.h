@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "pipeline/conditioning.h"
 #include "pipeline/denoiser.h"
 #include "pipeline/sd_model.h"
 #include "pipeline/txt2img.h"
@@ -22,8 +23,10 @@ struct Conditioning {
 };
 // A1111 get_multicond_learned_conditioning for the prompt (split on AND, ":weight" per part, each distinct part
 // encoded once) and get_learned_conditioning for the negative prompt: one context per prompt-editing entry.
+// SDXL: each entry's vector from `size` (the picture's); an empty negative prompt is A1111's
+// force_zero_embeddings: zero context and zero pooled part (the size embeddings stay).
 Conditioning encode_conditioning(const SDModel& m, const std::string& prompt, const std::string& negative, int steps,
-                                 int clip_skip);
+                                 int clip_skip, const SizeCond& size = {});
 
 // ---- noise ----
 struct SeedSpec {

@@ -92,12 +92,13 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
     }
 
     if (auto r = m.clip_weights.acquire(); !r) return std::unexpected(r.error());
-    const Conditioning cond = encode_conditioning(m, p.prompt, p.negative_prompt, p.steps, p.clip_skip);
+    const Conditioning cond =
+        encode_conditioning(m, p.prompt, p.negative_prompt, p.steps, p.clip_skip, {p.height, p.width});
     Conditioning hr_cond;
     if (hires)
         hr_cond = encode_conditioning(m, p.hr_prompt.empty() ? p.prompt : p.hr_prompt,
                                       p.hr_negative_prompt.empty() ? p.negative_prompt : p.hr_negative_prompt,
-                                      hr_steps, p.clip_skip);
+                                      hr_steps, p.clip_skip, {hr_h, hr_w});
     done_with(m.clip_weights);
     const int64_t h = p.height / 8, w = p.width / 8;
     CFGOptions cfg{p.cfg_scale, {}, choice.timesteps, batch_cond_uncond_for(h * w)};

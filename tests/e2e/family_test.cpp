@@ -93,13 +93,11 @@ TEST(FamilyGolden, DetectedFromRealFiles) {
         const SafeTensors& st = test::golden(rel);
         EXPECT_EQ(pipeline::detect_family([&st](std::string_view k) { return st.find(k); }), family) << rel;
     }
-    // The SDXL golden checkpoint is refused with one line (loading it is issue 20).
+    // The SDXL golden checkpoint loads as SDXL (tests/e2e/sdxl_test.cpp checks it against the golden runs).
     auto m = pipeline::SDModel::load(test::shared_path("golden/sdxl/sdxl_tiny_fp16.safetensors"),
                                      test::shared_path(kVocab));
-    ASSERT_FALSE(m);
-    EXPECT_EQ(m.error().code, Errc::unsupported);
-    EXPECT_NE(m.error().message.find(": SDXL checkpoints are not supported yet (issue 20)"), std::string::npos)
-        << m.error().message;
+    ASSERT_TRUE(m) << m.error().message;
+    EXPECT_EQ((*m)->family, ModelFamily::sdxl);
 }
 
 TEST(SD2Prediction, FromMetadataThenOption) {
@@ -215,10 +213,6 @@ TEST(SD2Prediction, CliFlagAndDefaultSize) {
     r = test::run_cli("generate -m " + weights + " -p cat --prediction x0 -o " + out);
     EXPECT_EQ(r.code, 2);
     EXPECT_EQ(r.err, "nanobanana: prediction must be auto, eps or v (got 'x0')\n");
-    r = test::run_cli("generate -m " + test::shared_path("golden/sdxl/sdxl_tiny_fp16.safetensors") +
-                      " --vocab " + vocab + " -p cat -o " + out);
-    EXPECT_EQ(r.code, 2);
-    EXPECT_NE(r.err.find("SDXL checkpoints are not supported yet (issue 20)"), std::string::npos) << r.err;
 }
 
 bool same_bits(const Tensor& a, const Tensor& b) {

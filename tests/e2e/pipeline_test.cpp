@@ -94,8 +94,8 @@ void check_trajectory(const std::string& run, const std::string& sampler, const 
     auto choice = pipeline::choose_sampler(m, sampler, scheduler, 8);
     ASSERT_TRUE(choice) << choice.error().message;
     EXPECT_TRUE(test::close_rel(Tensor::from({9}, choice->sigmas), g(run + ".sigmas"), 1e-6));
-    pipeline::CondSchedule cond{{{8, pipeline::encode_prompt(m, kPrompt, 1).context}}};
-    pipeline::CondSchedule uncond{{{8, pipeline::encode_prompt(m, "", 1).context}}};
+    pipeline::CondSchedule cond{{{8, {pipeline::encode_prompt(m, kPrompt, 1).context, {}}}}};
+    pipeline::CondSchedule uncond{{{8, {pipeline::encode_prompt(m, "", 1).context, {}}}}};
     auto den = pipeline::make_cfg_denoiser(m, cond, uncond, {7.f, {}});
     auto noise = sampling::ImageNoise::from_seeds(sampling::RngKind::philox, {42}, {4, 16, 16});
     Tensor x = noise.draw();

@@ -89,4 +89,26 @@ TextEncoderOutput CLIPTextEncoder::encode(const std::vector<int>& ids, int64_t b
     return out;
 }
 
+TextEncoderOutput CLIPTextEncoder::encode_penultimate(const std::vector<int>& ids, int64_t batch, bool pooled,
+                                                      const std::vector<TokenOverride>& overrides) const {
+    const int n_layers = int(cfg_.layers);
+    Tensor x = embed(ids, batch, overrides);
+    for (int i = 0; i + 1 < n_layers; ++i) x = layer_forward(layers_[size_t(i)], x);
+    TextEncoderOutput out;
+    out.hidden = x;
+    if (!pooled || !text_projection_.defined()) return out;
+    Tensor last = final_ln_.forward(layer_forward(layers_.back(), x));
+    const int64_t t = cfg_.positions, d = cfg_.hidden, e = text_projection_.dim(1);
+    out.pooled = Tensor(Shape{batch, e});
+    for (int64_t bi = 0; bi < batch; ++bi) {
+        auto row = ids.begin() + bi * t;
+        const int64_t at = std::max_element(row, row + t) - row;  // the first EOS (the largest id)
+        const float* v = last.data() + (bi * t + at) * d;
+        float* o = out.pooled.data() + bi * e;
+        for (int64_t k = 0; k < d; ++k)
+            for (int64_t j = 0; j < e; ++j) o[j] += v[k] * text_projection_.data()[k * e + j];
+    }
+    return out;
+}
+
 }  // namespace nb::clip

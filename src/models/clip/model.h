@@ -48,6 +48,15 @@ public:
     // Exposed for golden tests: hidden_states[k] (0 = embeddings, k = output of layer k), no final LN.
     std::vector<Tensor> hidden_states(const std::vector<int>& ids, int64_t batch, int n_layers) const;
 
+    // SDXL's text conditioning (sgm FrozenCLIPEmbedder layer "hidden", idx L-1, and FrozenOpenCLIPEmbedder2
+    // layer "penultimate", legacy False): hidden = output of layer L-1 WITHOUT the final LayerNorm. pooled
+    // (only with `pooled`, for a tower with a text_projection): final_ln(output of layer L)[first argmax id]
+    // @ text_projection -> [B, embed_dim].
+    TextEncoderOutput encode_penultimate(const std::vector<int>& ids, int64_t batch, bool pooled,
+                                         const std::vector<TokenOverride>& overrides = {}) const;
+    // open_clip's text_projection [D, embed_dim] (x @ W), undefined when the file has none.
+    const Tensor& text_projection() const { return text_projection_; }
+
     // Mutable weights, for LoRA merging.
     std::vector<EncoderLayer>& layers() { return layers_; }
 
@@ -61,6 +70,7 @@ private:
     Tensor position_embedding_;  // [positions, D]
     std::vector<EncoderLayer> layers_;
     nn::LayerNorm final_ln_;
+    Tensor text_projection_;  // [D, embed_dim], open_clip towers only
 };
 
 }  // namespace nb::clip

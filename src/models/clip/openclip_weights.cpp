@@ -1,5 +1,6 @@
 // open_clip text tower key table (open_clip CLIP.state_dict() without the visual tower, as SD 2.x files store
-// it under "cond_stage_model.model."). text_projection and logit_scale are stored but unused by SD 2.x.
+// it under "cond_stage_model.model.", SDXL's bigG under "conditioner.embedders.1.model."). text_projection is
+// SDXL's pooled-output projection (unused by SD 2.x); logit_scale is stored but unused.
 #include "models/clip/model.h"
 
 namespace nb::clip {
@@ -42,6 +43,8 @@ Result<CLIPTextEncoder> CLIPTextEncoder::load_openclip(nn::Binder b, const CLIPC
         m.layers_.push_back(std::move(l));
     }
     b.layer_norm(m.final_ln_, "ln_final", d, cfg.ln_eps);
+    if (const TensorEntry* p = b.entry("text_projection"); p && p->shape.size() == 2)
+        m.text_projection_ = b.tensor("text_projection", {d, p->shape[1]});
     if (auto s = b.status(); !s) return std::unexpected(s.error());
     return m;
 }

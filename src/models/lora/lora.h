@@ -1,7 +1,8 @@
 // LoRA files (kohya LoRA / LoCon and diffusers/PEFT naming) and their merge into a model's weights, as
 // A1111 extensions-builtin/Lora (network_lora.py rebuild_conventional / finalize_updown):
 //   W += (up.reshape(out, r) @ down.reshape(r, -1)).reshape(W.shape) * (alpha / r) * multiplier   (fp32)
-// with the text-encoder multiplier for cond_stage_model weights and the UNet multiplier otherwise.
+// with the text-encoder multiplier for cond_stage_model (SDXL: conditioner) weights and the UNet multiplier
+// otherwise.
 #pragma once
 
 #include <map>

@@ -33,6 +33,12 @@ constexpr Rule kRules[] = {
     {R"(lora_unet_up_blocks_0_upsamplers_0_conv)", "diffusion_model_output_blocks_2_1_conv"},
     {R"(lora_unet_up_blocks_(\d+)_upsamplers_0_conv)", "diffusion_model_output_blocks_{2+3*$1}_2_conv"},
     {R"(lora_te_text_model_encoder_layers_(\d+)_(.+))", "transformer_text_model_encoder_layers_{$1}_{$2}"},
+    // SDXL's second tower (open_clip bigG, conditioner.embedders.1): HF names -> open_clip module names.
+    // q/k/v_proj become "..._attn_q_proj", which names no weight: bigG's q, k and v are one fused in_proj.
+    {R"(lora_te2_text_model_encoder_layers_(\d+)_mlp_fc1(.*))", "1_model_transformer_resblocks_{$1}_mlp_c_fc{$2}"},
+    {R"(lora_te2_text_model_encoder_layers_(\d+)_mlp_fc2(.*))", "1_model_transformer_resblocks_{$1}_mlp_c_proj{$2}"},
+    {R"(lora_te2_text_model_encoder_layers_(\d+)_self_attn_(.+))", "1_model_transformer_resblocks_{$1}_attn_{$2}"},
+    {R"(lora_te2_text_model_encoder_layers_(\d+)_(.+))", "1_model_transformer_resblocks_{$1}_{$2}"},
 };
 
 // A1111 suffix_conversion["resnets"]: diffusers ResnetBlock2D child -> ldm ResBlock child.
@@ -127,8 +133,9 @@ std::optional<std::string> kohya_to_compvis(std::string_view kohya) {
 }
 
 TargetIndex::TargetIndex(const std::map<std::string, Tensor>& weights) {
-    // LDM key prefix -> the part A1111's module names drop (sd_model.model / cond_stage_model.wrapped roots).
-    constexpr std::string_view kRoots[] = {"model.", "cond_stage_model."};
+    // LDM key prefix -> the part A1111's module names drop (sd_model.model / cond_stage_model.wrapped roots;
+    // SDXL: conditioner.embedders, whose modules A1111 names "<embedder index>_<module>").
+    constexpr std::string_view kRoots[] = {"model.", "cond_stage_model.", "conditioner.embedders."};
     constexpr std::string_view kSuffix = ".weight";
     for (const auto& [key, t] : weights) {
         if (!key.ends_with(kSuffix)) continue;
@@ -150,6 +157,12 @@ std::optional<std::string> TargetIndex::find(std::string_view kohya) const {
     constexpr std::string_view kUnet = "lora_unet_";
     if (kohya.starts_with(kUnet))
         if (auto it = by_module_.find("diffusion_model_" + std::string(kohya.substr(kUnet.size())));
+            it != by_module_.end())
+            return it->second;
+    // ... and for SDXL's first tower: "lora_te1_text_model_X" -> "0_transformer_text_model_X".
+    constexpr std::string_view kTe1 = "lora_te1_text_model_";
+    if (kohya.starts_with(kTe1))
+        if (auto it = by_module_.find("0_transformer_text_model_" + std::string(kohya.substr(kTe1.size())));
             it != by_module_.end())
             return it->second;
     return std::nullopt;

@@ -14,7 +14,7 @@ namespace {
 constexpr size_t kWarnNames = 5;  // unmatched module names listed in a warning
 
 bool is_text_encoder_key(const std::string& key) {
-    return key.starts_with("cond_stage_model.");
+    return key.starts_with("cond_stage_model.") || key.starts_with("conditioner.");  // SD 1.x / 2.x, SDXL
 }
 
 std::string unmatched_warning(const LoraFile& f, const std::vector<std::string>& names, const char* what) {

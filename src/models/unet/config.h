@@ -30,7 +30,10 @@ struct UNetConfig {
     bool has_middle = true;
     bool middle_attention = true;
     bool linear_proj = false;              // SD 2.x: proj_in/proj_out are Linear
-    int transformer_depth = 1;
+    int transformer_depth = 1;             // the deepest level's (per level: transformer_blocks.N present)
+    std::vector<int> depth;                // transformer blocks per level (0 = no attention)
+    int middle_depth = 0;
+    int64_t adm_in_channels = 0;           // SDXL: label_emb input (pooled text + size embeddings); 0 = none
     HeadsHint heads;
 
     int64_t heads_for(int64_t channels) const;  // attention heads of a transformer with `channels` width

@@ -85,13 +85,22 @@ Tensor UNet::run_block(const Block& blk, Tensor h, const Tensor& emb, const Tens
     return h;
 }
 
-Tensor UNet::forward(const Tensor& x, const std::vector<float>& t, const Tensor& ctx) const {
-    // emb [N, 4*mc] = time_embed(timestep_embedding(t)); every ResBlock starts its emb path with SiLU.
-    Tensor emb = time_embed_2.forward([&] {
-        Tensor e = time_embed_1.forward(timestep_embedding(t, cfg_.model_channels));
-        ops::silu_(e);
-        return e;
-    }());
+Tensor UNet::embedding(const std::vector<float>& t, const Tensor& y) const {
+    Tensor e = time_embed_1.forward(timestep_embedding(t, cfg_.model_channels));
+    ops::silu_(e);
+    Tensor emb = time_embed_2.forward(e);
+    if (cfg_.adm_in_channels > 0 && y.defined()) {
+        Tensor l = label_emb_1.forward(y.reshape({y.dim(0), y.numel() / y.dim(0)}));
+        ops::silu_(l);
+        ops::add_(emb, label_emb_2.forward(l));
+    }
+    return emb;
+}
+
+Tensor UNet::forward(const Tensor& x, const std::vector<float>& t, const Tensor& ctx, const Tensor& y) const {
+    // emb [N, 4*mc] = time_embed(timestep_embedding(t)) (+ label_emb(y)); every ResBlock starts its emb path
+    // with SiLU.
+    Tensor emb = embedding(t, y);
     ops::silu_(emb);
     std::vector<Tensor> skips;
     Tensor h = conv_in_.forward(x);
@@ -116,6 +125,7 @@ Tensor UNet::forward(const Tensor& x, const std::vector<float>& t, const Tensor&
 std::string UNetConfig::family() const {
     const bool sd1_shape = channel_mult == std::vector<int64_t>{1, 2, 4, 4} && model_channels == 320;
     const bool full = sd1_shape && has_middle && res_blocks == std::vector<int>{2, 2, 2, 2};
+    if (adm_in_channels > 0) return in_channels == 9 ? "SDXL inpainting" : "SDXL";
     std::string base = linear_proj || context_dim == 1024 ? "SD 2.x" : "SD 1.x";
     if (sd1_shape && !full) base = "compact " + base;
     if (!sd1_shape) base += "-like (" + std::to_string(model_channels) + " base channels)";
@@ -128,10 +138,11 @@ std::string UNetConfig::summary() const {
     for (bool a : attention) att.push_back(a ? 1 : 0);
     return fmt::format(
         "in {} out {}, model_channels {}, channel_mult {}, res_blocks {}, attention {}, middle {}{}, context {}, "
-        "depth {}, proj {}",
+        "depth {}, proj {}{}",
         in_channels, out_channels, model_channels, fmt::join(channel_mult, ","), fmt::join(res_blocks, ","),
         fmt::join(att, ","), has_middle ? "yes" : "no", has_middle && middle_attention ? "+attn" : "", context_dim,
-        transformer_depth, linear_proj ? "linear" : "1x1 conv");
+        fmt::join(depth, ","), linear_proj ? "linear" : "1x1 conv",
+        adm_in_channels > 0 ? fmt::format(", label_emb {}", adm_in_channels) : "");
 }
 
 }  // namespace nb::unet

@@ -1,5 +1,6 @@
-// LDM UNet (CompVis ldm openaimodel.UNetModel / Stability SD 2.x): time embedding, input blocks (ResBlock,
-// SpatialTransformer, Downsample), middle block, output blocks with skip concatenation, output head.
+// LDM UNet (CompVis ldm openaimodel.UNetModel / Stability SD 2.x / sgm SDXL): time embedding (plus, for SDXL,
+// the label embedding of the `vector` conditioning), input blocks (ResBlock, SpatialTransformer, Downsample),
+// middle block, output blocks with skip concatenation, output head.
 #pragma once
 
 #include <optional>
@@ -63,8 +64,12 @@ public:
     static Result<UNet> load(nn::Binder b, const UNetConfig& cfg);
 
     // x [N, C_in, H, W] (H, W multiples of 2^(levels-1)), t: N (fractional) timesteps, ctx [N, S, C_ctx]
-    // -> [N, C_out, H, W] (eps or v, per the checkpoint's parameterisation)
-    Tensor forward(const Tensor& x, const std::vector<float>& t, const Tensor& ctx) const;
+    // -> [N, C_out, H, W] (eps or v, per the checkpoint's parameterisation). y [N, adm_in_channels]: SDXL's
+    // vector conditioning (required when the UNet has a label embedding, ignored otherwise).
+    Tensor forward(const Tensor& x, const std::vector<float>& t, const Tensor& ctx, const Tensor& y = {}) const;
+    // emb [N, 4 mc] = time_embed(timestep_embedding(t)) (+ label_emb(y) when the UNet has one), before the
+    // SiLU every ResBlock applies.
+    Tensor embedding(const std::vector<float>& t, const Tensor& y = {}) const;
     const UNetConfig& config() const { return cfg_; }
 
     // timestep_embedding(t, dim) as ldm util.py: cat(cos(t f), sin(t f)), f_j = exp(-ln(10000) j / (dim/2)).
@@ -75,6 +80,7 @@ private:
 
     UNetConfig cfg_;
     nn::Linear time_embed_1, time_embed_2;
+    nn::Linear label_emb_1, label_emb_2;  // SDXL: Linear, SiLU, Linear on y (undefined otherwise)
     nn::Conv2d conv_in_;                 // input_blocks.0.0
     std::vector<Block> input_blocks_;    // input_blocks.1 ...
     Block middle_;

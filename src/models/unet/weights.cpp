@@ -82,12 +82,14 @@ Result<UNetConfig> UNetConfig::detect(const nn::Binder& b, HeadsHint hint) {
     c.out_channels = out->shape[0];
     c.res_blocks = {0};
     c.attention = {false};
+    c.depth = {0};
     c.channel_mult = {1};
     for (int i = 1;; ++i) {
         const std::string blk = idx("input_blocks", i);
         if (b.has(blk + ".0.op.weight")) {  // Downsample closes a level
             c.res_blocks.push_back(0);
             c.attention.push_back(false);
+            c.depth.push_back(0);
             c.channel_mult.push_back(c.channel_mult.back());
             continue;
         }
@@ -99,13 +101,17 @@ Result<UNetConfig> UNetConfig::detect(const nn::Binder& b, HeadsHint hint) {
             const TensorEntry* pi = b.entry(blk + ".1.proj_in.weight");
             c.linear_proj = pi->shape.size() == 2;
             if (const TensorEntry* k = b.entry(blk + ".1.transformer_blocks.0.attn2.to_k.weight")) c.context_dim = k->shape[1];
-            c.transformer_depth = 0;
-            while (b.has(fmt::format("{}.1.transformer_blocks.{}.norm1.weight", blk, c.transformer_depth)))
-                ++c.transformer_depth;
+            int d = 0;
+            while (b.has(fmt::format("{}.1.transformer_blocks.{}.norm1.weight", blk, d))) ++d;
+            c.depth.back() = d;
+            c.transformer_depth = d;
         }
     }
     c.has_middle = is_res(b, "middle_block.0");
     c.middle_attention = is_attn(b, "middle_block.1");
+    while (c.middle_attention && b.has(fmt::format("middle_block.1.transformer_blocks.{}.norm1.weight", c.middle_depth)))
+        ++c.middle_depth;
+    if (const TensorEntry* l = b.entry("label_emb.0.0.weight"); l && l->shape.size() == 2) c.adm_in_channels = l->shape[1];
     if (c.res_blocks.back() == 0)
         return make_error(Errc::format, "UNet under '{}' ends with a Downsample block", b.key(""));
     return c;
@@ -117,6 +123,10 @@ Result<UNet> UNet::load(nn::Binder b, const UNetConfig& cfg) {
     const int64_t mc = cfg.model_channels, emb = 4 * mc;
     b.linear(u.time_embed_1, "time_embed.0", mc, emb);
     b.linear(u.time_embed_2, "time_embed.2", emb, emb);
+    if (cfg.adm_in_channels > 0) {  // sgm num_classes "sequential": label_emb.0 = Sequential(Linear, SiLU, Linear)
+        b.linear(u.label_emb_1, "label_emb.0.0", cfg.adm_in_channels, emb);
+        b.linear(u.label_emb_2, "label_emb.0.2", emb, emb);
+    }
     b.conv2d(u.conv_in_, "input_blocks.0.0", cfg.in_channels, mc, 3);
     std::vector<int64_t> skips{mc};
     int64_t ch = mc;
