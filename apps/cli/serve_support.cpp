@@ -1,12 +1,18 @@
 #include "serve_support.h"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "nanobanana/a1111.h"
 #include "nanobanana/engine.h"
@@ -19,17 +25,42 @@ using json = nlohmann::json;
 // ---- models folder (A1111 layout) ----
 
 
+namespace {
+
+// Why an entry named like a model file cannot be one ("" when it can): said once per scan, and the entry skipped.
+std::string unusable(const fs::directory_entry& entry) {
+    std::error_code ec;
+    const fs::file_status st = entry.status(ec);
+    if (ec || !fs::exists(st)) return entry.is_symlink(ec) ? "a broken symbolic link" : "it cannot be examined";
+    if (!fs::is_regular_file(st)) return "not a regular file";
+    if (::access(entry.path().c_str(), R_OK) != 0) return fmt::format("it cannot be read ({})", std::strerror(errno));
+    return "";
+}
+
+}  // namespace
+
 std::vector<ModelFile> scan(const fs::path& dir, std::initializer_list<const char*> exts, bool folders) {
     std::vector<ModelFile> out;
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) return out;
     for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
          it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (ec) break;
+        if (ec) {  // the iterator cannot go on past an error: say so instead of listing fewer models silently
+            std::fprintf(stderr, "warning: models folder %s: listing stopped: %s\n", dir.c_str(), ec.message().c_str());
+            break;
+        }
         const fs::path& p = it->path();
-        const bool diffusers = folders && it->is_directory() && fs::exists(p / "model_index.json");
-        bool ok = diffusers;
-        for (const char* e : exts) ok = ok || (it->is_regular_file() && p.extension() == e);
+        std::error_code dir_ec;
+        const bool diffusers = folders && it->is_directory(dir_ec) && fs::exists(p / "model_index.json", dir_ec);
+        bool named = false;
+        for (const char* e : exts) named = named || p.extension() == e;
+        if (named && !diffusers && !it->is_directory(dir_ec)) {
+            if (const std::string why = unusable(*it); !why.empty()) {
+                std::fprintf(stderr, "warning: skipped %s: %s\n", p.c_str(), why.c_str());
+                continue;
+            }
+        }
+        const bool ok = diffusers || (named && it->is_regular_file(dir_ec));
         if (!ok) continue;
         if (diffusers) it.disable_recursion_pending();
         const std::string rel = p.lexically_relative(dir).string();  // not fs::relative: it resolves symlinks

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -460,6 +461,37 @@ TEST(Server, ModelsFolderAndSwitching) {
     post(c, "/sdapi/v1/options", {{"sd_model_checkpoint", one_title}});
     EXPECT_EQ(get(c, "/sdapi/v1/options")["sd_model_checkpoint"], one_title);
     EXPECT_NE(s.log().find("loaded one.safetensors"), std::string::npos) << s.log();
+}
+
+// Entries named like models that cannot be read (a broken link, a FIFO) are skipped with a warning naming them,
+// and the rest of the folder is still offered (issue 22: an unreadable models-folder entry).
+TEST(Server, ModelsFolderSkipsEntriesThatCannotBeReadWithAWarning) {
+    const fs::path dir = fs::path(::testing::TempDir()) / ("nb_models_bad_" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    const fs::path sd = dir / "Stable-diffusion";
+    fs::create_directories(sd);
+    fs::create_directories(dir / "Lora");
+    fs::create_symlink(kDemo / "demo.safetensors", sd / "good.safetensors");
+    fs::create_symlink(kDemo / "vocab.json", sd / "good.vocab.json");
+    fs::create_symlink(kDemo / "merges.txt", sd / "good.merges.txt");
+    fs::create_symlink(dir / "nowhere.safetensors", sd / "ghost.safetensors");
+    ASSERT_EQ(mkfifo((sd / "pipe.safetensors").c_str(), 0644), 0);
+    fs::create_symlink(dir / "nowhere", dir / "Lora" / "lost.safetensors");
+    ServerProcess s("--models-dir " + dir.string());
+    ASSERT_GT(s.port(), 0) << s.log();
+    auto c = s.client();
+    const json models = get(c, "/sdapi/v1/sd-models");
+    ASSERT_EQ(models.size(), 1u) << models.dump();
+    EXPECT_EQ(models[0]["model_name"], "good");
+    EXPECT_EQ(get(c, "/sdapi/v1/loras").size(), 0u);
+    const std::string log = s.log();
+    EXPECT_NE(log.find("warning: skipped " + (sd / "ghost.safetensors").string() + ": a broken symbolic link"),
+              std::string::npos) << log;
+    EXPECT_NE(log.find("warning: skipped " + (sd / "pipe.safetensors").string() + ": not a regular file"),
+              std::string::npos) << log;
+    EXPECT_NE(log.find("lost.safetensors: a broken symbolic link"), std::string::npos) << log;
+    EXPECT_EQ(json::parse(post(c, "/sdapi/v1/txt2img", small_txt2img())["info"].get<std::string>())["sd_model_name"],
+              "good");
 }
 
 // Textual-inversion embeddings from <models dir>/embeddings: used in prompts (TI hashes in the infotext), and
