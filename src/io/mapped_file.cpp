@@ -29,12 +29,21 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
         }
         f->data_ = static_cast<const uint8_t*>(p);
     }
-    ::close(fd);
+    f->fd_ = fd;
     return f;
+}
+
+Result<void> MappedFile::check_not_truncated() const {
+    struct stat st{};
+    if (fd_ >= 0 && fstat(fd_, &st) == 0 && uint64_t(st.st_size) < size_)
+        return make_error(Errc::io, "{}: the file was truncated on disk ({} bytes, {} when it was loaded): load the model again",
+                          path_, uint64_t(st.st_size), size_);
+    return {};
 }
 
 MappedFile::~MappedFile() {
     if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace nb

@@ -20,11 +20,16 @@ public:
     const uint8_t* data() const { return data_; }
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }
+    // An error when the mapped file (the same inode, whatever its path names now) has become shorter than its
+    // mapping: reading the lost pages would raise SIGBUS. Checked before weights released from memory are read
+    // again; a truncation during that read is not caught (docs/security.md).
+    Result<void> check_not_truncated() const;
 
 private:
     MappedFile() = default;
     const uint8_t* data_ = nullptr;
     size_t size_ = 0;
+    int fd_ = -1;  // kept open for check_not_truncated
     std::string path_;
 };
 

@@ -142,6 +142,7 @@ Result<SafeTensors> SafeTensors::parse(std::shared_ptr<MappedFile> file) {
         }
         NB_TRY(e, parse_entry(path, it.key(), *it, data_area, data_size));
         e.mapping = {p, size};
+        e.file = file.get();
         st.entries_.push_back(std::move(e));
     }
     // Overlap check: sort by start offset; each tensor must end before the next begins.

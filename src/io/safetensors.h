@@ -29,6 +29,7 @@ struct TensorEntry {
     // The read-only file mapping `data` lies in, whose pages drop_entry_pages may unmap; empty when `data` is
     // a buffer of ours (a decompressed zip member), which is never dropped.
     std::span<const uint8_t> mapping;
+    const MappedFile* file = nullptr;  // the file `mapping` belongs to (kept alive by the entry's owner)
 };
 
 // Converts an entry to an fp32 tensor; unsupported dtypes are an error naming the tensor and dtype.

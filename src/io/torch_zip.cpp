@@ -102,6 +102,7 @@ Result<ZipMember> read_member(const MappedFile& f, const uint8_t* p, size_t avai
         if (csize != usize) return make_error(Errc::format, "{}: stored zip member '{}' has csize != size", path, m.name);
         m.data = src, m.size = size_t(usize);
         m.mapping = {f.data(), f.size()};
+        m.file = &f;
     } else if (method == 8) {
         NB_TRY(buf, inflate_member(path, m.name, src, size_t(csize), size_t(usize), uint32_t(le(p + 16, 4))));
         m.data = buf->data(), m.size = buf->size();
@@ -540,6 +541,7 @@ Result<TensorEntry> make_entry(const std::string& path, const std::string& name,
     e.shape = t.size;
     e.data = it->second.data + size_t(t.offset) * esize;
     e.mapping = it->second.mapping;
+    e.file = it->second.file;
     e.nbytes = size_t(numel) * esize;
     e.source = path;
     return e;

@@ -25,6 +25,7 @@ struct ZipMember {
     const uint8_t* data = nullptr;
     size_t size = 0;
     std::span<const uint8_t> mapping;  // the file's mapping when `data` lies in it (stored, not deflated)
+    const MappedFile* file = nullptr;  // that file, then
 };
 
 // Raw DEFLATE (RFC 1951) decoder; the output must be exactly `out_size` bytes (torch_zip_inflate.cpp).

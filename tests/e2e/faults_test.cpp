@@ -10,7 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include "nanobanana/engine.h"
 #include "testutil/cli.h"
+#include "testutil/demo.h"
 
 namespace nb {
 namespace {
@@ -58,6 +60,32 @@ TEST(Faults, WriteFailingPartWayKeepsThePreviousFile) {
     EXPECT_NE(r.code, 128 + SIGXFSZ) << r.err;
     EXPECT_EQ(test::slurp(out), before) << "the previous picture changed";
     EXPECT_EQ(files_in(dir), std::vector<std::string>{"out.png"});
+}
+
+// A checkpoint rewritten in place (truncated) while a model that releases idle weights has it mapped: the next
+// generation reads the released weights again. Before, that read raised SIGBUS and killed the process (a server
+// with all its jobs); now it is an error naming the file, and the engine stays usable for other work.
+TEST(Faults, CheckpointTruncatedUnderAReleasedModelIsAnErrorNotACrash) {
+    fs::path dir = fresh_dir("faults_truncated");
+    const fs::path demo = fs::path(test::demo_model_path()).parent_path();
+    for (const char* f : {"demo.safetensors", "vocab.json", "merges.txt"}) fs::copy_file(demo / f, dir / f);
+    LoadOptions o;
+    o.model_path = (dir / "demo.safetensors").string();
+    o.release_idle_weights = true;
+    auto engine = Engine::load(o);
+    ASSERT_TRUE(engine) << engine.error().message;
+    GenerateParams p;
+    p.prompt = "a red circle on a blue background";
+    p.steps = 2;
+    p.width = p.height = 64;
+    auto first = (*engine)->generate(p);
+    ASSERT_TRUE(first) << first.error().message;
+    const auto size = fs::file_size(dir / "demo.safetensors");
+    fs::resize_file(dir / "demo.safetensors", size / 2);
+    auto again = (*engine)->generate(p);
+    ASSERT_FALSE(again) << "generated from a truncated file";
+    EXPECT_NE(again.error().message.find("demo.safetensors: the file was truncated on disk"), std::string::npos)
+        << again.error().message;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "models/nn/weight_set.h"
 
 #include <algorithm>
+#include <set>
 #include <vector>
 
 #include "backend/weights.h"
@@ -49,6 +50,13 @@ void WeightSet::release(const std::set<std::string>& keep) {
 
 Result<void> WeightSet::acquire() {
     if (resident_) return {};
+    // Released weights are read again from their files' mappings: a file truncated since (rewritten in place)
+    // would raise SIGBUS there, so it is an error here instead.
+    std::set<const MappedFile*> files;
+    for (const auto& [key, it] : items_)
+        if (it.released && it.source.entry && it.source.entry->file) files.insert(it.source.entry->file);
+    for (const MappedFile* f : files)
+        if (auto ok = f->check_not_truncated(); !ok) return ok;
     ops::WeightStorageScope storage(storage_);
     // Weights of 16 MB and more first, each followed by handing its conversion buffers back: converting one
     // briefly holds it in fp32 twice (values and packed copy) beside its 16-bit copy, up to 0.3 GB for the
