@@ -4,34 +4,20 @@
 // fill runs, hires fix with the latent and a pixel upscaler, variation seeds blend toward the subseed's noise.
 // Exactness against A1111 itself is edit_test.cpp (golden data).
 #include <cmath>
-#include <filesystem>
 
 #include <gtest/gtest.h>
 
 #include "image/edit.h"
 #include "image/image.h"
 #include "nanobanana/engine.h"
+#include "testutil/demo.h"
 #include "testutil/golden.h"
 
 namespace nb {
 namespace {
 
-namespace fs = std::filesystem;
-
-std::string demo_model() {
-    return (fs::path(__FILE__).parent_path() / "../../models/demo/demo.safetensors").lexically_normal().string();
-}
-
-Engine& engine() {
-    static auto e = [] {
-        LoadOptions o;
-        o.model_path = demo_model();
-        auto r = Engine::load(o);
-        if (!r) throw std::runtime_error(r.error().message);
-        return std::move(*r);
-    }();
-    return *e;
-}
+// The shared demo-model engine of tests/testutil/demo.h.
+Engine& engine() { return test::demo_engine(); }
 
 // A smooth, asymmetric RGB test picture.
 Image picture(int w, int h) {
