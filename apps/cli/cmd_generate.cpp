@@ -108,6 +108,8 @@ Result<void> apply_params_from(GenerateArgs& a) {
     if (!a.given("--scheduler")) p.scheduler = from.scheduler;
     if (!a.given("--clip-skip")) p.clip_skip = from.clip_skip;
     if (!a.given("--rng")) p.rng = from.rng;
+    if (!a.given("--cache-mode")) p.cache_mode = from.cache_mode;
+    if (!a.given("--cache-interval")) p.cache_interval = from.cache_interval;
     if (!a.given("--width") && a.aspect.empty()) p.width = from.width;
     if (!a.given("--height") && a.aspect.empty()) p.height = from.height;
     // Hires fix, variation seeds and the editing knobs travel too (an init image and mask do not: give -i).
@@ -347,6 +349,13 @@ CommandRunner register_generate(CLI::App& app) {
     s->add_option("-b,--batch-count", a->p.batch_count, "Images to generate (seeds seed, seed+1, ...)")
         ->capture_default_str();
     s->add_option("--rng", a->p.rng, "Noise source: cuda (A1111 GPU/Philox) or cpu (torch CPU)")->capture_default_str();
+    s->add_option("--cache-mode", a->p.cache_mode,
+                  "Step caching: none, or deepcache (reuse the UNet's deep features between steps: faster, slightly "
+                  "different images)")
+        ->default_str("none");
+    s->add_option("--cache-interval", a->p.cache_interval,
+                  "deepcache: run the whole UNet every N-th model call (2..10)")
+        ->capture_default_str();
     s->add_option("-o,--output", a->output, "Output PNG (out.png, out_1.png, ...; or a %d pattern)")
         ->capture_default_str();
     s->add_flag("--grid", a->grid, "Also write a contact sheet of all images (<output>_grid.png)");

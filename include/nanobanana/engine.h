@@ -90,6 +90,11 @@ struct GenerateParams {
     bool keep_interrupted = false;
     std::string rng = "cuda";         // "cuda" (A1111 GPU/Philox, default) or "cpu" (torch CPU)
     std::vector<LoraWeight> loras;    // besides <lora:name:w> prompt tags
+    // Step caching (stable-diffusion.cpp's --cache-mode): "" or "none" = off; "deepcache" = DeepCache, the UNet's
+    // deep features computed on every `cache_interval`-th model call and reused by the calls between, which run
+    // only its shallowest branch (faster, slightly different images; infotext "Cache mode", "Cache interval").
+    std::string cache_mode;
+    int cache_interval = 3;           // 2..10 (deepcache)
 
     // Variation seeds (A1111 subseed): the initial noise is slerp(subseed_strength, noise(seed),
     // noise(subseed)); -1 = random. seed_resize_from_w/h > 0: the noise is made at that size and pasted

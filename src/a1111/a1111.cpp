@@ -206,6 +206,8 @@ Result<void> read_txt2img_fields(const json& j, Request& req, const std::string&
         return std::unexpected(bad_field(where, batch_size < 1 ? "batch_size" : "n_iter", "at least 1"));
     p.batch_count = batch_size * n_iter;
     NB_READ(j, "clip_skip", p.clip_skip, where);
+    NB_READ(j, "cache_mode", p.cache_mode, where);  // nanobanana extras: step caching (--cache-mode)
+    NB_READ(j, "cache_interval", p.cache_interval, where);
     // Variation seed; seed_resize_from_* <= 0 (A1111 sends -1) means no seed resize.
     NB_READ(j, "subseed", p.subseed, where);
     NB_READ(j, "subseed_strength", p.subseed_strength, where);

@@ -26,7 +26,7 @@ Tensor stack0(const std::vector<Tensor>& parts) {
 
 Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedule, Prediction pred, const Tensor& x,
                const std::vector<float>& sigmas, const Tensor& ctx, const Tensor& c_concat, TimestepMode mode,
-               const Tensor& y) {
+               const Tensor& y, unet::DeepCacheSlot* cache, bool reuse_cache) {
     const int64_t n = x.dim(0), per = x.numel() / n;
     Tensor x_in = Tensor::empty(x.shape());
     std::vector<float> t(static_cast<size_t>(n));
@@ -38,7 +38,8 @@ Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedul
         if (mode == TimestepMode::integer) ti = std::round(ti);
         t[size_t(i)] = float(ti);
     }
-    Tensor out = unet.forward(c_concat.defined() ? ops::concat_channels(x_in, c_concat) : x_in, t, ctx, y);
+    Tensor out = unet.forward(c_concat.defined() ? ops::concat_channels(x_in, c_concat) : x_in, t, ctx, y, cache,
+                              reuse_cache);
     Tensor d = Tensor::empty(x.shape());
     for (int64_t i = 0; i < n; ++i) {
         const float s = sigmas[size_t(i)];
@@ -66,14 +67,23 @@ bool batch_cond_uncond_for(int64_t latent_pixels) { return latent_pixels < 64 * 
 sampling::Denoiser make_cfg_denoiser(const SDModel& m, std::vector<CondPart> cond, CondSchedule uncond,
                                      CFGOptions opt) {
     auto calls = std::make_shared<int>(0);
-    return [&m, parts = std::move(cond), uncond = std::move(uncond), opt, calls](const Tensor& x,
-                                                                                float sigma) -> Tensor {
+    auto slots = std::make_shared<std::vector<unet::DeepCacheSlot>>();  // DeepCache: one per UNet call of a model call
+    return [&m, parts = std::move(cond), uncond = std::move(uncond), opt, calls, slots](const Tensor& x,
+                                                                                       float sigma) -> Tensor {
         const int call = (*calls)++;
+        const bool deepcache = opt.deepcache_interval > 1;
+        const bool reuse = deepcache && call % opt.deepcache_interval != 0;
+        size_t unet_calls = 0;
         auto run = [&](const Tensor& xs, const Tensor& ctx, const Tensor& y, int64_t n) {
             Tensor cc;
             if (opt.c_concat.defined()) cc = n == 1 ? opt.c_concat : stack0(std::vector<Tensor>(size_t(n), opt.c_concat));
+            unet::DeepCacheSlot* slot = nullptr;
+            if (deepcache) {
+                if (slots->size() <= unet_calls) slots->push_back({opt.deepcache_branch, {}});
+                slot = &(*slots)[unet_calls++];
+            }
             return denoise(m.unet, m.schedule, m.prediction, xs, std::vector<float>(size_t(n), sigma), ctx, cc,
-                           opt.timesteps, y);
+                           opt.timesteps, y, slot, reuse);
         };
         std::vector<const Cond*> conds;  // the parts' conditionings, then the uncond's
         for (const CondPart& p : parts) conds.push_back(&p.schedule.at(call));

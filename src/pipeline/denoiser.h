@@ -26,7 +26,8 @@ enum class TimestepMode {
 // y [N, adm]: SDXL's vector conditioning (undefined for the other families).
 Tensor denoise(const unet::UNet& unet, const sampling::DiscreteSchedule& schedule, Prediction pred, const Tensor& x,
                const std::vector<float>& sigmas, const Tensor& ctx, const Tensor& c_concat = {},
-               TimestepMode mode = TimestepMode::continuous, const Tensor& y = {});
+               TimestepMode mode = TimestepMode::continuous, const Tensor& y = {},
+               unet::DeepCacheSlot* cache = nullptr, bool reuse_cache = false);
 
 // What one prompt conditions the UNet with: the cross-attention context [1, T, D] and, for SDXL, the vector
 // [1, adm] (pooled text + size embeddings; undefined otherwise).
@@ -46,6 +47,11 @@ struct CFGOptions {
     Tensor c_concat;  // [1, 5, h, w] for inpainting UNets
     TimestepMode timesteps = TimestepMode::continuous;
     bool batch_cond_uncond = true;  // see batch_cond_uncond_for
+    // DeepCache (--cache-mode deepcache): every `deepcache_interval`-th model call runs the whole UNet and
+    // refreshes the cached deep features, the calls between run only its shallow branch on them (one slot per
+    // UNet call of a model call: cond, uncond, or their batch). 0 or 1 = off.
+    int deepcache_interval = 0;
+    int deepcache_branch = 1;  // unet::DeepCacheSlot::branch
 };
 
 // Whether cond and uncond share one UNet batch for latents of `latent_pixels` (h x w). Batching halves the

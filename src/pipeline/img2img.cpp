@@ -167,7 +167,7 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
             for (int64_t i = 0; i < z0.numel(); ++i) z0.data()[i] *= lmask->mask.data()[i];
         }
     }
-    CFGOptions cfg{p.cfg_scale, {}, choice.timesteps, batch_cond_uncond_for(h * w)};
+    CFGOptions cfg = cfg_options(p, choice.timesteps, h, w);
     if (m.unet.config().in_channels == 9)
         // Latent upscale encodes the picture at its own size; the conditioning needs the processing size.
         cfg.c_concat = inpaint_conditioning(m, rmode == 3 ? tensor_from_image(to_rgb(resize_image(0, image, W, H))) : x,

@@ -149,6 +149,12 @@ Tensor blend(const Tensor& z0, const LatentMask& m, const Tensor& x) {
 }
 }  // namespace
 
+CFGOptions cfg_options(const GenerateParams& p, TimestepMode timesteps, int64_t h, int64_t w) {
+    CFGOptions o{p.cfg_scale, {}, timesteps, batch_cond_uncond_for(h * w)};
+    if (p.cache_mode == "deepcache") o.deepcache_interval = p.cache_interval;
+    return o;
+}
+
 Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOptions& cfg, const SampleJob& job,
                            ImageRng& rng, const sampling::StepCallback& cb) {
     const ResolvedSampler& s = *job.sampler;

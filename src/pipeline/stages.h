@@ -92,6 +92,10 @@ struct SampleJob {
 // sigma_sched = sigmas[S' - t_enc - 1 :]; DDIM: z0 noised to the plan's timestep t_enc (A1111
 // sd_samplers_timesteps). Inpaint: each denoised = z0 * mask + nmask * denoised (DDIM: the model input is
 // blended instead, A1111's mask_before_denoising), and the result once more.
+// The CFG denoiser's options for a request's sampling pass over h x w latents: its CFG scale, the sampler's
+// timestep mode, batching by size and the request's step caching.
+CFGOptions cfg_options(const GenerateParams& p, TimestepMode timesteps, int64_t h, int64_t w);
+
 Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOptions& cfg, const SampleJob& job,
                            ImageRng& rng, const sampling::StepCallback& cb);
 

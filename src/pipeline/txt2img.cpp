@@ -101,8 +101,8 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
                                       hr_steps, p.clip_skip, {hr_h, hr_w});
     done_with(m.clip_weights);
     const int64_t h = p.height / 8, w = p.width / 8;
-    CFGOptions cfg{p.cfg_scale, {}, choice.timesteps, batch_cond_uncond_for(h * w)};
-    CFGOptions hr_cfg{p.cfg_scale, {}, hr_choice.timesteps, batch_cond_uncond_for(int64_t(hr_w / 8) * (hr_h / 8))};
+    CFGOptions cfg = cfg_options(p, choice.timesteps, h, w);
+    CFGOptions hr_cfg = cfg_options(p, hr_choice.timesteps, hr_h / 8, hr_w / 8);
     if (m.unet.config().in_channels == 9) {
         if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
         cfg.c_concat = unmasked_inpaint_conditioning(m, h, w);

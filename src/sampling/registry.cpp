@@ -11,20 +11,21 @@ namespace {
 // Automatic schedulers as A1111 1.9+ modules/sd_samplers_kdiffusion.py samplers_k_diffusion options
 // (Euler/Euler a/LMS/Heun use the model's own sigmas = "normal"); LCM uses LCMCompVisDenoiser's schedule;
 // DDIM runs on its own timestep grid (scheduler unused).
+// Columns: kind, CLI name, A1111 label, function, Automatic scheduler, discard_penultimate, stochastic.
 constexpr std::array<SamplerInfo, 13> kSamplers = {{
-    {SamplerKind::euler, "euler", "Euler", sample_euler, Scheduler::normal, false},
-    {SamplerKind::euler_a, "euler_a", "Euler a", sample_euler_ancestral, Scheduler::normal, false},
-    {SamplerKind::heun, "heun", "Heun", sample_heun, Scheduler::normal, false},
-    {SamplerKind::dpm2, "dpm2", "DPM2", sample_dpm_2, Scheduler::karras, true},
-    {SamplerKind::dpm2_a, "dpm2_a", "DPM2 a", sample_dpm_2_ancestral, Scheduler::karras, true},
-    {SamplerKind::dpmpp_2s_a, "dpm++2s_a", "DPM++ 2S a", sample_dpmpp_2s_ancestral, Scheduler::karras, false},
-    {SamplerKind::dpmpp_2m, "dpm++2m", "DPM++ 2M", sample_dpmpp_2m, Scheduler::karras, false},
-    {SamplerKind::dpmpp_2m_sde, "dpm++2m_sde", "DPM++ 2M SDE", sample_dpmpp_2m_sde, Scheduler::exponential, false},
-    {SamplerKind::dpmpp_sde, "dpm++_sde", "DPM++ SDE", sample_dpmpp_sde, Scheduler::karras, false},
-    {SamplerKind::dpmpp_3m_sde, "dpm++3m_sde", "DPM++ 3M SDE", sample_dpmpp_3m_sde, Scheduler::exponential, true},
-    {SamplerKind::lms, "lms", "LMS", sample_lms, Scheduler::normal, false},
-    {SamplerKind::lcm, "lcm", "LCM", sample_lcm, Scheduler::lcm, false},
-    {SamplerKind::ddim, "ddim", "DDIM", nullptr, Scheduler::normal, false},
+    {SamplerKind::euler, "euler", "Euler", sample_euler, Scheduler::normal, false, false},
+    {SamplerKind::euler_a, "euler_a", "Euler a", sample_euler_ancestral, Scheduler::normal, false, true},
+    {SamplerKind::heun, "heun", "Heun", sample_heun, Scheduler::normal, false, false},
+    {SamplerKind::dpm2, "dpm2", "DPM2", sample_dpm_2, Scheduler::karras, true, false},
+    {SamplerKind::dpm2_a, "dpm2_a", "DPM2 a", sample_dpm_2_ancestral, Scheduler::karras, true, true},
+    {SamplerKind::dpmpp_2s_a, "dpm++2s_a", "DPM++ 2S a", sample_dpmpp_2s_ancestral, Scheduler::karras, false, true},
+    {SamplerKind::dpmpp_2m, "dpm++2m", "DPM++ 2M", sample_dpmpp_2m, Scheduler::karras, false, false},
+    {SamplerKind::dpmpp_2m_sde, "dpm++2m_sde", "DPM++ 2M SDE", sample_dpmpp_2m_sde, Scheduler::exponential, false, true},
+    {SamplerKind::dpmpp_sde, "dpm++_sde", "DPM++ SDE", sample_dpmpp_sde, Scheduler::karras, false, true},
+    {SamplerKind::dpmpp_3m_sde, "dpm++3m_sde", "DPM++ 3M SDE", sample_dpmpp_3m_sde, Scheduler::exponential, true, true},
+    {SamplerKind::lms, "lms", "LMS", sample_lms, Scheduler::normal, false, false},
+    {SamplerKind::lcm, "lcm", "LCM", sample_lcm, Scheduler::lcm, false, true},
+    {SamplerKind::ddim, "ddim", "DDIM", nullptr, Scheduler::normal, false, false},
 }};
 
 // Replaces the first `from` in s by `to` (a new string: GCC 12 warns falsely on in-place replace).

@@ -25,6 +25,7 @@ struct SamplerInfo {
     SamplerFn fn;                 // nullptr for ddim (sample_ddim takes a DdimPlan)
     Scheduler default_scheduler;  // A1111 >= 1.9 "Automatic"
     bool discard_penultimate;     // A1111 discard_next_to_last_sigma
+    bool stochastic;              // adds fresh noise at every step (ancestral, SDE, LCM)
 };
 
 std::span<const SamplerInfo> all_samplers();

@@ -1,5 +1,6 @@
 #include "models/unet/model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -98,26 +99,40 @@ Tensor UNet::embedding(const std::vector<float>& t, const Tensor& y) const {
 }
 
 Tensor UNet::forward(const Tensor& x, const std::vector<float>& t, const Tensor& ctx, const Tensor& y) const {
+    return forward(x, t, ctx, y, nullptr, false);
+}
+
+Tensor UNet::forward(const Tensor& x, const std::vector<float>& t, const Tensor& ctx, const Tensor& y,
+                     DeepCacheSlot* cache, bool reuse) const {
     // emb [N, 4*mc] = time_embed(timestep_embedding(t)) (+ label_emb(y)); every ResBlock starts its emb path
     // with SiLU.
     Tensor emb = embedding(t, y);
     ops::silu_(emb);
+    const size_t n_in = input_blocks_.size(), n_out = output_blocks_.size();
+    // DeepCache: the output blocks from `resume` on take the skips of conv_in and the first `branch` input blocks.
+    const size_t branch = cache ? size_t(std::clamp(cache->branch, 0, int(std::min(n_in, n_out - 1)))) : 0;
+    const size_t resume = n_out - (branch + 1);
+    const bool cached = cache && reuse && cache->feature.defined() && cache->feature.dim(0) == x.dim(0);
     std::vector<Tensor> skips;
     Tensor h = conv_in_.forward(x);
     skips.push_back(h);
-    for (const auto& blk : input_blocks_) {
-        h = run_block(blk, std::move(h), emb, ctx);
+    for (size_t i = 0; i < (cached ? branch : n_in); ++i) {
+        h = run_block(input_blocks_[i], std::move(h), emb, ctx);
         skips.push_back(h);
     }
-    h = run_block(middle_, std::move(h), emb, ctx);
-    for (const auto& blk : output_blocks_) {
+    if (cached)
+        h = cache->feature;
+    else
+        h = run_block(middle_, std::move(h), emb, ctx);
+    for (size_t j = cached ? resume : 0; j < n_out; ++j) {
+        if (cache && !cached && j == resume) cache->feature = h;
         // A latent side that does not halve evenly (SD 1.x at 768x432: 54 -> 27 -> 14) comes back one larger
         // from the upsampling; A1111 (sd_hijack_unet's torch.cat) resizes it to the skip's size, nearest.
         const Tensor& skip = skips.back();
         if (h.dim(2) != skip.dim(2) || h.dim(3) != skip.dim(3)) h = ops::resize_nearest(h, skip.dim(2), skip.dim(3));
         h = ops::concat_channels(h, skip);
         skips.pop_back();
-        h = run_block(blk, std::move(h), emb, ctx);
+        h = run_block(output_blocks_[j], std::move(h), emb, ctx);
     }
     return out_conv_.forward(out_norm_.forward(h, /*silu=*/true));
 }

@@ -59,6 +59,16 @@ struct Upsample {
 using Layer = std::variant<ResBlock, SpatialTransformer, Downsample, Upsample>;
 using Block = std::vector<Layer>;  // one TimestepEmbedSequential
 
+// DeepCache (Ma, Fang, Wang, "DeepCache: Accelerating Diffusion Models for Free", CVPR 2024): between adjacent
+// sampling steps the UNet's deep features change little and its shallow ones a lot. A full pass that is given a
+// slot stores the input of the last `branch + 1` output blocks (before their skip concatenation): all that the deep
+// path contributes to the output. A cached pass runs only conv_in, the first `branch` input blocks (the skip
+// branch) and those last output blocks, starting from the stored feature.
+struct DeepCacheSlot {
+    int branch = 1;  // input blocks a cached pass runs (1: the shallowest branch, conv_in + input_blocks.1)
+    Tensor feature;  // [N, C, H, W] from the last full pass; undefined until one ran
+};
+
 class UNet {
 public:
     static Result<UNet> load(nn::Binder b, const UNetConfig& cfg);
@@ -67,6 +77,11 @@ public:
     // -> [N, C_out, H, W] (eps or v, per the checkpoint's parameterisation). y [N, adm_in_channels]: SDXL's
     // vector conditioning (required when the UNet has a label embedding, ignored otherwise).
     Tensor forward(const Tensor& x, const std::vector<float>& t, const Tensor& ctx, const Tensor& y = {}) const;
+    // The same with DeepCache: reuse = false runs the full UNet (result identical to the above) and stores the
+    // deep feature in `cache`; reuse = true runs only the shallow branch on the stored feature (a full pass instead
+    // when the slot holds none for this batch size).
+    Tensor forward(const Tensor& x, const std::vector<float>& t, const Tensor& ctx, const Tensor& y,
+                   DeepCacheSlot* cache, bool reuse) const;
     // emb [N, 4 mc] = time_embed(timestep_embedding(t)) (+ label_emb(y) when the UNet has one), before the
     // SiLU every ResBlock applies.
     Tensor embedding(const std::vector<float>& t, const Tensor& y = {}) const;
