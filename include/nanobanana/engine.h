@@ -262,7 +262,19 @@ struct BenchOptions {
     std::string precision = "auto";
     std::string weight_type = "auto";  // as LoadOptions::weight_type
     bool profile = false;  // per-op time of the UNet steps
-    std::string taesd;     // also time a TAESD decoder's decode of the same latent
+    // Also measure this machine's matmul peak on the spot (a 2048^3 linear through the same kernels, at the
+    // bench's precision) and give each profiled op class's GFLOP/s as a share of it.
+    bool peak = false;
+    // With precision bf16: the op classes that run in bf16 ("linear,conv,attention" = all; the others fp32), to
+    // measure what each class's bf16 buys.
+    std::string bf16_ops = "linear,conv,attention";
+    std::string taesd;     // also time a TAESD decoder's decode of the same latent (lcm4-taesd: the decoder used)
+    // A whole image instead of the parts: "lcm4-taesd" (4-step LCM, CFG 1, TAESD decode), "lcm4" (the same with
+    // the VAE) or "dpm20" (20-step DPM++ 2M Karras, CFG 7, VAE); `steps` is then the number of timed images
+    // (median reported, after one untimed first image).
+    std::string scenario;
+    std::string cache_mode;  // GenerateParams::cache_mode for the scenario
+    int cache_interval = 3;
 };
 struct BenchPart {
     std::string name;
@@ -272,6 +284,8 @@ struct BenchPart {
 };
 struct BenchReport {
     std::string model;
+    std::string cpu;       // /proc/cpuinfo model name (and family)
+    std::string scenario;  // "" for the parts benchmark
     int threads = 0;
     std::string precision;
     std::string weight_type;
@@ -280,6 +294,7 @@ struct BenchReport {
     std::vector<BenchPart> parts;
     double peak_rss_mb = 0;
     std::vector<std::string> profile;  // one line per op, slowest first
+    double peak_gflops = 0;            // BenchOptions::peak: the matmul peak measured
 };
 using BenchLog = std::function<void(const std::string&)>;
 Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log = {});

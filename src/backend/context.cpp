@@ -42,6 +42,12 @@ bool cpu_has_bf16() { return __builtin_cpu_supports("avx512bf16"); }
 
 Precision precision() { return current().settings.precision; }
 void set_precision(Precision p) { current().settings.precision = p; }
+bool bf16_for(OpClass c) {
+    const auto& s = current().settings;
+    return s.precision == Precision::bf16 && (s.bf16_ops & c) != 0;
+}
+unsigned bf16_ops() { return current().settings.bf16_ops; }
+void set_bf16_ops(unsigned mask) { current().settings.bf16_ops = mask; }
 Backend backend() { return current().settings.backend; }
 void set_backend(Backend b) { current().settings.backend = b; }
 WeightStorage weight_storage() { return current().settings.weight_storage; }

@@ -29,6 +29,8 @@ enum class Backend { cpu, ref };
 // has native bf16 dot products (LoadOptions::precision).
 enum class Precision { fp32, bf16 };
 bool cpu_has_bf16();
+// The op classes bf16 precision applies to (Settings::bf16_ops, a mask of these bits); the others stay fp32.
+enum OpClass : unsigned { kLinear = 1, kConv = 2, kAttention = 4, kAllOps = 7 };
 
 // How kernels hold an fp32 weight's packed copy (chosen when a weight is first packed; bf16 copies are bf16):
 //  exact: in 16 bits where every value is exactly an fp16 (or bf16) value -- an fp16 checkpoint's weights --
@@ -53,6 +55,7 @@ namespace nb::backend {
 struct Settings {
     ops::Backend backend = ops::Backend::cpu;
     ops::Precision precision = ops::Precision::fp32;
+    unsigned bf16_ops = ops::kAllOps;  // with precision bf16: which op classes run in bf16
     ops::WeightStorage weight_storage = ops::WeightStorage::exact;
     int threads = 0;  // OpenMP + oneDNN threads while the context is current; 0 = all cores
     // Large stride-1 "same" convolutions run in bands of rows holding about this many bytes of input + output
@@ -133,6 +136,10 @@ namespace nb::ops {
 // Settings of the current context (backend::current().settings), for code that changes one of them.
 Precision precision();
 void set_precision(Precision p);
+// Whether ops of class `c` compute in bf16 here: precision bf16 and `c` among the context's bf16_ops.
+bool bf16_for(OpClass c);
+unsigned bf16_ops();
+void set_bf16_ops(unsigned mask);
 Backend backend();
 void set_backend(Backend b);
 WeightStorage weight_storage();

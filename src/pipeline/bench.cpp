@@ -13,6 +13,7 @@
 
 #include "backend/context.h"
 #include "backend/ops.h"
+#include "backend/weights.h"
 #include "nanobanana/engine.h"
 #include "pipeline/conditioning.h"
 #include "pipeline/denoiser.h"
@@ -23,6 +24,8 @@ namespace nb {
 
 Result<ops::Precision> parse_precision(const std::string& name);     // engine.cpp
 Result<ops::WeightStorage> parse_weight_type(const std::string& name);  // engine.cpp
+Result<BenchReport> run_scenario(const BenchOptions& opt, const BenchLog& log);  // bench_scenario.cpp
+std::string cpu_model();                                                        // bench_scenario.cpp
 
 namespace {
 
@@ -62,6 +65,26 @@ BenchPart time_part(const std::string& name, int runs, F&& fn) {
     return {name, t[t.size() / 2], runs, 2.0 * double(macs) / 1e9};
 }
 
+// A square fp32-in, fp32-out matmul through ops::linear (oneDNN, the bench's precision), big enough to run at
+// the kernels' best: GFLOP/s of the fastest of 5 runs after a warm-up.
+double matmul_peak_gflops() {
+    constexpr int64_t n = 2048;
+    Tensor x = Tensor::empty({n, n}), w = Tensor::empty({n, n});
+    std::mt19937 g(1);
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    for (auto* t : {&x, &w})
+        for (auto& v : t->span()) v = u(g);
+    ops::prepack_linear(w);
+    Tensor y = ops::linear(x, w, Tensor());
+    double best = 1e30;
+    for (int i = 0; i < 5; ++i) {
+        const double t0 = now_s();
+        y = ops::linear(x, w, Tensor());
+        best = std::min(best, now_s() - t0);
+    }
+    return 2.0 * double(n) * double(n) * double(n) / best / 1e9;
+}
+
 }  // namespace
 
 Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) {
@@ -71,6 +94,7 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     if (opt.width % 8 || opt.height % 8 || opt.width <= 0 || opt.height <= 0)
         return make_error(Errc::invalid_argument, "bench size must be positive multiples of 8 (got {}x{})", opt.width,
                           opt.height);
+    if (!opt.scenario.empty()) return run_scenario(opt, log);
     NB_TRY(precision, parse_precision(opt.precision));
     NB_TRY(storage, parse_weight_type(opt.weight_type));
     if (storage == ops::WeightStorage::q8_0 && precision != ops::Precision::fp32)
@@ -78,6 +102,8 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     backend::Settings settings;  // bench's own context, as an engine's, current on this thread
     settings.precision = precision;
     settings.threads = opt.threads;
+    for (const auto& [name, bit] : {std::pair{"linear", ops::kLinear}, {"conv", ops::kConv}, {"attention", ops::kAttention}})
+        if (opt.bf16_ops.find(name) == std::string::npos) settings.bf16_ops &= ~unsigned(bit);
     backend::Context ctx(settings);
     backend::Scope scope(ctx);
     std::string path = opt.model_path;
@@ -87,11 +113,18 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     }
     BenchReport r;
     r.model = path;
+    r.cpu = cpu_model();
     r.threads = ops::num_threads();
     r.precision = ops::precision() == ops::Precision::bf16 ? "bf16" : "fp32";
+    if (ops::precision() == ops::Precision::bf16 && settings.bf16_ops != ops::kAllOps)
+        r.precision += " (" + opt.bf16_ops + "; the rest fp32)";
     r.weight_type = opt.weight_type.empty() ? "auto" : opt.weight_type;
     r.width = opt.width;
     r.height = opt.height;
+    if (opt.peak) {
+        r.peak_gflops = matmul_peak_gflops();
+        say(fmt::format("matmul peak ({}): {:.0f} GFLOP/s", r.precision, r.peak_gflops));
+    }
     say("loading " + path);
     const double t0 = now_s();
     NB_TRY(m, pipeline::SDModel::load(path, opt.vocab_path, false, storage));
@@ -133,9 +166,11 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
         r.profile.push_back(part + ":");
         for (const auto& o : prof) {
             std::string line = fmt::format("  {:<16} {:8.3f} s  {:4} calls", o.op, o.seconds / runs, o.calls / runs);
-            if (o.macs > 0 && o.seconds > 0)
-                line += fmt::format("  {:7.1f} GFLOP  {:6.1f} GFLOP/s", 2e-9 * double(o.macs) / runs,
-                                    2e-9 * double(o.macs) / o.seconds);
+            if (o.macs > 0 && o.seconds > 0) {
+                const double gflops = 2e-9 * double(o.macs) / o.seconds;
+                line += fmt::format("  {:7.1f} GFLOP  {:6.1f} GFLOP/s", 2e-9 * double(o.macs) / runs, gflops);
+                if (r.peak_gflops > 0) line += fmt::format("  {:3.0f} % of peak", 100.0 * gflops / r.peak_gflops);
+            }
             r.profile.push_back(std::move(line));
         }
     };

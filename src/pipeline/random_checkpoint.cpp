@@ -181,10 +181,30 @@ std::vector<TensorSpec> sd15_inventory() {
     return s;
 }
 
-Result<void> write_random_sd15(const std::string& path, uint64_t seed) {
-    const auto specs = sd15_inventory();
+std::vector<TensorSpec> taesd_decoder_inventory() {
+    // taesd.py Decoder(latent_channels=4) as a bare Sequential: Clamp, conv(4, 64), ReLU, then 3 x (3 Blocks,
+    // Upsample, conv without bias) and a last Block, conv(64, 3).
+    std::vector<TensorSpec> s;
+    auto conv = [&](const std::string& n, int64_t co, int64_t ci, bool bias = true) {
+        s.push_back({n + ".weight", {co, ci, 3, 3}});
+        if (bias) s.push_back({n + ".bias", {co}});
+    };
+    conv("1", 64, 4);
+    for (int b : {3, 4, 5, 8, 9, 10, 13, 14, 15, 18})
+        for (int c : {0, 2, 4}) conv(fmt::format("{}.conv.{}", b, c), 64, 64);
+    for (int c : {7, 12, 17}) conv(std::to_string(c), 64, 64, false);
+    conv("19", 3, 64);
+    return s;
+}
+
+namespace {
+
+// Streams `specs` to `path` tensor by tensor as fp16: weights N(0,1)/sqrt(fan_in), 1-D weights 1, biases 0.
+// Atomic (temp + rename).
+Result<void> write_random(const std::string& path, const std::vector<TensorSpec>& specs, uint64_t seed,
+                          const std::string& format) {
     nlohmann::json h = nlohmann::json::object();
-    h["__metadata__"] = {{"format", "random-weight SD 1.5 layout (nanobanana bench)"}};
+    h["__metadata__"] = {{"format", format}};
     uint64_t off = 0;
     for (const auto& s : specs) {
         const uint64_t bytes = uint64_t(shape_numel(s.shape)) * 2;
@@ -219,16 +239,40 @@ Result<void> write_random_sd15(const std::string& path, uint64_t seed) {
         ::unlink(tmp.c_str());
         return make_error(Errc::io, "{}: write failed", path);
     }
-    return write_vocab((fs::path(path).parent_path() / fs::path(path).stem()).string());
+    return {};
 }
 
-Result<std::string> ensure_random_sd15(const std::function<void(const std::string&)>& log) {
+Result<fs::path> cache_folder() {
     const char* xdg = std::getenv("XDG_CACHE_HOME");
     const char* home = std::getenv("HOME");
     fs::path dir = xdg && *xdg ? fs::path(xdg) / "nanobanana" : fs::path(home ? home : "/tmp") / ".cache" / "nanobanana";
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) return make_error(Errc::io, "{}: cannot create cache folder: {}", dir.string(), ec.message());
+    return dir;
+}
+
+}  // namespace
+
+Result<void> write_random_sd15(const std::string& path, uint64_t seed) {
+    if (auto r = write_random(path, sd15_inventory(), seed, "random-weight SD 1.5 layout (nanobanana bench)"); !r)
+        return r;
+    return write_vocab((fs::path(path).parent_path() / fs::path(path).stem()).string());
+}
+
+Result<std::string> ensure_random_taesd(const std::function<void(const std::string&)>& log) {
+    NB_TRY(dir, cache_folder());
+    const fs::path p = dir / "random-taesd-decoder-fp16.safetensors";
+    if (fs::exists(p)) return p.string();
+    if (log) log("writing a random-weight TAESD decoder to " + p.string() + " (once, 2.4 MB)");
+    if (auto r = write_random(p.string(), taesd_decoder_inventory(), 0, "random-weight TAESD decoder (nanobanana bench)");
+        !r)
+        return std::unexpected(r.error());
+    return p.string();
+}
+
+Result<std::string> ensure_random_sd15(const std::function<void(const std::string&)>& log) {
+    NB_TRY(dir, cache_folder());
     const fs::path p = dir / "random-sd15-fp16.safetensors";
     if (fs::exists(p) && fs::exists(dir / "random-sd15-fp16.vocab.json")) return p.string();
     if (log) log("writing a random-weight SD 1.5 checkpoint to " + p.string() + " (once, ~2.1 GB)");

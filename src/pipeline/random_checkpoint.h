@@ -26,4 +26,10 @@ Result<void> write_random_sd15(const std::string& path, uint64_t seed);
 // $XDG_CACHE_HOME/nanobanana/random-sd15-fp16.safetensors (or ~/.cache/...), written on first use.
 Result<std::string> ensure_random_sd15(const std::function<void(const std::string&)>& log);
 
+// A TAESD decoder for 4-channel latents (taesd.py's bare Sequential names, 1.2M parameters): the architecture
+// of madebyollin's taesd_decoder for SD 1.x/2.x, for timing the tiny decode without downloading it.
+std::vector<TensorSpec> taesd_decoder_inventory();
+// $XDG_CACHE_HOME/nanobanana/random-taesd-decoder-fp16.safetensors, written on first use (fp16, random weights).
+Result<std::string> ensure_random_taesd(const std::function<void(const std::string&)>& log);
+
 }  // namespace nb::pipeline

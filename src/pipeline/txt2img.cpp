@@ -1,5 +1,7 @@
 #include "pipeline/txt2img.h"
 
+#include <chrono>
+
 #include <filesystem>
 
 #include "image/edit.h"
@@ -91,6 +93,12 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
         hr_choice = std::move(c);
     }
 
+    using clock = std::chrono::steady_clock;
+    auto lap = [&, t0 = clock::now()](double PhaseTimes::*field) mutable {
+        const auto t = clock::now();
+        if (req.times) req.times->*field += std::chrono::duration<double>(t - t0).count();
+        t0 = t;
+    };
     if (auto r = m.clip_weights.acquire(); !r) return std::unexpected(r.error());
     const Conditioning cond =
         encode_conditioning(m, p.prompt, p.negative_prompt, p.steps, p.clip_skip, {p.height, p.width});
@@ -100,6 +108,7 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
                                       p.hr_negative_prompt.empty() ? p.negative_prompt : p.hr_negative_prompt,
                                       hr_steps, p.clip_skip, {hr_h, hr_w});
     done_with(m.clip_weights);
+    lap(&PhaseTimes::encode_s);
     const int64_t h = p.height / 8, w = p.width / 8;
     CFGOptions cfg = cfg_options(p, choice.timesteps, h, w);
     CFGOptions hr_cfg = cfg_options(p, hr_choice.timesteps, hr_h / 8, hr_w / 8);
@@ -119,6 +128,7 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
         hr_model = std::make_unique<esrgan::Model>(std::move(model));
     }
 
+    lap(&PhaseTimes::encode_s);  // the inpainting UNet's mask conditioning, the hires upscaler's load
     if (auto r = m.unet_weights.acquire(); !r) return std::unexpected(r.error());
     std::vector<Txt2ImgOutput> out;
     for (int i = 0; i < std::max(1, p.batch_count); ++i) {
@@ -171,11 +181,13 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
         out.push_back(Txt2ImgOutput{*latent, {}, spec.seed, {}, spec.subseed});
     }
     done_with(m.unet_weights);
+    lap(&PhaseTimes::sample_s);
 
     if (!decodes_with_taesd(m))
         if (auto r = m.vae_weights.acquire(); !r) return std::unexpected(r.error());
     for (auto& o : out) o.image = decode_latent(m, o.latent);
     done_with(m.vae_weights);
+    lap(&PhaseTimes::decode_s);
     return out;
 }
 

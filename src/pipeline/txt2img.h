@@ -38,6 +38,13 @@ struct Txt2ImgOutput {
     bool interrupted = false;  // from the last step's prediction (GenerateParams::keep_interrupted)
 };
 
+// Seconds spent per phase of txt2img (summed over a batch's images).
+struct PhaseTimes {
+    double encode_s = 0;  // tokenizing and the text encoders
+    double sample_s = 0;  // every sampling step (hires fix included)
+    double decode_s = 0;  // VAE or TAESD decode
+};
+
 struct Txt2ImgRequest {
     GenerateParams params;      // prompt text must already be free of <lora:...> tags
     int64_t seed = 0;           // resolved (non-negative) seed of the first image
@@ -48,7 +55,10 @@ struct Txt2ImgRequest {
     // named in `keep` (LoRA-merged) always stay. Off: everything stays resident for the next request.
     bool release_idle_weights = false;
     std::set<std::string> keep;
+    // When set, txt2img adds the wall time of its phases here (bench --scenario).
+    PhaseTimes* times = nullptr;
 };
+
 
 // `on_step(image, step, total)` returns false to cancel: Errc::cancelled during the first image; later, the
 // finished images only (fewer than the batch count).

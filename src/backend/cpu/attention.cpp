@@ -125,7 +125,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
     cpu::ProfileScope prof_("attention");
     const int64_t b = q.dim(0), tq = q.dim(1), tk = k.dim(1), dm = q.dim(2), dh = dm / heads;
     const float scale = 1.f / std::sqrt(float(dh));
-    const bool bf16 = precision() == Precision::bf16;
+    const bool bf16 = ops::bf16_for(ops::kAttention);
     count_macs(2 * b * heads * tq * tk * dh);
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();

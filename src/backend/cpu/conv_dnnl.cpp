@@ -162,7 +162,7 @@ void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
     // The layout a kernel wants hardly depends on the spatial size: plan for a nominal 2 x C x 32 x 32 input;
     // other shapes re-lay out the packed copy if theirs differs.
     ConvKey k{2,     w.dim(1), 32,    32,    w.dim(0), w.dim(2), w.dim(3),
-              stride, pad.t,    pad.l, pad.b, pad.r,    true,     precision() == Precision::bf16};
+              stride, pad.t,    pad.l, pad.b, pad.r,    true,     ops::bf16_for(ops::kConv)};
     const WeightPlan wp = weight_plan(w, k);  // as conv2d will use it
     cpu::pack_weights(w, wp.user, wp.packed);
 }
@@ -220,7 +220,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, int stride, Pad
     if (w.dim(1) != x.dim(1))
         throw std::logic_error("conv2d: input channels " + std::to_string(x.dim(1)) + " != weight " + shape_str(w.shape()));
     const int64_t n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3), kh = w.dim(2), kw = w.dim(3);
-    const bool bf16 = precision() == Precision::bf16;
+    const bool bf16 = ops::bf16_for(ops::kConv);
     ConvKey full{n, c, h, wd, w.dim(0), kh, kw, stride, pad.t, pad.l, pad.b, pad.r, b.defined(), bf16};
     const int64_t ho = full.out_h(), wo = full.out_w();
     count_macs(n * full.o * ho * wo * c * kh * kw);

@@ -74,7 +74,7 @@ Tensor linear_bf16(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m,
 void prepack_linear(const Tensor& w) {
     if (!w.defined() || !w.has_values()) return;
     const dnnl::memory::desc plain({w.dim(1), w.dim(0)}, dt::f32, tag::ba);
-    if (precision() == Precision::fp32) {
+    if (!ops::bf16_for(ops::kLinear)) {
         cpu::pack_weights(w, plain, plain);
         return;
     }
@@ -93,7 +93,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     Shape out = x.shape();
     out.back() = n;
     count_macs(m * n * k);
-    if (precision() == Precision::bf16) return linear_bf16(x, w, b, m, n, k, std::move(out));
+    if (ops::bf16_for(ops::kLinear)) return linear_bf16(x, w, b, m, n, k, std::move(out));
     const dnnl::memory::desc plain({k, n}, dt::f32, tag::ba);
     Tensor y = Tensor::empty(out);
     float beta = 0.f;
