@@ -44,7 +44,8 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 struct ServeArgs {
-    std::string models_dir, ckpt, host = "127.0.0.1", auth, cors, vocab, precision = "auto", prediction = "auto", queue;
+    std::string models_dir, ckpt, host = "127.0.0.1", auth, cors, vocab, precision = "auto", prediction = "auto", queue,
+                results_dir;
     int port = 7860, threads = 0, max_models = 1, result_ttl_s = 3600;
     bool listen = false, verbose = false;
     size_t max_body_mb = 64;
@@ -496,7 +497,7 @@ int Server::run() {
     if (!a_.queue.empty()) {
         std::vector<std::string> stems;
         for (const auto& c : models_.checkpoints) stems.push_back(c.stem);
-        auto q = RedisFront::create(a_.queue, stems, a_.result_ttl_s);
+        auto q = RedisFront::create(a_.queue, stems, a_.result_ttl_s, a_.results_dir);
         if (!q) {
             std::fprintf(stderr, "nanobanana: %s\n", q.error().message.c_str());
             return 2;
@@ -603,6 +604,7 @@ CommandRunner register_serve(CLI::App& app) {
                   "redis://HOST:PORT[/DB]: queue txt2img/img2img on Redis for `nanobanana worker`s (docs/scale-out.md)");
     s->add_option("--result-ttl", a->result_ttl_s, "With --queue: seconds a job id and its result are kept")
         ->capture_default_str();
+    s->add_option("--results-dir", a->results_dir, "With --queue: the workers' --results-dir as this machine sees it");
     return [a] { return Server(*a).run(); };
 }
 

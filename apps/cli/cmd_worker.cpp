@@ -26,7 +26,7 @@ namespace {
 using json = nlohmann::json;
 
 struct WorkerArgs {
-    std::string queue, name;
+    std::string queue, name, results_dir;
     LoadSettings load;
     int claim_after_ms = 60000, max_attempts = 3, result_ttl_s = 3600, max_jobs = 0;
 };
@@ -158,7 +158,14 @@ json Worker::execute(const json& job, const std::string& id) {
 
 void Worker::finish(const Entry& e, const std::string& id, const json& result) {
     // The result first, then the acknowledgement: a worker dying in between leaves the job to run again, never lost.
-    r_->cmd({"SET", rq::result_key(id), result.dump(), "EX", std::to_string(a_.result_ttl_s)});
+    std::string stored = result.dump();
+    if (!a_.results_dir.empty() && result.value("status", 500) == 200) {  // the PNGs on shared storage
+        if (auto f = rq::write_result_file(a_.results_dir, id, stored))
+            stored = json{{"status", 200}, {"file", *f}}.dump();
+        else
+            std::fprintf(stderr, "warning: %s; the result goes to Redis\n", f.error().message.c_str());
+    }
+    r_->cmd({"SET", rq::result_key(id), stored, "EX", std::to_string(a_.result_ttl_s)});
     r_->cmd({"DEL", rq::progress_key(id)});
     r_->cmd({"XACK", e.stream, rq::kGroup, e.entry_id});
     r_->cmd({"XDEL", e.stream, e.entry_id});
@@ -269,6 +276,8 @@ CommandRunner register_worker(CLI::App& app) {
     s->add_option("--max-attempts", a->max_attempts, "Deliveries of a job before it goes to the dead-letter stream")
         ->capture_default_str();
     s->add_option("--result-ttl", a->result_ttl_s, "Seconds a result stays in Redis")->capture_default_str();
+    s->add_option("--results-dir", a->results_dir,
+                  "Write results (PNGs + info as JSON) here, on storage the front shares, instead of into Redis");
     s->add_option("--max-jobs", a->max_jobs, "Stop after this many jobs (0 = never)")->capture_default_str();
     s->add_option("--vocab", a->load.vocab, "CLIP vocabulary for checkpoints without one beside them");
     s->add_option("--precision", a->load.precision, "auto, fp32 or bf16")->capture_default_str();

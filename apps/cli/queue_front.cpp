@@ -34,12 +34,13 @@ std::string new_id() {
 }  // namespace
 
 Result<std::unique_ptr<RedisFront>> RedisFront::create(const std::string& url, const std::vector<std::string>& models,
-                                                       int result_ttl_s) {
+                                                       int result_ttl_s, const std::string& results_dir) {
     auto r = Redis::connect(url);
     if (!r) return std::unexpected(r.error());
     std::unique_ptr<RedisFront> f(new RedisFront);
     f->url_ = url;
     f->result_ttl_s_ = result_ttl_s;
+    f->results_dir_ = results_dir;
     for (const auto& m : models) {
         f->streams_.push_back(rq::stream(m));
         if (auto g = rq::ensure_group(**r, f->streams_.back()); !g) return std::unexpected(g.error());
@@ -106,8 +107,13 @@ void RedisFront::generate(const httplib::Request& req, httplib::Response& res, c
         return fail(res, 503, why.empty() ? "server stopping; job " + id + " stays queued (send X-Job-Id: " + id +
                                                 " again to wait for it)"
                                           : why);
-    const json out = json::parse(result, nullptr, false);
-    if (out.is_discarded() || !out.is_object()) return fail(res, 500, "job " + id + ": unreadable result in Redis");
+    json out = json::parse(result, nullptr, false);
+    if (out.is_object() && out.contains("file")) {  // written by a worker with --results-dir
+        auto text = rq::read_result_file(results_dir_, out.value("file", std::string()));
+        if (!text) return fail(res, 500, "job " + id + ": " + text.error().message);
+        out = json::parse(*text, nullptr, false);
+    }
+    if (out.is_discarded() || !out.is_object()) return fail(res, 500, "job " + id + ": unreadable result");
     const int status = out.value("status", 500);
     if (status != 200) return fail(res, status, out.value("detail", std::string("job failed")));
     res.set_content(out["response"].dump(), "application/json");
@@ -118,11 +124,8 @@ json RedisFront::progress(bool with_image) {
     int queued = 0;
     std::string preview;
     std::lock_guard lk(mu_);
-    for (const auto& s : streams_) {
-        auto len = r_->cmd({"XLEN", s});
-        auto pend = r_->cmd({"XPENDING", s, rq::kGroup});
-        if (len && pend && !pend->elements.empty()) queued += int(len->integer - pend->elements[0].integer);
-    }
+    for (const auto& s : streams_)  // acknowledged jobs are deleted: a stream holds the queued and running ones
+        if (auto len = r_->cmd({"XLEN", s})) queued += int(len->integer);
     for (const auto& id : in_flight_) {
         auto h = r_->cmd({"HGETALL", rq::progress_key(id)});
         if (!h || h->elements.empty()) continue;

@@ -21,7 +21,7 @@ class RedisFront {
 public:
     // Connects and creates the stream (and consumer group) of each model in `models`.
     static Result<std::unique_ptr<RedisFront>> create(const std::string& url, const std::vector<std::string>& models,
-                                                      int result_ttl_s);
+                                                      int result_ttl_s, const std::string& results_dir = "");
     // Queues `job` for checkpoint `model` (its stem; `checkpoint` as the worker finds it) and answers with the
     // worker's result. A client's own X-Job-Id header names the job: sent again (after a front restart, a lost
     // connection), it waits for the same job instead of queueing it twice.
@@ -38,6 +38,7 @@ private:
     std::string url_;
     std::vector<std::string> streams_;
     int result_ttl_s_ = 3600;
+    std::string results_dir_;  // where workers' --results-dir is on this machine ("" = results are in Redis)
     std::mutex mu_;  // guards r_ and in_flight_
     std::unique_ptr<Redis> r_;
     std::vector<std::string> in_flight_;  // ids of the jobs this front waits for, oldest first

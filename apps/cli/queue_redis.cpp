@@ -4,6 +4,9 @@
 #include <sys/time.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <hiredis/hiredis.h>
 
@@ -97,6 +100,32 @@ Result<RedisValue> Redis::cmd(const std::vector<std::string>& args) {
     }
     return std::unexpected(redis_error("Redis " + args.front() + ": connection to " + url_ + " lost: " +
                                        (c_ ? c_->errstr : "")));
+}
+
+Result<std::string> rq::write_result_file(const std::string& dir, const std::string& id, const std::string& text) {
+    const std::string name = id + ".json";
+    const std::filesystem::path path = std::filesystem::path(dir) / name, tmp = path.string() + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::binary);
+        f << text;
+        if (!f.flush())
+            return std::unexpected(Error{Errc::io, "--results-dir: cannot write " + tmp.string()});
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) return std::unexpected(Error{Errc::io, "--results-dir: cannot rename " + tmp.string() + ": " + ec.message()});
+    return name;
+}
+
+Result<std::string> rq::read_result_file(const std::string& dir, const std::string& name) {
+    if (dir.empty())
+        return std::unexpected(Error{Errc::io, "the result " + name + " is a file on shared storage: start the "
+                                               "front with the workers' --results-dir"});
+    std::ifstream f(std::filesystem::path(dir) / name, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (!f.good() && !f.eof()) return std::unexpected(Error{Errc::io, "--results-dir: cannot read " + name});
+    if (text.empty()) return std::unexpected(Error{Errc::io, "--results-dir: no result file " + dir + "/" + name});
+    return text;
 }
 
 Result<void> rq::ensure_group(Redis& r, const std::string& stream) {

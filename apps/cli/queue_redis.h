@@ -52,6 +52,9 @@ inline std::string result_key(const std::string& id) { return "nb:result:" + id;
 inline std::string progress_key(const std::string& id) { return "nb:progress:" + id; }
 inline std::string cancel_key(const std::string& id) { return "nb:cancel:" + id; }
 inline std::string skip_key(const std::string& id) { return "nb:skip:" + id; }
+// A result as a file `<id>.json` in `dir` (written whole, then renamed into place); returns its name.
+Result<std::string> write_result_file(const std::string& dir, const std::string& id, const std::string& text);
+Result<std::string> read_result_file(const std::string& dir, const std::string& name);
 // Creates the consumer group of `stream` (and the stream) unless it exists.
 Result<void> ensure_group(Redis& r, const std::string& stream);
 }  // namespace rq

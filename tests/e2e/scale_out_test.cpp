@@ -101,10 +101,16 @@ bool redis_installed() { return std::system("command -v redis-server >/dev/null 
 // redis-server, one front and workers on the demo model, in a folder of their own; all stopped on destruction.
 class Cluster {
 public:
-    explicit Cluster(int n_workers, const std::string& worker_env = "") : worker_env_(worker_env) {
+    // `shared_results`: front and workers get --results-dir <dir>/results (results as files, not in Redis).
+    explicit Cluster(int n_workers, const std::string& worker_env = "", bool shared_results = false)
+        : worker_env_(worker_env) {
         dir_ = fs::path(::testing::TempDir()) / (named("nb_scale_out_", getpid()) + named("_", ++count_));
         fs::remove_all(dir_);
         fs::create_directories(dir_);
+        if (shared_results) {
+            fs::create_directories(dir_ / "results");
+            results_args_ = " --results-dir " + (dir_ / "results").string();
+        }
         redis_port_ = free_port();
         redis_ = std::make_unique<Child>(
             named("redis-server --port ", redis_port_) + " --bind 127.0.0.1 --save '' --appendonly no --dir " +
@@ -126,7 +132,7 @@ public:
     }
     void start_front() {
         const std::string log = (dir_ / (named("front", ++n_fronts_) + ".log")).string();
-        front_ = std::make_unique<Child>(std::string(NB_CLI) + " serve --port 0 --queue " + url(), log);
+        front_ = std::make_unique<Child>(std::string(NB_CLI) + " serve --port 0 --queue " + url() + results_args_, log);
         front_port_ = 0;
         for (int i = 0; i < 300 && front_port_ == 0 && front_->alive(); ++i) {
             std::this_thread::sleep_for(100ms);
@@ -140,7 +146,7 @@ public:
         const int n = int(workers_.size());
         workers_.push_back(std::make_unique<Child>(
             worker_env_ + " " + NB_CLI + named(" worker -t 1 --claim-after-ms 1500 --name w", n) +
-                " --queue " + url(),
+                " --queue " + url() + results_args_,
             (dir_ / (named("w", n) + ".log")).string()));
         workers_.back()->wait_log("waiting for jobs", 30);
     }
@@ -162,6 +168,7 @@ public:
         return s;
     }
     int front_port() const { return front_port_; }
+    fs::path dir() const { return dir_; }
     httplib::Client client() const {
         httplib::Client c("127.0.0.1", front_port_);
         c.set_read_timeout(120, 0);
@@ -171,7 +178,7 @@ public:
 private:
     static inline int count_ = 0;
     fs::path dir_;
-    std::string worker_env_;
+    std::string worker_env_, results_args_;
     int redis_port_ = 0, front_port_ = 0, n_fronts_ = 0, respawns_ = 0;
     std::unique_ptr<Child> redis_, front_;
     std::vector<std::unique_ptr<Child>> workers_;
@@ -363,6 +370,15 @@ TEST_F(ScaleOut, HundredQueuedJobsAllCompleteExactlyOnce) {
     EXPECT_EQ(ids.size(), 100u);
     EXPECT_EQ(count(logs, ": done on"), 100);
     std::printf("100 jobs: %d client retries after a lost connection\n", int(retries));
+}
+
+TEST_F(ScaleOut, ResultsCanBeFilesOnSharedStorage) {
+    Cluster c(1, "", /*shared_results=*/true);
+    const Answer a = post(c, txt2img(11, 4), "file-1");
+    ASSERT_EQ(a.status, 200) << a.body.dump().substr(0, 300);
+    EXPECT_EQ(a.body["images"].size(), 1u);
+    EXPECT_TRUE(fs::exists(c.dir() / "results" / "file-1.json"));
+    EXPECT_EQ(c.redis("GET nb:result:file-1"), R"({"file":"file-1.json","status":200})") << "Redis holds the name only";
 }
 
 TEST(ScaleOutFlags, ABadQueueUrlIsOneLineNotAHang) {  // needs no redis-server
