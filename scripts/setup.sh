@@ -11,10 +11,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${BUILD_DIR:-$root/build}
 say() { echo "setup: $*" >&2; }
 
+# libhiredis-dev + redis-server: the Redis job queue (serve --queue, worker; its test starts a redis-server).
 # ocl-icd-opencl-dev is only a Recommends of libdnnl-dev, but Debian's dnnl-config.cmake needs OpenCL
 # (find_dependency(OpenCL)): without it find_package(dnnl) fails.
 packages=(build-essential cmake pkg-config libdnnl-dev ocl-icd-opencl-dev libpng-dev libjpeg62-turbo-dev
-          zlib1g-dev libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libgtest-dev libssl-dev)
+          zlib1g-dev libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libgtest-dev libssl-dev
+          libhiredis-dev redis-server)
 
 missing=()
 installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null | grep " install ok installed" |

@@ -26,6 +26,8 @@
 
 #include "commands.h"
 #include "serve_studio.h"
+#include "queue_front.h"
+#include "serve_jobs.h"
 #include "serve_support.h"
 #include "nanobanana/a1111.h"
 
@@ -42,8 +44,9 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 struct ServeArgs {
-    std::string models_dir, ckpt, host = "127.0.0.1", auth, cors, vocab, precision = "auto", prediction = "auto";
-    int port = 7860, threads = 0, max_models = 1;
+    std::string models_dir, ckpt, host = "127.0.0.1", auth, cors, vocab, precision = "auto", prediction = "auto", queue,
+                results_dir;
+    int port = 7860, threads = 0, max_models = 1, result_ttl_s = 3600;
     bool listen = false, verbose = false;
     size_t max_body_mb = 64;
 };
@@ -52,17 +55,12 @@ struct ServeArgs {
 
 class Server {
 public:
-    explicit Server(const ServeArgs& a) : a_(a) {}
+    explicit Server(const ServeArgs& a) : a_(a) {
+        models_.settings = {a.models_dir, a.vocab, a.precision, a.prediction, a.threads, a.max_models};
+    }
     int run();
 
 private:
-    // models
-    void refresh();
-    std::string title(const ModelFile& m) const { return m.short_hash.empty() ? m.name : m.name + " [" + m.short_hash + "]"; }
-    const ModelFile* find_checkpoint(const std::string& title_or_name);
-    Result<Engine*> engine_for(const ModelFile& m);
-    std::string upscaler_path(const std::string& name) const;
-
     // jobs
     struct Ticket;
     void log(const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); }
@@ -80,25 +78,22 @@ private:
     ServeArgs a_;
     httplib::Server svr_;
 
-    std::mutex models_mu_;  // catalog and engines
-    std::vector<ModelFile> checkpoints_, loras_, upscalers_, vaes_;
-    std::list<std::pair<std::string, std::unique_ptr<Engine>>> engines_;  // most recently used first
+    ModelCatalog models_;  // its mutex guards current_ and options_ too
     std::string current_;  // name of the current checkpoint
     json options_;         // A1111 options as set by clients (unknown keys kept)
+    std::string current() {
+        std::lock_guard lk(models_.mu);
+        return current_;
+    }
 
     // The job queue: a ticket per request, served in order; one runs at a time.
     std::mutex queue_mu_;
     std::condition_variable queue_cv_;
     uint64_t next_ticket_ = 0, serving_ = 0;
     std::set<uint64_t> abandoned_;  // tickets whose clients left while queued: passed over when their turn comes
-    // Progress of the running job (read by /progress from other threads).
-    std::atomic<bool> interrupt_{false}, skip_{false}, busy_{false};
-    std::atomic<int> image_{0}, n_images_{0}, step_{0}, steps_{0};
-    std::atomic<int64_t> job_started_ms_{0};
-    std::string job_timestamp_;  // guarded by preview_mu_ (read by /progress)
+    JobState job_;                  // the running job (read by /progress from other threads)
+    std::unique_ptr<RedisFront> queue_;  // with --queue: jobs go to Redis instead (queue_front.h)
 
-    std::mutex preview_mu_;  // the running job's latest live preview (A1111 "Approx cheap")
-    Image preview_;
     std::mutex files_mu_;  // OpenAI response_format=url: generated PNGs by id
     std::map<std::string, std::string> files_;
 };
@@ -113,91 +108,6 @@ void fail(httplib::Response& res, const Error& e) {
     fail(res, e.code == Errc::internal ? 500 : e.code == Errc::missing ? 404 : 422, e.message);
 }
 void reply(httplib::Response& res, const json& j) { res.set_content(j.dump(), "application/json"); }
-
-int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
-}
-
-std::string timestamp() {
-    std::time_t t = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y%m%d%H%M%S", std::localtime(&t));
-    return buf;
-}
-
-void Server::refresh() {
-    if (a_.models_dir.empty()) {
-        const std::string demo = find_demo_model();
-        checkpoints_.clear();
-        if (!demo.empty()) checkpoints_.push_back({"demo.safetensors", "demo", demo, {}, {}, 64});  // as `generate` (kDemoSize)
-        loras_ = scan(fs::path(demo).parent_path() / "lora", {".safetensors"});
-        upscalers_.clear();
-        vaes_.clear();
-    } else {
-        const fs::path d(a_.models_dir);
-        auto old = std::move(checkpoints_);
-        checkpoints_ = scan(d / "Stable-diffusion", {".safetensors", ".ckpt"}, /*folders=*/true);
-        vaes_ = take_vaes(checkpoints_, d / "VAE");
-        for (auto& c : checkpoints_)  // keep hashes (and families) already computed
-            for (const auto& o : old)
-                if (o.path == c.path) c.short_hash = o.short_hash, c.family = o.family, c.default_size = o.default_size;
-        loras_ = scan(d / "Lora", {".safetensors"});
-        upscalers_ = scan(d / "ESRGAN", {".pth", ".safetensors"});
-        auto more = scan(d / "RealESRGAN", {".pth", ".safetensors"});
-        upscalers_.insert(upscalers_.end(), more.begin(), more.end());
-    }
-}
-
-const ModelFile* Server::find_checkpoint(const std::string& t) {
-    for (const auto& c : checkpoints_)
-        if (t == c.name || t == c.stem || t == title(c) || t == c.name + " [" + c.short_hash + "]") return &c;
-    // A title with a hash we have not computed yet: "name.safetensors [abcdef0123]"
-    if (const auto sp = t.rfind(" ["); sp != std::string::npos)
-        for (const auto& c : checkpoints_)
-            if (t.substr(0, sp) == c.name) return &c;
-    return nullptr;
-}
-
-// The engine of checkpoint m, loaded when needed; at most max_models stay loaded (least recently used goes).
-Result<Engine*> Server::engine_for(const ModelFile& m) {
-    for (auto it = engines_.begin(); it != engines_.end(); ++it)
-        if (it->first == m.path) {
-            engines_.splice(engines_.begin(), engines_, it);
-            return engines_.front().second.get();
-        }
-    while (!engines_.empty() && int(engines_.size()) >= std::max(1, a_.max_models)) engines_.pop_back();
-    LoadOptions o;
-    o.model_path = m.path;
-    o.vocab_path = a_.vocab;
-    o.threads = a_.threads;
-    o.precision = a_.precision;
-    o.prediction = a_.prediction;
-    o.lora_dir = a_.models_dir.empty() ? (fs::path(m.path).parent_path() / "lora").string()
-                                       : (fs::path(a_.models_dir) / "Lora").string();
-    o.embedding_dir = embeddings_folder(a_.models_dir, m.path);
-    const auto t0 = Clock::now();
-    auto e = Engine::load(o);
-    if (!e) return std::unexpected(e.error());
-    for (const auto& w : (*e)->load_warnings()) log("warning: " + w);
-    log(fmt::format("loaded {} in {:.1f} s", m.name,
-                    std::chrono::duration<double>(Clock::now() - t0).count()));
-    engines_.emplace_front(m.path, std::move(*e));
-    // A1111 hashes a checkpoint when it loads it; from then on its title carries the short hash.
-    const std::string hash = engines_.front().second->model_hash();
-    for (auto& c : checkpoints_)
-        if (c.path == m.path) {
-            const ModelInfo info = engines_.front().second->info();
-            c.short_hash = hash, c.family = info.family;
-            if (!c.default_size) c.default_size = info.default_width;
-        }
-    return engines_.front().second.get();
-}
-
-std::string Server::upscaler_path(const std::string& name) const {
-    for (const auto& u : upscalers_)
-        if (name == u.stem || name == u.name) return u.path;
-    return "";
-}
 
 // One request's turn in the FIFO queue: waits for it in the constructor, hands over in the destructor. A
 // client that disconnects while queued gives its turn up (`left`): its job never runs.
@@ -235,155 +145,44 @@ void Server::generate(const httplib::Request& req, httplib::Response& res, bool 
     if (ov.is_null()) ov = json::object();
     if (!ov.is_object()) return fail(res, 422, "request field 'override_settings' must be an object");
     {
-        std::lock_guard lk(models_mu_);
+        std::lock_guard lk(models_.mu);
         for (const char* k : {"CLIP_stop_at_last_layers", "randn_source", "eta_noise_seed_delta", "sd_vae"})
             if (!ov.contains(k) && options_.contains(k)) ov[k] = options_[k];
     }
-    if (!img2img && (body.contains("init_images") || body.contains("mask"))) {
-        body.erase("init_images");
-        body.erase("mask");
+    std::expected<PreparedJob, JobError> job;
+    {
+        std::lock_guard lk(models_.mu);
+        job = prepare_generation(std::move(body), img2img, models_);
     }
-    if (img2img && (!body.contains("init_images") || !body["init_images"].is_array() || body["init_images"].empty()))
-        return fail(res, 422, "request field 'init_images' must be a non-empty array of base64 images");
-    auto parsed = a1111::parse_request(body.dump());
-    if (!parsed) return fail(res, parsed.error());
-    a1111::Request r = std::move(*parsed);
-    GenerateParams& p = r.params;
-    // hires-fix upscaler by name from ESRGAN/ / RealESRGAN/
-    if (p.enable_hr && !p.hr_upscaler.starts_with("Latent") && p.hr_upscaler != "Lanczos" && p.hr_upscaler != "Nearest" &&
-        p.hr_upscaler != "None") {
-        std::lock_guard lk(models_mu_);
-        const std::string path = upscaler_path(p.hr_upscaler);
-        if (path.empty()) return fail(res, 422, "request field 'hr_upscaler': unknown upscaler '" + p.hr_upscaler + "'");
-        p.hr_upscaler = path;
-    }
-    std::string ckpt_name;
-    if (ov.contains("sd_model_checkpoint") && ov["sd_model_checkpoint"].is_string())
-        ckpt_name = ov["sd_model_checkpoint"].get<std::string>();
-
-    const int n = p.batch_count;
+    if (!job) return fail(res, job.error().status, job.error().detail);
+    GenerateParams& p = job->request.params;
     if (p.seed < 0) p.seed = int64_t(std::random_device{}() % 4294967294u);  // A1111 fix_seed
+    if (queue_) {  // the model is checked here and found again by name on the worker
+        const std::string name = job->checkpoint.empty() ? current() : job->checkpoint;
+        std::unique_lock lk(models_.mu);
+        const ModelFile* m = models_.find_checkpoint(name);
+        if (!m) return fail(res, 422, "unknown checkpoint '" + name + "'");
+        const std::string stem = m->stem, file = m->name;
+        lk.unlock();
+        return queue_->generate(req, res, *job, stem, file);
+    }
     Ticket turn(*this, req);
     if (turn.left) return fail(res, 499, "client closed the connection while queued");
     res.set_header("X-Job-Id", std::to_string(turn.n));
-    std::unique_lock models(models_mu_);
-    const ModelFile* m = find_checkpoint(ckpt_name.empty() ? current_ : ckpt_name);
-    if (!m) return fail(res, 422, "unknown checkpoint '" + (ckpt_name.empty() ? current_ : ckpt_name) + "'");
-    auto engine = engine_for(*m);
-    if (!engine) return fail(res, engine.error());
-    if (ov.contains("sd_vae") && ov["sd_vae"].is_string()) {  // the engine swaps its VAE only when it changes
-        std::string error;
-        const std::string vae = vae_choice(ov["sd_vae"].get<std::string>(), vaes_, error);
-        if (!error.empty()) return fail(res, 422, "setting 'sd_vae': " + error);
-        if (auto r = (*engine)->set_vae(vae); !r) return fail(res, r.error());
-    }
-    const ModelFile model = *m;  // a copy: refresh-checkpoints may rebuild the list while this job runs
-    models.unlock();
-
-    interrupt_ = false;
-    skip_ = false;
-    n_images_ = n;
-    image_ = 0;
-    step_ = 0;
-    steps_ = p.steps;
-    job_started_ms_ = now_ms();
-    const std::string stamp = timestamp();
-    {
-        std::lock_guard lk(preview_mu_);
-        job_timestamp_ = stamp;
-    }
-    busy_ = true;
-    std::vector<GeneratedImage> images;
-    Result<void> status;
-    // One image at a time, so that skip can drop one image of a batch; seeds as A1111 assigns them.
-    for (int i = 0; i < n && !interrupt_; ++i) {
-        GenerateParams pi = p;
-        pi.batch_count = 1;
-        pi.keep_interrupted = true;  // A1111: an interrupted or skipped image is returned as it stands
-        pi.seed = p.seed + (p.subseed_strength == 0.f ? i : 0);
-        pi.subseed = p.subseed + i;
-        image_ = i;
-        skip_ = false;
-        auto out = (*engine)->generate(pi, [&](const Progress& pr) {
-            step_ = pr.step;
-            steps_ = pr.total;
-            if (pr.preview) {
-                Image im = pr.preview();
-                std::lock_guard lk(preview_mu_);
-                preview_ = std::move(im);
-            }
-            return !interrupt_ && !skip_;
-        });
-        if (!out) {
-            if (out.error().code == Errc::cancelled) continue;  // stopped before its first step: nothing to keep
-            status = std::unexpected(out.error());
-            break;
-        }
-        for (auto& g : *out) images.push_back(std::move(g));
-    }
-    busy_ = false;
-    {
-        std::lock_guard lk(preview_mu_);
-        preview_ = {};
-    }
-    if (!status) return fail(res, status.error());
-
-    json imgs = json::array();
-    for (const auto& g : images) {
-        auto png = encode_png(g.image, g.parameters);
-        if (!png) return fail(res, png.error());
-        imgs.push_back(a1111::encode_base64(*png));
-    }
-    json info = json::parse(a1111::info_json(r, images, fs::path(model.stem).filename().string()));
-    info["sd_model_hash"] = model.short_hash.empty() ? json(nullptr) : json(model.short_hash);
-    info["job_timestamp"] = stamp;
-    info["sd_model_name"] = fs::path(model.stem).filename().string();
-    info["sd_vae_name"] = info["sd_vae_hash"] = nullptr;  // A1111: set while a VAE file is in use
-    if (!images.empty())
-        for (const auto& [k, v] : parse_infotext(images.front().parameters))
-            if (k == "VAE" || k == "VAE hash") info[k == "VAE" ? "sd_vae_name" : "sd_vae_hash"] = v;
-    json params = body;
-    if (img2img) params["init_images"] = nullptr, params["mask"] = nullptr;  // A1111: include_init_images false
-    reply(res, {{"images", imgs}, {"parameters", params}, {"info", info.dump()}});
+    auto out = run_generation(models_, *job, job->checkpoint.empty() ? current() : job->checkpoint, job_);
+    if (!out) return fail(res, out.error().status, out.error().detail);
+    reply(res, *out);
 }
 
 void Server::progress(const httplib::Request& req, httplib::Response& res) {
+    const bool with_image = req.get_param_value("skip_current_image") != "true";
+    if (queue_) return reply(res, queue_->progress(with_image));
     int queued = 0;
     {
         std::lock_guard lk(queue_mu_);
         queued = int(next_ticket_ - serving_ - abandoned_.size());
     }
-    const bool running = busy_;
-    double prog = 0, eta = 0;
-    if (running && n_images_ > 0 && steps_ > 0) {
-        prog = (double(image_) + double(step_) / steps_) / n_images_;
-        const double elapsed = double(now_ms() - job_started_ms_) / 1000.0;
-        eta = prog > 0 ? elapsed / prog - elapsed : 0;
-    }
-    json current = nullptr;
-    std::string stamp;
-    Image im;
-    {
-        std::lock_guard lk(preview_mu_);
-        stamp = job_timestamp_;
-        if (running && req.get_param_value("skip_current_image") != "true") im = preview_;
-    }
-    if (!im.pixels.empty())
-        if (auto png = encode_png(im, "")) current = a1111::encode_base64(*png);
-    reply(res, {{"progress", prog},
-                {"eta_relative", eta},
-                {"state",
-                 {{"skipped", bool(skip_)},
-                  {"interrupted", bool(interrupt_)},
-                  {"stopping_generation", false},
-                  {"job", running ? "job" : ""},
-                  {"job_count", queued},
-                  {"job_timestamp", stamp.empty() ? "0" : stamp},
-                  {"job_no", running ? int(image_) : 0},
-                  {"sampling_step", running ? int(step_) : 0},
-                  {"sampling_steps", running ? int(steps_) : 0}}},
-                {"current_image", current},
-                {"textinfo", running ? json(fmt::format("queue: {} job(s)", queued)) : json(nullptr)}});
+    reply(res, progress_json(job_, queued, with_image));
 }
 
 void Server::extra_single_image(const httplib::Request& req, httplib::Response& res) {
@@ -411,8 +210,8 @@ void Server::extra_single_image(const httplib::Request& req, httplib::Response& 
     } else {
         std::string path;
         {
-            std::lock_guard lk(models_mu_);
-            path = upscaler_path(name);
+            std::lock_guard lk(models_.mu);
+            path = models_.upscaler_path(name);
         }
         if (path.empty()) return fail(res, 422, "request field 'upscaler_1': unknown upscaler '" + name + "'");
         Ticket turn(*this, req);
@@ -449,10 +248,10 @@ void Server::png_info(const httplib::Request& req, httplib::Response& res) {
 }
 
 void Server::get_options(httplib::Response& res) {
-    std::lock_guard lk(models_mu_);
+    std::lock_guard lk(models_.mu);
     json o = options_;
-    const ModelFile* m = find_checkpoint(current_);
-    o["sd_model_checkpoint"] = m ? title(*m) : current_;
+    const ModelFile* m = models_.find_checkpoint(current_);
+    o["sd_model_checkpoint"] = m ? ModelCatalog::title(*m) : current_;
     reply(res, o);
 }
 
@@ -463,21 +262,24 @@ void Server::post_options(const httplib::Request& req, httplib::Response& res) {
     if (b.contains("sd_model_checkpoint") && b["sd_model_checkpoint"].is_string())
         switch_to = b["sd_model_checkpoint"].get<std::string>();
     {
-        std::lock_guard lk(models_mu_);
-        if (!switch_to.empty() && !find_checkpoint(switch_to))
+        std::lock_guard lk(models_.mu);
+        if (!switch_to.empty() && !models_.find_checkpoint(switch_to))
             return fail(res, 422, "option 'sd_model_checkpoint': unknown checkpoint '" + switch_to + "'");
         std::string vae_error;  // applied by the next generation (txt2img / img2img)
-        if (b.contains("sd_vae") && b["sd_vae"].is_string()) vae_choice(b["sd_vae"].get<std::string>(), vaes_, vae_error);
+        if (b.contains("sd_vae") && b["sd_vae"].is_string()) vae_choice(b["sd_vae"].get<std::string>(), models_.vaes, vae_error);
         if (!vae_error.empty()) return fail(res, 422, "option 'sd_vae': " + vae_error);
         for (auto& [k, v] : b.items())
             if (k != "sd_model_checkpoint") options_[k] = v;  // unknown keys are kept, as A1111 does
     }
-    if (!switch_to.empty()) {  // A1111 loads the model before answering
+    if (!switch_to.empty() && queue_) {  // with --queue the workers load it, with their first job for it
+        std::lock_guard lk(models_.mu);
+        current_ = models_.find_checkpoint(switch_to)->name;
+    } else if (!switch_to.empty()) {  // A1111 loads the model before answering
         Ticket turn(*this, req);
         if (turn.left) return fail(res, 499, "client closed the connection while queued");
-        std::lock_guard lk(models_mu_);
-        const ModelFile* m = find_checkpoint(switch_to);
-        auto e = engine_for(*m);
+        std::lock_guard lk(models_.mu);
+        const ModelFile* m = models_.find_checkpoint(switch_to);
+        auto e = models_.engine_for(*m);
         if (!e) return fail(res, e.error());
         current_ = m->name;
     }
@@ -547,20 +349,22 @@ void Server::routes() {
     s.Post(v1 + "/img2img", [this](const auto& q, auto& r) { generate(q, r, true); });
     s.Get(v1 + "/progress", [this](const auto& q, auto& r) { progress(q, r); });
     s.Post(v1 + "/interrupt", [this](const auto&, auto& r) {
-        interrupt_ = true;
+        if (queue_) queue_->interrupt();
+        job_.interrupt = true;
         reply(r, nullptr);
     });
     s.Post(v1 + "/skip", [this](const auto&, auto& r) {
-        skip_ = true;
+        if (queue_) queue_->skip();
+        job_.skip = true;
         reply(r, nullptr);
     });
     s.Get(v1 + "/options", [this](const auto&, auto& r) { get_options(r); });
     s.Post(v1 + "/options", [this](const auto& q, auto& r) { post_options(q, r); });
     s.Get(v1 + "/sd-models", [this](const auto&, auto& r) {
-        std::lock_guard lk(models_mu_);
+        std::lock_guard lk(models_.mu);
         json a = json::array();
-        for (const auto& c : checkpoints_)
-            a.push_back({{"title", title(c)}, {"model_name", c.stem}, {"hash", c.short_hash.empty() ? json(nullptr) : json(c.short_hash)},
+        for (const auto& c : models_.checkpoints)
+            a.push_back({{"title", ModelCatalog::title(c)}, {"model_name", c.stem}, {"hash", c.short_hash.empty() ? json(nullptr) : json(c.short_hash)},
                          {"sha256", nullptr}, {"filename", c.path}, {"config", nullptr},  // nanobanana extras below
                          {"family", c.family.empty() ? json(nullptr) : json(c.family)}, {"size_bytes", size_on_disk(c.path)},
                          {"default_size", c.default_size ? json(c.default_size) : json(nullptr)}});
@@ -587,8 +391,8 @@ void Server::routes() {
         json a = json::array();
         for (const char* n : {"None", "Lanczos", "Nearest"})
             a.push_back({{"name", n}, {"model_name", nullptr}, {"model_path", nullptr}, {"model_url", nullptr}, {"scale", 4}});
-        std::lock_guard lk(models_mu_);
-        for (const auto& u : upscalers_)
+        std::lock_guard lk(models_.mu);
+        for (const auto& u : models_.upscalers)
             a.push_back({{"name", u.stem}, {"model_name", "ESRGAN"}, {"model_path", u.path}, {"model_url", nullptr}, {"scale", 4}});
         reply(r, a);
     });
@@ -600,24 +404,24 @@ void Server::routes() {
         reply(r, a);
     });
     s.Get(v1 + "/sd-vae", [this](const auto&, auto& r) {
-        std::lock_guard lk(models_mu_);
+        std::lock_guard lk(models_.mu);
         json a = json::array();
-        for (const auto& v : vaes_) a.push_back({{"model_name", fs::path(v.name).filename().string()}, {"filename", v.path}});
+        for (const auto& v : models_.vaes) a.push_back({{"model_name", fs::path(v.name).filename().string()}, {"filename", v.path}});
         reply(r, a);
     });
     s.Get(v1 + "/loras", [this](const auto&, auto& r) {
-        std::lock_guard lk(models_mu_);
+        std::lock_guard lk(models_.mu);
         json a = json::array();
-        for (const auto& l : loras_)
+        for (const auto& l : models_.loras)
             a.push_back({{"name", fs::path(l.stem).filename().string()}, {"alias", fs::path(l.stem).filename().string()},
                          {"path", l.path}, {"metadata", json::object()}});
         reply(r, a);
     });
     s.Get(v1 + "/embeddings", [this](const auto&, auto& r) {  // the last used model's, else the files unchecked
-        std::lock_guard lk(models_mu_);
-        reply(r, embeddings_json(engines_.empty()
+        std::lock_guard lk(models_.mu);
+        reply(r, embeddings_json(models_.engines.empty()
                                      ? list_embeddings(embeddings_folder(a_.models_dir, find_demo_model()))
-                                     : engines_.front().second->embeddings()));
+                                     : models_.engines.front().second->embeddings()));
     });
     s.Get(v1 + "/scripts", [](const auto&, auto& r) { reply(r, {{"txt2img", json::array()}, {"img2img", json::array()}}); });
     // Lists clients read that nanobanana has nothing in (yet): empty, in A1111's shapes.
@@ -626,18 +430,18 @@ void Server::routes() {
         s.Get(v1 + empty, [](const auto&, auto& r) { reply(r, json::array()); });
     s.Get(v1 + "/memory", [](const auto&, auto& r) { reply(r, memory()); });
     s.Post(v1 + "/refresh-checkpoints", [this](const auto&, auto& r) {
-        std::lock_guard lk(models_mu_);
-        refresh();
+        std::lock_guard lk(models_.mu);
+        models_.refresh();
         reply(r, nullptr);
     });
     s.Post(v1 + "/refresh-loras", [this](const auto&, auto& r) {
-        std::lock_guard lk(models_mu_);
-        refresh();
+        std::lock_guard lk(models_.mu);
+        models_.refresh();
         reply(r, nullptr);
     });
     s.Post(v1 + "/refresh-vae", [this](const auto&, auto& r) {
-        std::lock_guard lk(models_mu_);
-        refresh();
+        std::lock_guard lk(models_.mu);
+        models_.refresh();
         reply(r, nullptr);
     });
     s.Get(v1 + "/cmd-flags", [this](const auto&, auto& r) {
@@ -672,24 +476,34 @@ int Server::run() {
         std::fprintf(stderr, "nanobanana: %s\n", r.error().message.c_str());
         return 2;
     }
-    refresh();
-    if (checkpoints_.empty()) {
+    models_.refresh();
+    if (models_.checkpoints.empty()) {
         std::fprintf(stderr, "nanobanana: no checkpoints in %s\n",
                      a_.models_dir.empty() ? "the demo model's folder" : (a_.models_dir + "/Stable-diffusion").c_str());
         return 2;
     }
     if (!a_.ckpt.empty()) {
-        const ModelFile* m = find_checkpoint(a_.ckpt);
+        const ModelFile* m = models_.find_checkpoint(a_.ckpt);
         if (!m) {
             std::fprintf(stderr, "nanobanana: --ckpt: no checkpoint '%s' in the models folder\n", a_.ckpt.c_str());
             return 2;
         }
         current_ = m->name;
     } else {
-        current_ = checkpoints_.front().name;
+        current_ = models_.checkpoints.front().name;
     }
     options_ = {{"CLIP_stop_at_last_layers", 1}, {"randn_source", "GPU"}, {"eta_noise_seed_delta", 0},
                 {"sd_vae", "Automatic"}, {"samples_format", "png"}, {"sd_checkpoint_cache", 0}};
+    if (!a_.queue.empty()) {
+        std::vector<std::string> stems;
+        for (const auto& c : models_.checkpoints) stems.push_back(c.stem);
+        auto q = RedisFront::create(a_.queue, stems, a_.result_ttl_s, a_.results_dir);
+        if (!q) {
+            std::fprintf(stderr, "nanobanana: %s\n", q.error().message.c_str());
+            return 2;
+        }
+        queue_ = std::move(*q);
+    }
     routes();
     // Waiting requests hold a thread each: enough threads that /progress and /interrupt always get one.
     svr_.new_task_queue = [] { return new httplib::ThreadPool(32); };
@@ -754,7 +568,8 @@ int Server::run() {
     std::signal(SIGINT, [](int) { g_stop = true; });
     std::thread watcher([this] {
         while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        interrupt_ = true;  // the running job ends at its next step and answers with what it has
+        job_.interrupt = true;  // the running job ends at its next step and answers with what it has
+        if (queue_) queue_->stop();
         svr_.stop();
     });
     svr_.listen_after_bind();
@@ -785,6 +600,11 @@ CommandRunner register_serve(CLI::App& app) {
         ->capture_default_str();
     s->add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
     s->add_flag("-v,--verbose", a->verbose, "Log error bodies");
+    s->add_option("--queue", a->queue,
+                  "redis://HOST:PORT[/DB]: queue txt2img/img2img on Redis for `nanobanana worker`s (docs/scale-out.md)");
+    s->add_option("--result-ttl", a->result_ttl_s, "With --queue: seconds a job id and its result are kept")
+        ->capture_default_str();
+    s->add_option("--results-dir", a->results_dir, "With --queue: the workers' --results-dir as this machine sees it");
     return [a] { return Server(*a).run(); };
 }
 

@@ -27,6 +27,7 @@ CommandRunner register_generate(CLI::App& app);
 CommandRunner register_info(CLI::App& app);
 CommandRunner register_upscale(CLI::App& app);
 CommandRunner register_serve(CLI::App& app);
+CommandRunner register_worker(CLI::App& app);
 
 // The demo model shipped with the project (models/demo): <exe>/../share/nanobanana/demo (installed layout),
 // <exe>/../../share/nanobanana/demo (build tree: <build>/apps/cli/nanobanana), then the source tree; "" if none.

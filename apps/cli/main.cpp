@@ -1,4 +1,4 @@
-// nanobanana: one binary, subcommands (generate, upscale, edit, serve, info, bench, tokenize).
+// nanobanana: one binary, subcommands (generate, upscale, edit, serve, worker, info, bench, tokenize).
 #include <malloc.h>
 #include <unistd.h>
 
@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
         nb::cli::register_tokenize,
         nb::cli::register_upscale,
         nb::cli::register_serve,
+        nb::cli::register_worker,
     };
     std::vector<std::pair<CLI::App*, nb::cli::CommandRunner>> commands;
     for (auto reg : registrars) {
