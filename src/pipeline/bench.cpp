@@ -43,12 +43,6 @@ double current_rss_mb() {
     return double(resident) * double(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
 }
 
-double peak_rss_mb() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return double(ru.ru_maxrss) / 1024.0;
-}
-
 // Times `fn` `runs` times; returns the median and the work of one run.
 template <class F>
 BenchPart time_part(const std::string& name, int runs, F&& fn) {
@@ -87,14 +81,7 @@ double matmul_peak_gflops() {
 
 }  // namespace
 
-Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) {
-    auto say = [&](const std::string& s) {
-        if (log) log(s);
-    };
-    if (opt.width % 8 || opt.height % 8 || opt.width <= 0 || opt.height <= 0)
-        return make_error(Errc::invalid_argument, "bench size must be positive multiples of 8 (got {}x{})", opt.width,
-                          opt.height);
-    if (!opt.scenario.empty()) return run_scenario(opt, log);
+Result<backend::Settings> bench_settings(const BenchOptions& opt) {
     NB_TRY(precision, parse_precision(opt.precision));
     NB_TRY(storage, parse_weight_type(opt.weight_type));
     if (storage == ops::WeightStorage::q8_0 && precision != ops::Precision::fp32)
@@ -104,6 +91,39 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     settings.threads = opt.threads;
     for (const auto& [name, bit] : {std::pair{"linear", ops::kLinear}, {"conv", ops::kConv}, {"attention", ops::kAttention}})
         if (opt.bf16_ops.find(name) == std::string::npos) settings.bf16_ops &= ~unsigned(bit);
+    return settings;
+}
+
+BenchReport bench_report(const BenchOptions& opt, const std::string& path) {
+    BenchReport r;
+    r.model = path;
+    r.cpu = cpu_model();
+    r.threads = ops::num_threads();
+    r.precision = ops::precision() == ops::Precision::bf16 ? "bf16" : "fp32";
+    if (ops::precision() == ops::Precision::bf16 && ops::bf16_ops() != ops::kAllOps)
+        r.precision += " (" + opt.bf16_ops + "; the rest fp32)";
+    r.weight_type = opt.weight_type.empty() ? "auto" : opt.weight_type;
+    r.width = opt.width;
+    r.height = opt.height;
+    return r;
+}
+
+double peak_rss_mb() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return double(ru.ru_maxrss) / 1024.0;
+}
+
+Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) {
+    auto say = [&](const std::string& s) {
+        if (log) log(s);
+    };
+    if (opt.width % 8 || opt.height % 8 || opt.width <= 0 || opt.height <= 0)
+        return make_error(Errc::invalid_argument, "bench size must be positive multiples of 8 (got {}x{})", opt.width,
+                          opt.height);
+    if (!opt.scenario.empty()) return run_scenario(opt, log);
+    NB_TRY(settings, bench_settings(opt));
+    NB_TRY(storage, parse_weight_type(opt.weight_type));
     backend::Context ctx(settings);
     backend::Scope scope(ctx);
     std::string path = opt.model_path;
@@ -111,16 +131,7 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
         NB_TRY(p, pipeline::ensure_random_sd15(say));
         path = p;
     }
-    BenchReport r;
-    r.model = path;
-    r.cpu = cpu_model();
-    r.threads = ops::num_threads();
-    r.precision = ops::precision() == ops::Precision::bf16 ? "bf16" : "fp32";
-    if (ops::precision() == ops::Precision::bf16 && settings.bf16_ops != ops::kAllOps)
-        r.precision += " (" + opt.bf16_ops + "; the rest fp32)";
-    r.weight_type = opt.weight_type.empty() ? "auto" : opt.weight_type;
-    r.width = opt.width;
-    r.height = opt.height;
+    BenchReport r = bench_report(opt, path);
     if (opt.peak) {
         r.peak_gflops = matmul_peak_gflops();
         say(fmt::format("matmul peak ({}): {:.0f} GFLOP/s", r.precision, r.peak_gflops));

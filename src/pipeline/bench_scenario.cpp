@@ -4,8 +4,6 @@
 //   lcm4        the same with the checkpoint's VAE
 //   dpm20       20-step DPM++ 2M Karras, CFG 7, the checkpoint's VAE
 // Without --taesd, lcm4-taesd uses a random-weight decoder of TAESD's architecture (written once to the cache).
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -25,8 +23,10 @@
 
 namespace nb {
 
-Result<ops::Precision> parse_precision(const std::string& name);        // engine.cpp
 Result<ops::WeightStorage> parse_weight_type(const std::string& name);  // engine.cpp
+Result<backend::Settings> bench_settings(const BenchOptions& opt);       // bench.cpp
+BenchReport bench_report(const BenchOptions& opt, const std::string& path);
+double peak_rss_mb();
 
 namespace {
 
@@ -88,11 +88,8 @@ Result<BenchReport> run_scenario(const BenchOptions& opt, const BenchLog& log) {
     p.cache_mode = opt.cache_mode;
     p.cache_interval = opt.cache_interval;
     if (auto r = validate(p); !r) return std::unexpected(r.error());
-    NB_TRY(precision, parse_precision(opt.precision));
+    NB_TRY(settings, bench_settings(opt));
     NB_TRY(storage, parse_weight_type(opt.weight_type));
-    backend::Settings settings;
-    settings.precision = precision;
-    settings.threads = opt.threads;
     backend::Context ctx(settings);
     backend::Scope scope(ctx);
 
@@ -106,15 +103,8 @@ Result<BenchReport> run_scenario(const BenchOptions& opt, const BenchLog& log) {
         NB_TRY(t, pipeline::ensure_random_taesd(say));
         taesd_path = t;
     }
-    BenchReport r;
-    r.model = path;
-    r.cpu = cpu_model();
+    BenchReport r = bench_report(opt, path);
     r.scenario = sc->name;
-    r.threads = ops::num_threads();
-    r.precision = ops::precision() == ops::Precision::bf16 ? "bf16" : "fp32";
-    r.weight_type = opt.weight_type.empty() ? "auto" : opt.weight_type;
-    r.width = opt.width;
-    r.height = opt.height;
     say("loading " + path);
     const double t0 = now_s();
     NB_TRY(m, pipeline::SDModel::load(path, opt.vocab_path, false, storage));
@@ -173,9 +163,7 @@ Result<BenchReport> run_scenario(const BenchOptions& opt, const BenchLog& log) {
     r.parts.push_back({"  PNG encode", med.png_s, runs, 0});
     const double rest = med.total_s - med.phases.encode_s - med.phases.sample_s - med.phases.decode_s - med.png_s;
     r.parts.push_back({"  other", rest, runs, 0});
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    r.peak_rss_mb = double(ru.ru_maxrss) / 1024.0;
+    r.peak_rss_mb = peak_rss_mb();
     return r;
 }
 
