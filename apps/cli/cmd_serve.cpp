@@ -3,13 +3,16 @@
 // current one as it stands, skip keeps the current one as it stands and moves to the next image (A1111). Models come from an A1111-layout folder (Stable-diffusion/, Lora/, VAE/, ESRGAN/, RealESRGAN/)
 // or, without one, the built-in demo model. Endpoints and what is supported: docs/api.md.
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -551,6 +554,16 @@ int Server::run() {
         }
         fail(r, 500, what);
     });
+    // cpp-httplib 0.11 (Debian's shared library) listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed
+    // when the library was built): a burst of clients connecting at once overflows it, and the kernel drops the
+    // handshakes it has no room for, so those clients wait seconds for an answer or time out (measured: 3 to 20
+    // of 100 simultaneous connections got nothing within 10 s; tests/e2e/server_load_test.cpp). listen() again on
+    // the bound socket with the system's limit (Linux only updates the backlog of a listening socket).
+    int listen_fd = -1;
+    svr_.set_socket_options([&listen_fd](socket_t sock) {
+        httplib::default_socket_options(sock);
+        listen_fd = sock;
+    });
     const std::string host = a_.listen ? "0.0.0.0" : a_.host;
     int port = a_.port;
     if (port == 0) {
@@ -563,6 +576,8 @@ int Server::run() {
         std::fprintf(stderr, "nanobanana: cannot listen on %s\n", host.c_str());
         return 2;
     }
+    if (listen_fd >= 0 && ::listen(listen_fd, SOMAXCONN) != 0)
+        std::fprintf(stderr, "warning: cannot raise the listen backlog: %s\n", std::strerror(errno));
     std::fprintf(stderr, "listening on http://%s:%d (model %s)\n", host.c_str(), port, current_.c_str());
     std::signal(SIGTERM, [](int) { g_stop = true; });
     std::signal(SIGINT, [](int) { g_stop = true; });

@@ -24,6 +24,7 @@
 #include "io/safetensors.h"
 #include "nanobanana/a1111.h"
 #include "testutil/cli.h"
+#include "testutil/server.h"
 #include "testutil/vae_files.h"
 
 namespace nb {
@@ -34,52 +35,7 @@ using json = nlohmann::json;
 
 const fs::path kDemo = (fs::path(__FILE__).parent_path() / "../../models/demo").lexically_normal();
 
-// The server binary running in the background; stopped (SIGTERM) on destruction.
-class ServerProcess {
-public:
-    explicit ServerProcess(const std::string& args) {
-        log_ = ::testing::TempDir() + "/nb_server_" + std::to_string(getpid()) + "_" + std::to_string(++count_) + ".log";
-        pid_ = fork();
-        if (pid_ == 0) {
-            const std::string cmd = std::string("exec ") + NB_CLI + " serve --port 0 " + args + " 2> " + log_;
-            execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-            _exit(127);
-        }
-        for (int i = 0; i < 300 && port_ == 0; ++i) {  // up to 30 s for "listening on http://127.0.0.1:PORT"
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            int st = 0;
-            if (waitpid(pid_, &st, WNOHANG) == pid_) {  // it gave up (the log says why)
-                pid_ = -1;
-                break;
-            }
-            const std::string text = test::slurp(log_);
-            const auto at = text.find("listening on http://");
-            if (at != std::string::npos) port_ = std::atoi(text.c_str() + text.find(':', at + 20) + 1);
-        }
-    }
-    ~ServerProcess() { stop(); }
-    int stop() {
-        if (pid_ <= 0) return -1;
-        kill(pid_, SIGTERM);
-        int st = 0;
-        waitpid(pid_, &st, 0);
-        pid_ = -1;
-        return st;
-    }
-    int port() const { return port_; }
-    std::string log() const { return test::slurp(log_); }
-    httplib::Client client() const {
-        httplib::Client c("127.0.0.1", port_);
-        c.set_read_timeout(300, 0);
-        return c;
-    }
-
-private:
-    static inline int count_ = 0;
-    pid_t pid_ = -1;
-    int port_ = 0;
-    std::string log_;
-};
+using test::ServerProcess;
 
 ServerProcess& server() {
     static ServerProcess s("");
@@ -426,6 +382,7 @@ TEST(Server, ServesTheStudio) {
 
 TEST(Server, ModelsFolderAndSwitching) {
     const fs::path dir = fs::path(::testing::TempDir()) / ("nb_models_" + std::to_string(getpid()));
+    fs::remove_all(dir);  // a folder left by an earlier run whose pid this one reuses
     fs::create_directories(dir / "Stable-diffusion");
     fs::create_directories(dir / "Lora");
     for (const char* n : {"one", "two"}) {
@@ -534,6 +491,7 @@ TEST(Server, EmbeddingsFolderIsUsedAndListed) {
 // name; sd_vae from /options and override_settings ("Automatic", "None", a name), unknown names refused.
 TEST(Server, VaeFilesAndSdVae) {
     const fs::path dir = fs::path(::testing::TempDir()) / ("nb_models_vae_" + std::to_string(getpid()));
+    fs::remove_all(dir);  // a folder left by an earlier run whose pid this one reuses
     fs::create_directories(dir / "Stable-diffusion");
     fs::create_directories(dir / "VAE");
     fs::create_symlink(kDemo / "demo.safetensors", dir / "Stable-diffusion" / "one.safetensors");
