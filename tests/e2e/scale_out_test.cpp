@@ -276,6 +276,35 @@ TEST_F(ScaleOut, ProgressAndInterruptWorkThroughTheFront) {
     EXPECT_TRUE(c.workers()[0]->wait_log("job long-1: done", 5));
 }
 
+// A1111's queue position and Skip through the front: a running and a queued job count 2 in job_count; Skip ends
+// the running image as it stands (a batch of one: the job answers with it) and the queued job runs next.
+TEST_F(ScaleOut, SkipAndQueuePositionWorkThroughTheFront) {
+    Cluster c(1);
+    Answer first, second;
+    std::thread t1([&] { first = post(c, txt2img(9, 1000), "skip-1"); });
+    ASSERT_TRUE(c.workers()[0]->wait_log("job skip-1: started", 30));
+    std::thread t2([&] { second = post(c, txt2img(10, 3), "skip-2"); });
+    auto cl = c.client();
+    json p;
+    for (int i = 0; i < 400; ++i, std::this_thread::sleep_for(25ms)) {
+        auto r = cl.Get("/sdapi/v1/progress");
+        if (r && (p = json::parse(r->body))["state"]["job_count"] == 2) break;
+    }
+    EXPECT_EQ(p["state"]["job_count"], 2) << "one running, one queued: " << p.dump().substr(0, 300);
+    auto s = cl.Post("/sdapi/v1/skip", "", "application/json");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->status, 200);
+    const auto t0 = std::chrono::steady_clock::now();
+    t1.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s) << "1000 steps take ~8 s: the skip stopped them";
+    t2.join();
+    ASSERT_EQ(first.status, 200) << first.body.dump().substr(0, 300);
+    EXPECT_EQ(first.body["images"].size(), 1u) << "the skipped image comes back as it stands";
+    ASSERT_EQ(second.status, 200) << second.body.dump().substr(0, 300);
+    EXPECT_EQ(second.body["images"].size(), 1u);
+    EXPECT_TRUE(c.workers()[0]->wait_log("job skip-2: done", 5));
+}
+
 TEST_F(ScaleOut, AWorkerKilledMidJobLosesNoJob) {
     Cluster c(2);
     Answer a;
