@@ -155,7 +155,8 @@ TEST(DeepCache, CliFlagsAndEarlyRefusal) {
     std::filesystem::create_directories(dir);
     const std::string out = dir + "/dc.png";
     auto r = test::run_cli("generate -m " + test::demo_model_path() +
-                           " -p 'a red circle on a blue background' -s 3 --steps 6 --sampling-method euler --cache-mode deepcache"
+                           " -p 'a red circle on a blue background' -W 64 -H 64 -s 3 --steps 6 --sampling-method euler"
+                           " --cache-mode deepcache"
                            " --cache-interval 2 -o " + out);
     ASSERT_EQ(r.code, 0) << r.err;
     auto info = read_png_parameters(out);

@@ -299,7 +299,9 @@ TEST(SDXL, KohyaLoraMergesIntoBothTowersAndTheUNet) {
         p.loras = std::move(loras);
         auto out = (*e)->generate(p);
         EXPECT_TRUE(out) << out.error().message;
-        if (out) EXPECT_TRUE((*out)[0].warnings.empty()) << (*out)[0].warnings.front();
+        if (out) {
+            EXPECT_TRUE((*out)[0].warnings.empty()) << (*out)[0].warnings.front();
+        }
         return out ? (*out)[0].image.pixels : std::vector<uint8_t>{};
     };
     const auto base = run({});
