@@ -157,7 +157,6 @@ json Worker::execute(const json& job, const std::string& id) {
 }
 
 void Worker::finish(const Entry& e, const std::string& id, const json& result) {
-    // The result first, then the acknowledgement: a worker dying in between leaves the job to run again, never lost.
     std::string stored = result.dump();
     if (!a_.results_dir.empty() && result.value("status", 500) == 200) {  // the PNGs on shared storage
         if (auto f = rq::write_result_file(a_.results_dir, id, stored))
@@ -165,17 +164,19 @@ void Worker::finish(const Entry& e, const std::string& id, const json& result) {
         else
             std::fprintf(stderr, "warning: %s; the result goes to Redis\n", f.error().message.c_str());
     }
-    r_->cmd({"SET", rq::result_key(id), stored, "EX", std::to_string(a_.result_ttl_s)});
-    r_->cmd({"DEL", rq::progress_key(id)});
-    r_->cmd({"XACK", e.stream, rq::kGroup, e.entry_id});
-    r_->cmd({"XDEL", e.stream, e.entry_id});
+    // One transaction: a front that sees the result never still counts the job as queued (its /progress job_count).
+    // A worker dying before it leaves the job to run again, never lost.
+    auto done = r_->transaction({{"SET", rq::result_key(id), stored, "EX", std::to_string(a_.result_ttl_s)},
+                                 {"DEL", rq::progress_key(id)},
+                                 {"XACK", e.stream, rq::kGroup, e.entry_id},
+                                 {"XDEL", e.stream, e.entry_id}});
+    if (!done) std::fprintf(stderr, "warning: job %s: %s; it will run again\n", id.c_str(), done.error().message.c_str());
 }
 
 void Worker::process(Entry& e) {
     const std::string id = e.job.is_object() ? e.job.value("id", e.entry_id) : e.entry_id;
     if (auto done = r_->cmd({"EXISTS", rq::result_key(id)}); done && done->integer) {  // ran before its ack was stored
-        r_->cmd({"XACK", e.stream, rq::kGroup, e.entry_id});
-        r_->cmd({"XDEL", e.stream, e.entry_id});
+        (void)r_->transaction({{"XACK", e.stream, rq::kGroup, e.entry_id}, {"XDEL", e.stream, e.entry_id}});
         return;
     }
     if (auto c = r_->cmd({"GET", rq::cancel_key(id)}); c && c->str == "drop") {  // its client left before it ran

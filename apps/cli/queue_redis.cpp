@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 #include <hiredis/hiredis.h>
 
@@ -100,6 +101,46 @@ Result<RedisValue> Redis::cmd(const std::vector<std::string>& args) {
     }
     return std::unexpected(redis_error("Redis " + args.front() + ": connection to " + url_ + " lost: " +
                                        (c_ ? c_->errstr : "")));
+}
+
+Result<RedisValue> Redis::transaction(const std::vector<std::vector<std::string>>& commands) {
+    std::vector<std::vector<std::string>> all;
+    all.reserve(commands.size() + 2);
+    all.push_back({"MULTI"});
+    all.insert(all.end(), commands.begin(), commands.end());
+    all.push_back({"EXEC"});
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (!c_ || c_->err)
+            if (auto o = open(); !o) return std::unexpected(o.error());
+        bool sent = true;
+        for (const auto& args : all) {
+            std::vector<const char*> argv;
+            std::vector<size_t> lens;
+            for (const auto& a : args) argv.push_back(a.data()), lens.push_back(a.size());
+            sent = sent && redisAppendCommandArgv(c_, int(argv.size()), argv.data(), lens.data()) == REDIS_OK;
+        }
+        if (!sent) continue;
+        // Redis queues nothing before EXEC arrives: a connection lost before that discards the whole transaction.
+        std::optional<RedisValue> exec;
+        bool lost = false;
+        std::string error;
+        for (size_t i = 0; i < all.size(); ++i) {
+            void* raw = nullptr;
+            if (redisGetReply(c_, &raw) != REDIS_OK || !raw) {
+                lost = true;
+                break;
+            }
+            std::unique_ptr<redisReply, void (*)(void*)> own(static_cast<redisReply*>(raw), freeReplyObject);
+            const auto* rep = own.get();
+            if (rep->type == REDIS_REPLY_ERROR && error.empty())
+                error = "Redis " + all[i].front() + ": " + std::string(rep->str, rep->len);
+            if (i + 1 == all.size()) exec = copy(rep);
+        }
+        if (lost) continue;
+        if (!error.empty()) return std::unexpected(redis_error(error));
+        return *exec;
+    }
+    return std::unexpected(redis_error("Redis MULTI: connection to " + url_ + " lost: " + (c_ ? c_->errstr : "")));
 }
 
 Result<std::string> rq::write_result_file(const std::string& dir, const std::string& id, const std::string& text) {

@@ -33,6 +33,9 @@ public:
     // One command; a Redis error reply or a lost connection is an Error naming the command (a lost connection is
     // tried once more on a new one).
     Result<RedisValue> cmd(const std::vector<std::string>& args);
+    // Commands run as one MULTI/EXEC transaction, sent together on one connection: all of them take effect or,
+    // when the connection breaks first, none (then it is tried once more on a new one). Returns EXEC's reply.
+    Result<RedisValue> transaction(const std::vector<std::vector<std::string>>& commands);
 
 private:
     Redis() = default;
