@@ -140,6 +140,11 @@ TEST(Pipeline, Txt2ImgEndToEnd) {
 // The same golden runs through the public Engine on the reference backend (scalar kernels, unpacked weights):
 // the second backend reproduces the reference implementation as the CPU backend does.
 TEST(Pipeline, RefBackendReproducesGolden) {
+#if defined(__SANITIZE_ADDRESS__)
+    // Two whole generations on plain-loop kernels: ~110 s under the sanitizers, whose build checks the same
+    // reference kernels through Ops.*MatchesReference. It runs in the Release build.
+    GTEST_SKIP() << "the reference backend's whole-pipeline parity runs in the Release build";
+#endif
     LoadOptions o;
     o.model_path = test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors");
     o.vocab_path = test::shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz");
