@@ -107,4 +107,60 @@ for k, v in prompts.items():
 for k, v in prompts.items():
     out("tokenizer", k, v[2:] + " , , " * 30)
 out("tokenizer", "entities", "caf\u00e9 &amp; &lt;3 &#x1F600; \u732b\u304c  red\tcircle\nsquare \xff")
+
+# LoRA files: kohya (linear, 1x1 conv, 3x3 conv with alpha), PEFT (lora_A / lora_B, diffusers module names).
+f16 = lambda *shape: rng.standard_normal(shape).astype(np.float16).tobytes()
+out("lora", "kohya_mixed.safetensors", safetensors({
+    "lora_unet_input_blocks_1_1_proj_in.lora_down.weight": ("F16", [2, 4, 1, 1], f16(2, 4, 1, 1)),
+    "lora_unet_input_blocks_1_1_proj_in.lora_up.weight": ("F16", [4, 2, 1, 1], f16(4, 2, 1, 1)),
+    "lora_unet_input_blocks_1_1_proj_in.alpha": ("F16", [], np.float16(1).tobytes()),
+    "lora_unet_down_blocks_1_resnets_0_conv1.lora_down.weight": ("F16", [2, 3, 3, 3], f16(2, 3, 3, 3)),
+    "lora_unet_down_blocks_1_resnets_0_conv1.lora_up.weight": ("F16", [5, 2, 1, 1], f16(5, 2, 1, 1)),
+    "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight": ("F32", [1, 3],
+        rng.standard_normal(3).astype(np.float32).tobytes()),
+    "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight": ("BF16", [3, 1],
+        (rng.standard_normal(3).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()),
+}, {"ss_network_dim": "2", "ss_network_alpha": "1"}))
+out("lora", "peft.safetensors", safetensors({
+    "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight": ("F16", [2, 4], f16(2, 4)),
+    "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_B.weight": ("F16", [4, 2], f16(4, 2)),
+    "text_encoder.text_model.encoder.layers.11.mlp.fc2.lora_A.weight": ("F16", [1, 2], f16(1, 2)),
+    "text_encoder.text_model.encoder.layers.11.mlp.fc2.lora_B.weight": ("F16", [2, 1], f16(2, 1)),
+}))
+
+# A1111 request bodies (txt2img, img2img with a PNG and a mask as data: URL / plain base64, override_settings).
+import base64
+b = io.BytesIO()
+Image.fromarray(px[..., :3]).save(b, "PNG")
+png64 = base64.b64encode(b.getvalue()).decode()
+b = io.BytesIO()
+Image.fromarray((px[..., 0] > 128).astype(np.uint8) * 255).save(b, "PNG")
+mask64 = base64.b64encode(b.getvalue()).decode()
+out("a1111_request", "txt2img.json", json.dumps({
+    "prompt": "a (red:1.2) circle BREAK <lora:x:0.8>", "negative_prompt": "blurry", "steps": 4, "cfg_scale": 7.5,
+    "seed": 42, "subseed": 3, "subseed_strength": 0.2, "sampler_name": "DPM++ 2M", "scheduler": "Karras",
+    "width": 64, "height": 48, "batch_size": 1, "n_iter": 2, "enable_hr": True, "hr_scale": 2,
+    "hr_upscaler": "Latent", "denoising_strength": 0.5, "override_settings": {"CLIP_stop_at_last_layers": 2,
+    "randn_source": "CPU"}, "send_images": True, "save_images": False}))
+out("a1111_request", "img2img.json", json.dumps({
+    "prompt": "a cat", "init_images": ["data:image/png;base64," + png64], "mask": mask64, "steps": 2,
+    "denoising_strength": 0.6, "resize_mode": 1, "mask_blur": 4, "inpainting_fill": 1, "inpaint_full_res": True,
+    "inpaint_full_res_padding": 8, "inpainting_mask_invert": 0, "width": 8, "height": 8}))
+out("a1111_request", "options.json", json.dumps({"precision": "fp32", "type": "q8_0", "threads": 2}))
+out("base64", "png.txt", png64)
+out("base64", "data_url.txt", "data:image/png;base64," + png64[:60] + "\n" + png64[60:])
+out("base64", "padding.txt", "YQ== YWI=\nYWJj")
+
+# Diffusers key names (unet lines, then vae/ lines): a small SD 1.x-like layout.
+keys = ["conv_in.weight", "time_embedding.linear_1.weight", "down_blocks.0.resnets.0.norm1.weight",
+        "down_blocks.0.resnets.1.conv2.weight", "down_blocks.0.attentions.0.proj_in.weight",
+        "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight", "down_blocks.0.downsamplers.0.conv.weight",
+        "down_blocks.1.resnets.0.conv_shortcut.weight", "mid_block.resnets.1.time_emb_proj.weight",
+        "mid_block.attentions.0.norm.weight", "up_blocks.0.resnets.2.conv1.weight", "up_blocks.0.upsamplers.0.conv.weight",
+        "up_blocks.1.attentions.2.proj_out.weight", "conv_norm_out.weight", "conv_out.bias",
+        "text_model.encoder.layers.0.self_attn.k_proj.weight", "text_model.final_layer_norm.weight",
+        "vae/encoder.down_blocks.0.resnets.0.norm1.weight", "vae/encoder.mid_block.attentions.0.to_q.weight",
+        "vae/decoder.up_blocks.0.resnets.2.conv2.weight", "vae/decoder.up_blocks.3.upsamplers.0.conv.weight",
+        "vae/decoder.mid_block.resnets.1.norm2.bias", "vae/quant_conv.weight", "vae/post_quant_conv.bias"]
+out("diffusers_names", "sd1_like.txt", "\n".join(keys))
 print("seeds written under", os.path.join(here, "corpus"))

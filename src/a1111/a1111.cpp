@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -56,9 +57,14 @@ Result<void> read(const json& j, const char* key, Int& out, const std::string& w
         if (int64_t(out) != v.get<int64_t>()) return std::unexpected(bad_field(where, key, "a smaller integer"));
         return {};
     }
-    if (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>()))) {  // 20.0
-        out = Int(v.get<double>());
-        return {};
+    if (v.is_number_float()) {  // 20.0 is 20; 20.5 and 1e300 are not integers of any field
+        const double d = v.get<double>();
+        constexpr double kLimit = 9007199254740992.0;  // 2^53: every integer below it is exact in a double
+        if (std::isfinite(d) && std::abs(d) <= kLimit && d == std::trunc(d)) {
+            out = Int(int64_t(d));
+            if (double(int64_t(out)) != d) return std::unexpected(bad_field(where, key, "a smaller integer"));
+            return {};
+        }
     }
     return std::unexpected(bad_field(where, key, "an integer"));
 }
@@ -124,7 +130,8 @@ std::string describe_char(char c) {
 }
 
 // Standard alphabet with '=' padding to a multiple of 4 (as Python's b64decode requires); spaces, tabs and
-// line breaks are skipped. Anything else is an error: A1111's decoder silently drops unknown characters,
+// line breaks are skipped, and so are the unused low bits of the last character before '=' (as Python does: a
+// non-zero value there decodes to the same bytes as zero). Anything else is an error: A1111's decoder silently drops unknown characters,
 // which turns a damaged or URL-safe payload into a different (or broken) image instead of an error.
 Result<std::vector<uint8_t>> decode_base64_impl(std::string_view text, const std::string& what) {
     auto fail = [&](const std::string& why, size_t at) {

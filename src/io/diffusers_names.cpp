@@ -100,6 +100,11 @@ std::optional<std::string> rename_inner(Inner kind, std::string_view rest, bool&
 
 }  // namespace
 
+namespace {
+constexpr int kMaxIndex = 99999;  // larger block indices match no rule (no model has them)
+constexpr int kMaxBlocks = 64;    // levels / resnets per level a layout may have
+}  // namespace
+
 std::string_view ldm_prefix(Part p) {
     switch (p) {
         case Part::text_encoder: return "cond_stage_model.transformer.";
@@ -123,7 +128,7 @@ std::optional<std::vector<int>> match_template(std::string_view tmpl, std::strin
         }
         int v = 0;
         auto [p, ec] = std::from_chars(key.data() + k, key.data() + key.size(), v);
-        if (ec != std::errc() || v < 0) return std::nullopt;
+        if (ec != std::errc() || v < 0 || v > kMaxIndex) return std::nullopt;
         k = size_t(p - key.data());
         caps.push_back(v);
     }
@@ -145,6 +150,14 @@ Result<Layout> detect_layout(std::span<const std::string> unet_keys, std::span<c
     Layout l;
     l.unet_res_per_level = max_capture(unet_keys, "down_blocks.$.resnets.$.", 1) + 1;
     int n_up = max_capture(unet_keys, "up_blocks.$.", 0) + 1;
+    // Real UNets have 3-4 levels of 1-3 resnets, VAEs 4 levels: a folder naming block 1000 is not a model (and
+    // its counts would overflow the index arithmetic below).
+    l.vae_up_levels = max_capture(vae_keys, "decoder.up_blocks.$.", 0) + 1;
+    for (auto [what, n] : {std::pair{"unet down_blocks.*.resnets", l.unet_res_per_level}, {"unet up_blocks", n_up},
+                           {"vae decoder.up_blocks", l.vae_up_levels}})
+        if (n > kMaxBlocks)
+            return make_error(Errc::format, "diffusers {}: {} of them (more than {}: not a known model layout)", what,
+                              n, kMaxBlocks);
     for (int i = 0; i < n_up; ++i) {
         int up_res = max_capture(unet_keys, "up_blocks.$.resnets.$.", 1, i) + 1;
         if (up_res != l.unet_res_per_level + 1)
@@ -152,7 +165,6 @@ Result<Layout> detect_layout(std::span<const std::string> unet_keys, std::span<c
                               "have {})", i, up_res, l.unet_res_per_level + 1, l.unet_res_per_level);
         l.unet_up_has_attn.push_back(max_capture(unet_keys, "up_blocks.$.attentions.", 0, i) >= 0);
     }
-    l.vae_up_levels = max_capture(vae_keys, "decoder.up_blocks.$.", 0) + 1;
     return l;
 }
 

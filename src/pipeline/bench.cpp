@@ -17,13 +17,12 @@
 #include "nanobanana/engine.h"
 #include "pipeline/conditioning.h"
 #include "pipeline/denoiser.h"
+#include "pipeline/options.h"
 #include "pipeline/random_checkpoint.h"
 #include "pipeline/stages.h"
 
 namespace nb {
 
-Result<ops::Precision> parse_precision(const std::string& name);     // engine.cpp
-Result<ops::WeightStorage> parse_weight_type(const std::string& name);  // engine.cpp
 Result<BenchReport> run_scenario(const BenchOptions& opt, const BenchLog& log);  // bench_scenario.cpp
 std::string cpu_model();                                                        // bench_scenario.cpp
 

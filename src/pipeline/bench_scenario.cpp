@@ -16,6 +16,7 @@
 #include "image/image.h"
 #include "nanobanana/engine.h"
 #include "pipeline/infotext.h"
+#include "pipeline/options.h"
 #include "pipeline/random_checkpoint.h"
 #include "pipeline/sd_model.h"
 #include "pipeline/stages.h"
@@ -23,7 +24,6 @@
 
 namespace nb {
 
-Result<ops::WeightStorage> parse_weight_type(const std::string& name);  // engine.cpp
 Result<backend::Settings> bench_settings(const BenchOptions& opt);       // bench.cpp
 BenchReport bench_report(const BenchOptions& opt, const std::string& path);
 double peak_rss_mb();

@@ -67,13 +67,6 @@ const char* source_name(PredictionSource s) {
     return "?";
 }
 
-Result<std::optional<Prediction>> parse_prediction(std::string_view name, std::string_view field) {
-    if (name.empty() || name == "auto") return std::optional<Prediction>{};
-    if (name == "eps") return Prediction::eps;
-    if (name == "v") return Prediction::v;
-    return make_error(Errc::invalid_argument, "{} must be auto, eps or v (got '{}')", field, name);
-}
-
 ModelFamily detect_family(const nn::TensorLookup& lookup) {
     const std::string unet(kUNetPrefix);
     const TensorEntry* conv_in = lookup(unet + "input_blocks.0.0.weight");  // [C, in_channels, 3, 3]

@@ -83,12 +83,6 @@ std::string Upscaler::postprocess_info(const UpscaleParams& p) const {
     return fmt::format("Postprocess upscaler: {}, Postprocess upscale by: {}", name(), pipeline::format_number(s));
 }
 
-Result<Image> load_png(const std::string& path) { return read_png(path); }
-Result<Image> load_image(const std::string& path) { return read_image(path); }
-Result<Image> decode_image(const std::vector<uint8_t>& bytes, const std::string& what) {
-    return decode_image(std::span<const uint8_t>(bytes), what);
-}
-
 Result<void> save_upscaled_png(const std::string& path, const Image& image, const std::string& parameters,
                                const std::string& postprocessing) {
     TextChunks chunks;

@@ -147,6 +147,22 @@ TEST(WeightStore, DiffusersLayoutComesFromKeys) {
     EXPECT_EQ(ws->tokenizer_dir(), (fs::path(dir) / "tokenizer").string());
 }
 
+// Found by fuzz/targets/diffusers_names: a folder naming block 748211437 overflowed the index arithmetic, and
+// one naming up_blocks.2000000000 would loop over two billion levels. Block counts beyond any model are refused.
+TEST(WeightStore, AbsurdDiffusersBlockIndicesAreRefused) {
+    using namespace nb::diffusers;
+    const std::vector<std::string> vae{"decoder.up_blocks.3.resnets.0.conv1.weight"};
+    auto l = detect_layout(std::vector<std::string>{"down_blocks.0.resnets.1.conv1.weight",
+                                                    "up_blocks.70.resnets.2.conv1.weight"}, vae);
+    ASSERT_FALSE(l);
+    EXPECT_NE(l.error().message.find("up_blocks: 71 of them"), std::string::npos) << l.error().message;
+    auto ok = detect_layout(std::vector<std::string>{"down_blocks.0.resnets.1.conv1.weight"}, vae);
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_FALSE(to_ldm(Part::unet, "down_blocks.748211437.resnets.0.conv1.weight", *ok));
+    EXPECT_FALSE(to_ldm(Part::unet, "down_blocks.99999999999999999999.resnets.0.conv1.weight", *ok));
+    EXPECT_TRUE(to_ldm(Part::unet, "down_blocks.1.resnets.0.conv1.weight", *ok));
+}
+
 TEST(WeightStore, ForwardNamesOfKnownDiffusersKeys) {
     Layout l{2, {false, true, true, true}, 4};
     auto name = [&](Part p, const char* k) {

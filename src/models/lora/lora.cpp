@@ -2,8 +2,6 @@
 
 #include <filesystem>
 
-#include "backend/ops.h"
-
 namespace nb::lora {
 
 namespace {
