@@ -43,6 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         nb::fuzz::require(m.up.shape.size() >= 2 && m.up.shape[1] == m.rank, "up's columns = rank");
         (void)nb::lora::kohya_to_compvis(m.name);
         (void)index().find(m.name);
+        (void)index().fused(m.name);
         const int64_t out = m.up.shape[0], k = nb::shape_numel(m.down.shape) / m.rank;
         const nb::Shape fits{out, k}, wrong{out + 1, k};
         nb::fuzz::require(bool(nb::lora::check_fit(m, fits, "fuzz")), "[out, k] always fits");

@@ -10,6 +10,7 @@
 #include "backend/ops.h"
 #include "backend/weights.h"
 #include "image/image.h"
+#include "models/lora/name_map.h"
 #include "nanobanana/engine.h"
 #include "pipeline/conditioning.h"
 #include "pipeline/denoiser.h"
@@ -68,6 +69,26 @@ TEST(SD2, LoadsAsSD2FromTheTensors) {
     ASSERT_TRUE(info) << info.error().message;
     EXPECT_NE(info->find("text encoder (OpenCLIP): present"), std::string::npos) << *info;
     EXPECT_NE(info->find("SD 2.x"), std::string::npos) << *info;
+}
+
+// SD 2.x LoRAs name the text encoder as HF CLIP does ("lora_te_text_model_encoder_layers_N_..."); A1111 maps them
+// onto open_clip's modules for an SD 2.x model (mlp_fc1 -> mlp_c_fc, self_attn -> attn), with q/k/v as row
+// blocks of the fused attn.in_proj_weight (issue 20).
+TEST(SD2, KohyaLoraNamesFindOpenClipWeights) {
+    const lora::TargetIndex index(tiny_sd2().weights);
+    const std::string r = "cond_stage_model.model.transformer.resblocks.";
+    for (const auto& [name, key] : {std::pair<std::string, std::string>{"lora_te_text_model_encoder_layers_0_mlp_fc1", r + "0.mlp.c_fc.weight"},
+                                    {"lora_te_text_model_encoder_layers_2_mlp_fc2", r + "2.mlp.c_proj.weight"},
+                                    {"lora_te_text_model_encoder_layers_1_self_attn_out_proj", r + "1.attn.out_proj.weight"}}) {
+        auto found = index.find(name);
+        ASSERT_TRUE(found) << name;
+        EXPECT_EQ(*found, key) << name;
+    }
+    auto q = index.fused("lora_te_text_model_encoder_layers_1_self_attn_v_proj");
+    ASSERT_TRUE(q);
+    EXPECT_EQ(q->key, r + "1.attn.in_proj_weight");
+    EXPECT_EQ(q->part, 2);
+    EXPECT_EQ(tiny_sd2().weights.at(q->key).shape()[0], 3 * tiny_sd2().weights.at(r + "1.attn.out_proj.weight").shape()[0]);
 }
 
 TEST(SD2, A1111ConditioningCases) {

@@ -262,8 +262,20 @@ TEST(SDXL, KohyaLoraNamesFindTheirWeights) {
         ASSERT_TRUE(found) << name;
         EXPECT_EQ(*found, key) << name;
     }
-    // Not yet: bigG's q/k/v are one fused attn.in_proj_weight, which A1111 updates slice by slice.
+    // bigG's q/k/v are row blocks of one fused attn.in_proj_weight (merged slice by slice, with out_proj, as
+    // A1111 does: LoraMerge.OpenClipFusedAttentionTakesQkvOutTogether): not a weight of their own.
     EXPECT_FALSE(index.find("lora_te2_text_model_encoder_layers_0_self_attn_q_proj"));
+    for (int part = 0; part < 3; ++part) {
+        const std::string name = std::string("lora_te2_text_model_encoder_layers_0_self_attn_") + "qkv"[part] + "_proj";
+        auto fz = index.fused(name);
+        ASSERT_TRUE(fz) << name;
+        EXPECT_EQ(fz->key, "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight");
+        EXPECT_EQ(fz->part, part);
+    }
+    auto out = index.fused("lora_te2_text_model_encoder_layers_0_self_attn_out_proj");
+    ASSERT_TRUE(out);
+    EXPECT_EQ(out->key, "conditioner.embedders.1.model.transformer.resblocks.0.attn.out_proj.weight");
+    EXPECT_FALSE(index.fused("lora_te1_text_model_encoder_layers_0_self_attn_q_proj"));  // CLIP-L: separate q_proj
 }
 
 // A rank-1 kohya LoRA on one module of each part (te1 CLIP-L MLP, te2 bigG MLP, the UNet's label embedding)

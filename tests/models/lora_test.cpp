@@ -255,6 +255,95 @@ TEST(LoraErrors, TruncatedMalformedAndLyCORISFilesFailCleanly) {
     std::filesystem::remove(half);
 }
 
+// Writes F32 tensors with the given values.
+std::string write_lora_values(const std::string& file, const std::map<std::string, Tensor>& tensors) {
+    std::vector<TensorToWrite> t;
+    for (const auto& [name, v] : tensors) {
+        std::vector<uint8_t> bytes(size_t(v.numel()) * 4);
+        std::memcpy(bytes.data(), v.data(), bytes.size());
+        t.push_back({name, "F32", v.shape(), std::move(bytes)});
+    }
+    const std::string path = (std::filesystem::temp_directory_path() / file).string();
+    EXPECT_TRUE(write_safetensors(path, t));
+    return path;
+}
+
+Tensor counting(const Shape& shape, float start, float step) {
+    Tensor t(shape);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = start + step * float(i % 17) - 0.05f * float(i % 5);
+    return t;
+}
+
+// open_clip's fused attention (issue 20: SD 2.x and SDXL bigG text-encoder LoRAs): q, k and v go to the row
+// blocks of in_proj_weight and out to out_proj, as A1111's MultiheadAttention branch does, only when the file has
+// all four; SD 2.x's HF module names are looked up under open_clip's names (mlp_fc1 -> mlp_c_fc). Expected values
+// are computed here from the file's tensors: delta = up @ down * alpha / rank * weight.
+TEST(LoraMerge, OpenClipFusedAttentionTakesQkvOutTogether) {
+    constexpr int64_t C = 4, R = 2;
+    for (const std::string root : {"cond_stage_model.model.transformer.resblocks.0.",
+                                   "conditioner.embedders.1.model.transformer.resblocks.0."}) {
+        const bool sdxl = root.starts_with("conditioner");
+        const std::string te = sdxl ? "lora_te2_text_model_encoder_layers_0_" : "lora_te_text_model_encoder_layers_0_";
+        std::map<std::string, Tensor> w{{root + "attn.in_proj_weight", counting({3 * C, C}, 0.1f, 0.01f)},
+                                        {root + "attn.out_proj.weight", counting({C, C}, -0.2f, 0.02f)},
+                                        {root + "mlp.c_fc.weight", counting({2 * C, C}, 0.3f, -0.01f)}};
+        const auto base = snapshot(w);
+        std::map<std::string, Tensor> lora;
+        const char* mods[] = {"self_attn_q_proj", "self_attn_k_proj", "self_attn_v_proj", "self_attn_out_proj", "mlp_fc1"};
+        for (int i = 0; i < 5; ++i) {
+            const int64_t out = i == 4 ? 2 * C : C;
+            lora[te + mods[i] + ".lora_down.weight"] = counting({R, C}, 0.5f + float(i), 0.1f);
+            lora[te + mods[i] + ".lora_up.weight"] = counting({out, R}, -0.3f * float(i + 1), 0.07f);
+            lora[te + mods[i] + ".alpha"] = counting({}, 1.f, 0.f);  // alpha 1, rank 2: scale 0.5
+        }
+        auto f = lora::LoraFile::open(write_lora_values("nb_lora_fused.safetensors", lora));
+        ASSERT_TRUE(f) << f.error().message;
+        lora::LoraState state;
+        auto r = state.apply(w, {{std::make_shared<lora::LoraFile>(*f), 0.8f, 1.f}});
+        ASSERT_TRUE(r) << r.error().message;
+        EXPECT_TRUE(r->empty()) << (*r)[0];
+        auto delta = [&](int i, int64_t row, int64_t col) {
+            const Tensor &d = lora.at(te + mods[i] + ".lora_down.weight"), &u = lora.at(te + mods[i] + ".lora_up.weight");
+            float s = 0;
+            for (int64_t k = 0; k < R; ++k) s += u.data()[row * R + k] * d.data()[k * C + col];
+            return s * 0.5f * 0.8f;
+        };
+        auto expect_near = [&](const std::string& key, int i, int64_t row0) {
+            const Tensor& t = w.at(key);
+            const auto& b = base.at(key);
+            const int64_t rows = i == 4 ? 2 * C : C;
+            for (int64_t row = 0; row < rows; ++row)
+                for (int64_t col = 0; col < C; ++col) {
+                    const size_t at = size_t((row0 + row) * C + col);
+                    EXPECT_NEAR(t.data()[at], b[at] + delta(i, row, col), 1e-6f) << key << " " << mods[i];
+                }
+        };
+        for (int i = 0; i < 3; ++i) expect_near(root + "attn.in_proj_weight", i, i * C);
+        expect_near(root + "attn.out_proj.weight", 3, 0);
+        expect_near(root + "mlp.c_fc.weight", 4, 0);
+        state.restore(w);
+        expect_bit_exact(w, base);
+
+        // Without out_proj, A1111 merges none of q, k, v: a warning names them and the weights stay.
+        lora.erase(te + "self_attn_out_proj.lora_down.weight");
+        lora.erase(te + "self_attn_out_proj.lora_up.weight");
+        lora.erase(te + "self_attn_out_proj.alpha");
+        auto g = lora::LoraFile::open(write_lora_values("nb_lora_fused.safetensors", lora));
+        ASSERT_TRUE(g) << g.error().message;
+        auto p = state.apply(w, {{std::make_shared<lora::LoraFile>(*g), 0.8f, 1.f}});
+        ASSERT_TRUE(p) << p.error().message;
+        ASSERT_EQ(p->size(), 1u);
+        EXPECT_NE((*p)[0].find("3 modules of fused text-encoder attentions"), std::string::npos) << (*p)[0];
+        EXPECT_NE((*p)[0].find(te + "self_attn_q_proj"), std::string::npos) << (*p)[0];
+        EXPECT_EQ(std::vector<float>(w.at(root + "attn.in_proj_weight").data(),
+                                     w.at(root + "attn.in_proj_weight").data() + 3 * C * C),
+                  base.at(root + "attn.in_proj_weight"));
+        expect_near(root + "mlp.c_fc.weight", 4, 0);
+        state.restore(w);
+        std::filesystem::remove(std::filesystem::temp_directory_path() / "nb_lora_fused.safetensors");
+    }
+}
+
 TEST(LoraFile, PeftNamingMergesLikeKohya) {
     // The kohya module, renamed to diffusers/PEFT keys (lora_A = down, lora_B = up), with and without alpha.
     auto a = lora_file("lora_A");

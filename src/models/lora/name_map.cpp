@@ -136,35 +136,60 @@ TargetIndex::TargetIndex(const std::map<std::string, Tensor>& weights) {
     // LDM key prefix -> the part A1111's module names drop (sd_model.model / cond_stage_model.wrapped roots;
     // SDXL: conditioner.embedders, whose modules A1111 names "<embedder index>_<module>").
     constexpr std::string_view kRoots[] = {"model.", "cond_stage_model.", "conditioner.embedders."};
-    constexpr std::string_view kSuffix = ".weight";
+    constexpr std::string_view kSuffix = ".weight", kInProj = ".in_proj_weight";
     for (const auto& [key, t] : weights) {
-        if (!key.ends_with(kSuffix)) continue;
+        const bool in_proj = key.ends_with(kInProj);
+        if (!key.ends_with(kSuffix) && !in_proj) continue;
         for (std::string_view root : kRoots) {
             if (!key.starts_with(root)) continue;
-            std::string name = key.substr(root.size(), key.size() - root.size() - kSuffix.size());
+            const size_t cut = (in_proj ? kInProj : kSuffix).size();
+            std::string name = key.substr(root.size(), key.size() - root.size() - cut);
             std::replace(name.begin(), name.end(), '.', '_');
-            by_module_.emplace(std::move(name), key);
+            (in_proj ? in_proj_ : by_module_).emplace(std::move(name), key);
             break;
         }
     }
 }
 
-std::optional<std::string> TargetIndex::find(std::string_view kohya) const {
-    if (auto compvis = kohya_to_compvis(kohya))
-        if (auto it = by_module_.find(*compvis); it != by_module_.end()) return it->second;
+std::vector<std::string> TargetIndex::candidates(std::string_view kohya) const {
+    std::vector<std::string> names;
+    if (auto compvis = kohya_to_compvis(kohya)) names.push_back(*compvis);
+    // A1111's SD 2.x branch of convert_diffusers_name_to_compvis: the HF names of an SD 2.x LoRA's text encoder
+    // become open_clip's (mlp_fc1 -> mlp_c_fc, mlp_fc2 -> mlp_c_proj, self_attn -> attn), the rules of SDXL's
+    // second tower without its embedder index.
+    constexpr std::string_view kTe = "lora_te_text_model_encoder_layers_";
+    if (kohya.starts_with(kTe))
+        if (auto open_clip = kohya_to_compvis("lora_te2_" + std::string(kohya.substr(8))); open_clip &&
+                                                                                           open_clip->starts_with("1_"))
+            names.push_back(open_clip->substr(2));
     // A1111's fallback for files already named after the LDM modules (SDXL LoRAs, LoRAs trained on an LDM
     // UNet): "lora_unet_input_blocks_1_1_proj_in" -> "diffusion_model_input_blocks_1_1_proj_in".
     constexpr std::string_view kUnet = "lora_unet_";
-    if (kohya.starts_with(kUnet))
-        if (auto it = by_module_.find("diffusion_model_" + std::string(kohya.substr(kUnet.size())));
-            it != by_module_.end())
-            return it->second;
+    if (kohya.starts_with(kUnet)) names.push_back("diffusion_model_" + std::string(kohya.substr(kUnet.size())));
     // ... and for SDXL's first tower: "lora_te1_text_model_X" -> "0_transformer_text_model_X".
     constexpr std::string_view kTe1 = "lora_te1_text_model_";
-    if (kohya.starts_with(kTe1))
-        if (auto it = by_module_.find("0_transformer_text_model_" + std::string(kohya.substr(kTe1.size())));
-            it != by_module_.end())
-            return it->second;
+    if (kohya.starts_with(kTe1)) names.push_back("0_transformer_text_model_" + std::string(kohya.substr(kTe1.size())));
+    return names;
+}
+
+std::optional<std::string> TargetIndex::find(std::string_view kohya) const {
+    for (const auto& name : candidates(kohya))
+        if (auto it = by_module_.find(name); it != by_module_.end()) return it->second;
+    return std::nullopt;
+}
+
+std::optional<TargetIndex::Fused> TargetIndex::fused(std::string_view kohya) const {
+    if (in_proj_.empty()) return std::nullopt;
+    constexpr std::string_view kParts[] = {"_q_proj", "_k_proj", "_v_proj", "_out_proj"};
+    for (const auto& name : candidates(kohya))
+        for (int part = 0; part < 4; ++part) {
+            if (!name.ends_with(kParts[part])) continue;
+            const std::string attention = name.substr(0, name.size() - kParts[part].size());
+            auto it = in_proj_.find(attention);
+            if (it == in_proj_.end()) continue;
+            if (part < 3) return Fused{attention, it->second, part};
+            if (auto out = by_module_.find(name); out != by_module_.end()) return Fused{attention, out->second, 3};
+        }
     return std::nullopt;
 }
 

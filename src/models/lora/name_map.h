@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -33,11 +34,25 @@ std::optional<std::string> kohya_to_compvis(std::string_view kohya);
 class TargetIndex {
   public:
     explicit TargetIndex(const std::map<std::string, Tensor>& weights);
-    // Full LDM key of the weight a kohya module name targets, or nullopt.
+    // Full LDM key of the weight a kohya module name targets, or nullopt. SD 2.x text-encoder modules
+    // ("lora_te_text_model_encoder_layers_N_mlp_fc1") are looked up under open_clip's names too, as A1111 does
+    // for an SD 2.x model ("model_transformer_resblocks_N_mlp_c_fc").
     std::optional<std::string> find(std::string_view kohya) const;
 
+    // open_clip's attention (SD 2.x's text encoder, SDXL's bigG) is one torch MultiheadAttention: q, k and v are
+    // the row blocks 0, 1, 2 of `in_proj_weight` [3C, C], and out_proj a Linear. A LoRA's q/k/v/out_proj module
+    // of such an attention, or nullopt for any other module.
+    struct Fused {
+        std::string attention;  // module name of the attention ("model_transformer_resblocks_0_attn")
+        std::string key;        // the in_proj_weight key (q, k, v) or the out_proj.weight key (out)
+        int part = 0;           // 0 q, 1 k, 2 v, 3 out
+    };
+    std::optional<Fused> fused(std::string_view kohya) const;
+
   private:
+    std::vector<std::string> candidates(std::string_view kohya) const;  // compvis module names to try
     std::unordered_map<std::string, std::string> by_module_;
+    std::unordered_map<std::string, std::string> in_proj_;  // attention module name -> in_proj_weight key
 };
 
 }  // namespace nb::lora

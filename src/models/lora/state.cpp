@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "backend/weights.h"
@@ -47,20 +48,47 @@ Result<std::vector<std::string>> LoraState::merge(std::map<std::string, Tensor>&
         const LoraModule* m;
         std::string key;
         float mult;
+        int rows = -1;  // >= 0: the delta goes to row block `rows` (q 0, k 1, v 2) of a fused in_proj_weight
     };
     std::vector<Target> targets;
-    std::vector<std::string> unmatched;
+    std::vector<std::string> unmatched, partial;
+    // open_clip attentions: A1111 merges q, k, v (into in_proj_weight) and out_proj only when the file has all
+    // four for that attention (networks.py, the MultiheadAttention branch); otherwise none of them.
+    std::map<std::string, std::array<std::pair<const LoraModule*, std::string>, 4>> attentions;
+    auto add = [&](const LoraModule& m, const std::string& key, const Shape& fit, int rows) -> Result<void> {
+        const float mult = is_text_encoder_key(key) ? use.te_weight : use.unet_weight;
+        if (mult == 0.f) return {};  // weight 0 is a no-op (A1111 would add exact zeros)
+        if (auto r = check_fit(m, fit, fmt::format("{}: weight '{}'", f.path, key)); !r) return std::unexpected(r.error());
+        targets.push_back({&m, key, mult, rows});
+        return {};
+    };
     for (const auto& m : f.modules) {
+        if (auto fz = index.fused(m.name)) {
+            attentions[fz->attention][size_t(fz->part)] = {&m, fz->key};
+            continue;
+        }
         auto key = index.find(m.name);
         if (!key) {
             unmatched.push_back(m.name);
             continue;
         }
-        const float mult = is_text_encoder_key(*key) ? use.te_weight : use.unet_weight;
-        if (mult == 0.f) continue;  // weight 0 is a no-op (A1111 would add exact zeros)
-        if (auto r = check_fit(m, weights.at(*key).shape(), fmt::format("{}: weight '{}'", f.path, *key)); !r)
-            return std::unexpected(r.error());
-        targets.push_back({&m, *key, mult});
+        if (auto r = add(m, *key, weights.at(*key).shape(), -1); !r) return std::unexpected(r.error());
+    }
+    for (const auto& [attention, parts] : attentions) {
+        if (!std::ranges::all_of(parts, [](const auto& p) { return p.first != nullptr; })) {
+            for (const auto& [m, key] : parts)
+                if (m) partial.push_back(m->name);
+            continue;
+        }
+        const Shape& in_proj = weights.at(parts[0].second).shape();
+        if (in_proj.size() != 2 || in_proj[0] % 3)
+            return make_error(Errc::shape, "{}: weight '{}' is {}, not a fused [3C, C] attention projection", f.path,
+                              parts[0].second, shape_str(in_proj));
+        for (int p = 0; p < 4; ++p) {
+            const auto& [m, key] = parts[size_t(p)];
+            const Shape fit = p < 3 ? Shape{in_proj[0] / 3, in_proj[1]} : weights.at(key).shape();
+            if (auto r = add(*m, key, fit, p < 3 ? p : -1); !r) return std::unexpected(r.error());
+        }
     }
     if (targets.empty() && unmatched.size() == f.modules.size())
         return make_error(Errc::shape,
@@ -68,17 +96,23 @@ Result<std::vector<std::string>> LoraState::merge(std::map<std::string, Tensor>&
                           f.path, unmatched[0]);
     for (const auto& t : targets) {
         Tensor& w = weights.at(t.key);
-        NB_TRY(delta, module_delta(*t.m, w.shape(), t.mult, f.path));
+        const int64_t block = t.rows < 0 ? w.numel() : w.numel() / 3;
+        const Shape fit = t.rows < 0 ? w.shape() : Shape{w.shape()[0] / 3, w.shape()[1]};
+        NB_TRY(delta, module_delta(*t.m, fit, t.mult, f.path));
         ops::ensure_values(w);
         if (!backup_.contains(t.key)) backup_.emplace(t.key, w.clone());
-        float* dst = w.data();
+        float* dst = w.data() + (t.rows < 0 ? 0 : t.rows * block);
         const float* src = delta.data();
-        for (int64_t i = 0; i < w.numel(); ++i) dst[i] += src[i];
+        for (int64_t i = 0; i < block; ++i) dst[i] += src[i];
         ops::weights_changed(w);
     }
     std::vector<std::string> warnings;
     if (!unmatched.empty())
         warnings.push_back(unmatched_warning(f, unmatched, "modules match no model weight and are"));
+    if (!partial.empty())
+        warnings.push_back(unmatched_warning(
+            f, partial, "modules of fused text-encoder attentions without all of q/k/v/out_proj (A1111 merges "
+                        "those only together) are"));
     if (!f.unrecognised_keys.empty())
         warnings.push_back(unmatched_warning(f, f.unrecognised_keys, "tensors are not LoRA tensors and are"));
     return warnings;
