@@ -508,8 +508,12 @@ int Server::run() {
         queue_ = std::move(*q);
     }
     routes();
-    // Waiting requests hold a thread each: enough threads that /progress and /interrupt always get one.
-    svr_.new_task_queue = [] { return new httplib::ThreadPool(32); };
+    // A connection holds a thread while a request waits for its picture and, between requests, for up to the
+    // keep-alive timeout (5 s; a connection that sends nothing too). With 32 threads, 48 idle keep-alive clients
+    // made a new client's /progress wait seconds (ServerLoad.IdleKeepAliveConnectionsDoNotStarveNewClients), so
+    // 256: an idle thread costs a sleeping stack, not CPU. More idle clients than that: a reverse proxy in front
+    // (docs/security.md).
+    svr_.new_task_queue = [] { return new httplib::ThreadPool(256); };
     svr_.set_payload_max_length(a_.max_body_mb << 20);
     svr_.set_read_timeout(30, 0);  // a stalled upload ends instead of holding a thread
     const auto tokens = auth_tokens(a_.auth);

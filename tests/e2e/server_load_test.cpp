@@ -322,5 +322,39 @@ TEST(ServerLoad, ManyClientsMixingCheapEndpointsWithGenerationsInterruptsAndHang
     EXPECT_EQ(s.stop(), 0) << "SIGTERM ends the server cleanly after the load";
 }
 
+// Idle connections (issue 22, item 4): clients that keep a connection open after an answer (HTTP/1.1 keep-alive,
+// as browsers and A1111 clients' session objects do) or open one and send nothing each hold one of the server's
+// HTTP threads until its keep-alive timeout (5 s). Enough of them must not make the server deaf: with a pool of
+// 32 threads, 48 such connections held a new client's /progress for seconds. Measured: a fresh client's answer
+// time while they are open.
+TEST(ServerLoad, IdleKeepAliveConnectionsDoNotStarveNewClients) {
+    test::ServerProcess s("");
+    const int port = s.port();
+    ASSERT_GT(port, 0) << s.log();
+    constexpr int kKeptAlive = 64, kSilent = 32;
+    std::vector<int> idle;
+    for (int i = 0; i < kKeptAlive + kSilent; ++i) {
+        const int fd = connect_loopback(port, 5000);
+        ASSERT_GE(fd, 0) << "connection " << i;
+        idle.push_back(fd);
+        if (i >= kKeptAlive) continue;  // opened, nothing sent
+        ASSERT_TRUE(send_all(fd, "GET /sdapi/v1/progress HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+        char buf[4096];
+        ASSERT_GT(recv(fd, buf, sizeof buf, 0), 0) << "no answer on keep-alive connection " << i;
+    }
+    std::vector<double> ms;
+    for (int i = 0; i < 10; ++i) {
+        const auto t0 = Clock::now();
+        const Answer a = request(port, "GET", "/sdapi/v1/progress", "", 10000);
+        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        EXPECT_EQ(a.status, 200) << a.error;
+    }
+    for (int fd : idle) close(fd);
+    std::printf("with %d idle keep-alive and %d silent connections open: a new client's /progress p50 %.1f ms, "
+                "max %.1f ms\n", kKeptAlive, kSilent, percentile(ms, 0.5), percentile(ms, 1.0));
+    EXPECT_LT(percentile(ms, 1.0), 1000.0) << "new clients waited for idle connections to time out";
+    EXPECT_TRUE(s.alive());
+}
+
 }  // namespace
 }  // namespace nb
