@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "io/diffusers_names.h"
 #include "io/torch_zip.h"
 #include "io/weight_store.h"
@@ -49,6 +51,57 @@ struct RawEntry {
     TensorEntry entry;  // name = diffusers key
 };
 
+// A component's config.json (scheduler: scheduler_config.json) as a JSON object; an absent file is an empty object,
+// an unreadable or malformed one an error naming it (the folder is a stranger's: nothing here is trusted).
+Result<nlohmann::json> read_config(const fs::path& file) {
+    std::ifstream in(file);
+    if (!in) return nlohmann::json::object();
+    std::stringstream text;
+    text << in.rdbuf();
+    auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object())
+        return make_error(Errc::format, "{}: not a JSON object", file.string());
+    return j;
+}
+
+// What the diffusers configs say that the tensors do not, as the metadata a single file would carry (the keys
+// SDModel reads): the UNet's head layout (attention_head_dim, per level or one for all: a head count, as
+// diffusers' legacy naming means it), the scheduler's prediction type, the text encoder's activation.
+Result<void> read_configs(const fs::path& root, std::map<std::string, std::string>& meta) {
+    NB_TRY(unet, read_config(root / "unet" / "config.json"));
+    NB_TRY(sched, read_config(root / "scheduler" / "scheduler_config.json"));
+    NB_TRY(te, read_config(root / "text_encoder" / "config.json"));
+    // Fields of the wrong type count as absent (nlohmann's value() would throw on them).
+    auto str = [](const nlohmann::json& j, const char* k) {
+        return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
+    };
+    const auto& heads = unet.contains("attention_head_dim") ? unet["attention_head_dim"] : nlohmann::json();
+    const auto& widths = unet.contains("block_out_channels") ? unet["block_out_channels"] : nlohmann::json();
+    if (heads.is_number_integer() && heads.get<int64_t>() > 0) {
+        meta["unet_config"] = nlohmann::json{{"num_heads", heads.get<int64_t>()}}.dump();
+    } else if (heads.is_array() && widths.is_array() && heads.size() == widths.size() && !heads.empty()) {
+        // SD 2.x: [5, 10, 20, 20] heads over [320, 640, 1280, 1280] channels, i.e. 64 channels a head everywhere.
+        int64_t per_head = -1;
+        for (size_t i = 0; i < heads.size(); ++i) {
+            if (!heads[i].is_number_integer() || !widths[i].is_number_integer() || heads[i].get<int64_t>() <= 0)
+                return make_error(Errc::format, "{}: attention_head_dim / block_out_channels must be positive integers",
+                                  (root / "unet" / "config.json").string());
+            const int64_t c = widths[i].get<int64_t>() / heads[i].get<int64_t>();
+            if (per_head >= 0 && c != per_head)
+                return make_error(Errc::unsupported, "{}: heads of {} channels in one level and {} in another",
+                                  (root / "unet" / "config.json").string(), per_head, c);
+            per_head = c;
+        }
+        meta["unet_config"] = nlohmann::json{{"num_head_channels", per_head}}.dump();
+    }
+    if (const auto p = str(sched, "prediction_type"); p == "v_prediction") meta["parameterization"] = "v";
+    else if (p == "epsilon") meta["parameterization"] = "eps";
+    if (const auto act = str(te, "hidden_act"); !act.empty()) meta["diffusers.text_encoder.hidden_act"] = act;
+    if (te.contains("num_attention_heads") && te["num_attention_heads"].is_number_integer())  // as SD 1.x files say it
+        meta["clip_config"] = nlohmann::json{{"num_attention_heads", te["num_attention_heads"].get<int64_t>()}}.dump();
+    return {};
+}
+
 }  // namespace
 
 Result<WeightStore> WeightStore::open_diffusers(const std::string& dir) {
@@ -61,6 +114,7 @@ Result<WeightStore> WeightStore::open_diffusers(const std::string& dir) {
     std::stringstream text;
     text << index.rdbuf();
     ws.metadata_["diffusers.model_index"] = text.str();
+    if (auto r = read_configs(root, ws.metadata_); !r) return std::unexpected(r.error());
 
     std::vector<RawEntry> raw;
     std::vector<std::string> keys[std::size(kComponents)];

@@ -121,7 +121,7 @@ EncodedPrompt encode_prompt(const SDModel& m, std::string_view prompt, int clip_
     }
     // ldm FrozenOpenCLIPEmbedder(layer="penultimate") is ln_final of the next-to-last block's output,
     // whatever the user's clip skip: A1111 ignores CLIP_stop_at_last_layers for open_clip.
-    if (open_clip) clip_skip = 2;
+    if (open_clip) clip_skip = m.text_cut_at_penultimate ? 1 : 2;  // a diffusers tower ends at that layer
     Tensor z = m.clip.encode(ids, n, clip_skip, vectors).hidden;  // [chunks, 77, D]; chunks are independent rows
     apply_emphasis(z, mult);
     EncodedPrompt out;

@@ -74,9 +74,21 @@ ModelFamily detect_family(const nn::TensorLookup& lookup) {
     if (present(lookup, std::string(kSDXLOpenClipPrefix) + "token_embedding.weight") ||
         present(lookup, unet + "label_emb.0.0.weight"))
         return inpaint ? ModelFamily::sdxl_inpaint : ModelFamily::sdxl;
-    if (present(lookup, std::string(kOpenClipPrefix) + "token_embedding.weight"))
+    if (present(lookup, std::string(kOpenClipPrefix) + "token_embedding.weight") || sd2_hf_text_encoder(lookup))
         return inpaint ? ModelFamily::sd2_inpaint : ModelFamily::sd2;
     return inpaint ? ModelFamily::sd1_inpaint : ModelFamily::sd1;
+}
+
+bool sd2_hf_text_encoder(const nn::TensorLookup& lookup) {
+    if (!present(lookup, std::string(kClipPrefix) + "embeddings.token_embedding.weight")) return false;
+    // SD 1.x UNets project into and out of their transformers with 1x1 convolutions ([C, C, 1, 1]); SD 2.x ones
+    // with Linear layers ([C, C]). The first transformer of any level, or the middle one, says which.
+    const std::string unet(kUNetPrefix);
+    for (int block = 1; block < 12; ++block)
+        if (const TensorEntry* p = lookup(unet + "input_blocks." + std::to_string(block) + ".1.proj_in.weight"))
+            return p->shape.size() == 2;
+    const TensorEntry* p = lookup(unet + "middle_block.1.proj_in.weight");
+    return p && p->shape.size() == 2;
 }
 
 double test_forward_mean(const unet::UNet& unet) {

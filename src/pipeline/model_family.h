@@ -80,6 +80,10 @@ Result<std::optional<Prediction>> parse_prediction(std::string_view name, std::s
 // channels. Anything else (including files without a recognisable UNet) is SD 1.x, whose loader then says what
 // is missing.
 ModelFamily detect_family(const nn::TensorLookup& lookup);
+// A diffusers SD 2.x folder: its text encoder in HF CLIPTextModel naming (diffusers converts open_clip's ViT-H, and
+// keeps only the 23 layers up to the penultimate one that SD 2.x conditions on) under kClipPrefix, beside a UNet
+// whose transformers project with Linear layers (SD 2.x's use_linear_in_transformer). detect_family calls it SD 2.x.
+bool sd2_hf_text_encoder(const nn::TensorLookup& lookup);
 
 // The prediction type and where it came from, in this order: `option` (when set), the metadata
 // `parameterization` ("v" -> v, "eps" -> eps; other values are ignored), then for SD 2.x non-inpainting models

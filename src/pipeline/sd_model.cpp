@@ -117,8 +117,21 @@ Result<std::unique_ptr<SDModel>> SDModel::load(const std::string& path, const st
     const auto& meta = ws.metadata();
     // SD 1.x / 2.x: one text tower; SDXL: CLIP ViT-L, then open_clip bigG (its heads in the sgm file's metadata).
     auto load_tower = [&](const TextEncoderSpec& spec, clip::CLIPTextEncoder& out) -> Result<void> {
-        nn::Binder b(lookup, spec.prefix, mode);
+        // A diffusers SD 2.x folder holds the open_clip tower in HF naming (see sd2_hf_text_encoder).
+        const bool hf_open_clip = spec.kind == TextEncoderKind::open_clip && !spec.pooled &&
+                                  !ws.find(std::string(spec.prefix) + "token_embedding.weight") &&
+                                  sd2_hf_text_encoder(lookup);
+        nn::Binder b(lookup, hf_open_clip ? kClipPrefix : spec.prefix, mode);
         auto loaded = [&]() -> Result<clip::CLIPTextEncoder> {
+            if (hf_open_clip) {
+                NB_TRY(cfg, clip::CLIPConfig::detect(b, json_int(meta, "clip_config", "num_attention_heads")));
+                // open_clip's GELU (erf) unless the folder's text_encoder/config.json says otherwise.
+                auto act = meta.find("diffusers.text_encoder.hidden_act");
+                cfg.act = act != meta.end() && act->second == "quick_gelu" ? clip::Activation::quick_gelu
+                                                                           : clip::Activation::gelu;
+                m->text_cut_at_penultimate = true;
+                return clip::CLIPTextEncoder::load(b, cfg);
+            }
             if (spec.kind == TextEncoderKind::open_clip) {
                 int64_t heads = openclip_heads(meta);
                 if (spec.pooled) heads = json_int(meta, "open_clip_bigG_text_cfg", "heads");

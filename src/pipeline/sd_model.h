@@ -36,6 +36,9 @@ struct SDModel {
     // kOpenClipPrefix (conditioning = its penultimate layer), SDXL CLIP ViT-L under kSDXLClipPrefix.
     TextEncoderKind text_encoder = TextEncoderKind::clip;
     clip::CLIPTextEncoder clip;  // either kind: the open_clip tower is the same transformer
+    // SD 2.x from a diffusers folder: the open_clip tower in HF naming under kClipPrefix, cut after the
+    // penultimate layer by diffusers' conversion, so conditioning takes its last layer (sd2_hf_text_encoder).
+    bool text_cut_at_penultimate = false;
     // SDXL's second tower, open_clip ViT-bigG under kSDXLOpenClipPrefix (penultimate layer + pooled output);
     // absent (has_clip2 false) for the one-tower families.
     clip::CLIPTextEncoder clip2;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -16,11 +17,14 @@
 #include "pipeline/denoiser.h"
 #include "pipeline/txt2img.h"
 #include "testutil/cli.h"
+#include "testutil/diffusers.h"
 #include "testutil/golden.h"
 #include "text/chunking.h"
 
 namespace nb {
 namespace {
+
+namespace fs = std::filesystem;
 
 constexpr const char* kWeights = "golden/sd2/sd2_tiny_fp16.safetensors";
 constexpr const char* kVocab = "assets/tokenizer/bpe_simple_vocab_16e6.txt.gz";
@@ -198,6 +202,102 @@ TEST(SD2, EngineReproducesGolden) {
                             std::string(backend) + (frugal ? " frugal " : " ") + run);
         }
     }
+}
+
+// A diffusers folder of the same model, written as diffusers' convert_original_stable_diffusion_to_diffusers
+// writes SD 2.x (issue 20): UNet and VAE under diffusers names, the open_clip text tower as an HF CLIPTextModel
+// (in_proj split into q/k/v, ln_1 -> layer_norm1, c_fc -> fc1, ...) without its last layer ("Diffusers drops the
+// final layer and only uses the penultimate layer"), the head layout and v-prediction only in the JSON configs.
+// Loaded from the folder, the engine must make the golden images of the single file.
+std::string make_sd2_diffusers_folder() {
+    const SafeTensors& st = test::golden(kWeights);
+    const std::string oc = "cond_stage_model.model.";
+    int layers = 0;
+    while (st.find(oc + "transformer.resblocks." + std::to_string(layers) + ".ln_1.weight")) ++layers;
+    std::map<std::string, std::vector<TensorToWrite>> files;
+    auto put = [&](const std::string& folder, const std::string& key, const TensorEntry& e, size_t row0, size_t rows) {
+        Shape shape = e.shape;
+        const size_t row_bytes = e.nbytes / size_t(shape[0]);
+        shape[0] = int64_t(rows);
+        files[folder].push_back({key, e.dtype_name, shape,
+                                 std::vector<uint8_t>(e.data + row0 * row_bytes, e.data + (row0 + rows) * row_bytes)});
+    };
+    const std::pair<const char*, const char*> block_names[] = {{"ln_1.", "layer_norm1."}, {"ln_2.", "layer_norm2."},
+                                                               {"attn.out_proj.", "self_attn.out_proj."},
+                                                               {"mlp.c_fc.", "mlp.fc1."}, {"mlp.c_proj.", "mlp.fc2."}};
+    for (const auto& e : st.entries()) {
+        const size_t all = e.shape.empty() ? 1 : size_t(e.shape[0]);
+        if (!e.name.starts_with(oc)) {
+            auto d = test::ldm_to_diffusers(e.name, {1, {false, true}, 4});
+            EXPECT_TRUE(d) << "no diffusers name for " << e.name;
+            if (d) put(d->folder, d->key, e, 0, all);
+            continue;
+        }
+        const std::string k = e.name.substr(oc.size());
+        if (k == "token_embedding.weight") put("text_encoder", "text_model.embeddings.token_embedding.weight", e, 0, all);
+        else if (k == "positional_embedding") put("text_encoder", "text_model.embeddings.position_embedding.weight", e, 0, all);
+        else if (k.starts_with("ln_final.")) put("text_encoder", "text_model.final_layer_norm." + k.substr(9), e, 0, all);
+        else if (k.starts_with("transformer.resblocks.")) {
+            const int layer = std::atoi(k.c_str() + 22);
+            if (layer == layers - 1) continue;  // dropped, as diffusers does
+            const std::string rest = k.substr(k.find('.', 22) + 1), hf = "text_model.encoder.layers." + std::to_string(layer) + ".";
+            if (rest.starts_with("attn.in_proj_")) {
+                const std::string what = rest == "attn.in_proj_weight" ? "weight" : "bias";
+                for (int p = 0; p < 3; ++p)
+                    put("text_encoder", hf + "self_attn." + "qkv"[p] + "_proj." + what, e, size_t(p) * all / 3, all / 3);
+                continue;
+            }
+            bool done = false;
+            for (auto [from, to] : block_names)
+                if (rest.starts_with(from)) put("text_encoder", hf + to + rest.substr(std::string_view(from).size()), e, 0, all), done = true;
+            EXPECT_TRUE(done) << e.name;
+        }  // text_projection and logit_scale: not part of an HF CLIPTextModel
+    }
+    const fs::path root = fs::path(::testing::TempDir()) / "nb_sd2_diffusers";
+    fs::remove_all(root);
+    for (const auto& [folder, tensors] : files) {
+        fs::create_directories(root / folder);
+        EXPECT_TRUE(write_safetensors((root / folder / "model.safetensors").string(), tensors));
+    }
+    // The tiny model's unet_config: num_head_channels 16 over block_out_channels [32, 64] (diffusers' legacy
+    // attention_head_dim holds head counts); its text tower has 2 heads.
+    std::ofstream(root / "unet" / "config.json")
+        << R"({"_class_name": "UNet2DConditionModel", "attention_head_dim": [2, 4], "block_out_channels": [32, 64],
+              "use_linear_projection": true, "cross_attention_dim": 16})";
+    fs::create_directories(root / "scheduler");
+    std::ofstream(root / "scheduler" / "scheduler_config.json")
+        << R"({"_class_name": "DDIMScheduler", "prediction_type": "v_prediction"})";
+    std::ofstream(root / "text_encoder" / "config.json")
+        << R"({"hidden_act": "gelu", "hidden_size": 16, "num_attention_heads": 2, "num_hidden_layers": )"
+        << layers - 1 << "}";
+    std::ofstream(root / "model_index.json") << R"({"_class_name": "StableDiffusionPipeline"})";
+    return root.string();
+}
+
+TEST(SD2, DiffusersFolderReproducesGolden) {
+    LoadOptions o;
+    o.model_path = make_sd2_diffusers_folder();
+    o.vocab_path = test::shared_path(kVocab);
+    o.precision = "fp32";
+    auto e = Engine::load(o);
+    ASSERT_TRUE(e) << e.error().message;
+    const std::string d = (*e)->describe();
+    EXPECT_NE(d.find("architecture: SD 2.x"), std::string::npos) << d;
+    EXPECT_NE(d.find("prediction: v"), std::string::npos) << d;
+    for (auto [run, sampler] : {std::pair{"euler_a", "Euler a"}, {"dpmpp_2m_karras", "DPM++ 2M Karras"}}) {
+        auto out = (*e)->generate(golden_params(sampler));
+        ASSERT_TRUE(out) << out.error().message;
+        const Tensor ref_latent = g(std::string(run) + ".latent");
+        Tensor latent = Tensor::from(ref_latent.shape(), (*out)[0].latent);
+        EXPECT_TRUE(test::close_rel(latent, ref_latent, 1e-4)) << run;
+        expect_u8_close((*out)[0].image.pixels, g(std::string(run) + ".image_u8"), std::string("diffusers ") + run);
+    }
+    // A malformed config is a one-line error naming the file.
+    std::ofstream(fs::path(o.model_path) / "unet" / "config.json") << "{\"attention_head_dim\": [2,";
+    auto bad = Engine::load(o);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("unet/config.json: not a JSON object"), std::string::npos) << bad.error().message;
+    fs::remove_all(o.model_path);
 }
 
 // The same golden runs through the CLI, as a user types them: within 1 level on >= 99.5 % of the values.
