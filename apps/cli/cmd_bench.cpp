@@ -13,7 +13,11 @@ CommandRunner register_bench(CLI::App& app) {
     auto o = std::make_shared<BenchOptions>();
     auto json = std::make_shared<bool>(false);
     auto* s = app.add_subcommand("bench", "Time text encode, UNet steps and VAE decode on a model");
-    s->add_option("-m,--model", o->model_path, "Checkpoint (default: a random-weight SD 1.5-layout checkpoint)");
+    s->add_option("-m,--model", o->model_path, "Checkpoint (default: a random-weight checkpoint, see --random)");
+    s->add_option("--random", o->random_layout,
+                  "Without -m: the random-weight checkpoint's layout, sd15 or sd2 (768-v; written once to the cache)")
+        ->check(CLI::IsMember({"sd15", "sd2"}))
+        ->capture_default_str();
     s->add_option("--vocab", o->vocab_path, "CLIP vocabulary");
     s->add_option("-W,--width", o->width, "Width")->capture_default_str();
     s->add_option("-H,--height", o->height, "Height")->capture_default_str();

@@ -254,7 +254,8 @@ Result<std::string> describe_lora(const std::string& path);
 
 // `bench`: per-component timings on one model (text encode, CFG UNet steps, VAE decode).
 struct BenchOptions {
-    std::string model_path;  // empty: a random-weight SD 1.5-layout checkpoint (written once to a cache file)
+    std::string model_path;  // empty: a random-weight checkpoint of `random_layout` (written once to a cache file)
+    std::string random_layout = "sd15";  // "sd15" or "sd2" (768-v layout: OpenCLIP ViT-H, context 1024)
     std::string vocab_path;  // empty: search; the random checkpoint falls back to a synthetic tokenizer-free prompt
     int width = 512, height = 512;
     int steps = 3;  // UNet CFG steps timed after one warm-up step (median reported)

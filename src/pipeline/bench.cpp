@@ -127,7 +127,7 @@ Result<BenchReport> run_benchmark(const BenchOptions& opt, const BenchLog& log) 
     backend::Scope scope(ctx);
     std::string path = opt.model_path;
     if (path.empty()) {
-        NB_TRY(p, pipeline::ensure_random_sd15(say));
+        NB_TRY(p, pipeline::ensure_random_checkpoint(opt.random_layout, say));
         path = p;
     }
     BenchReport r = bench_report(opt, path);

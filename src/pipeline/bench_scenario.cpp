@@ -95,7 +95,7 @@ Result<BenchReport> run_scenario(const BenchOptions& opt, const BenchLog& log) {
 
     std::string path = opt.model_path;
     if (path.empty()) {
-        NB_TRY(pth, pipeline::ensure_random_sd15(say));
+        NB_TRY(pth, pipeline::ensure_random_checkpoint(opt.random_layout, say));
         path = pth;
     }
     std::string taesd_path = opt.taesd;

@@ -22,9 +22,11 @@ namespace fs = std::filesystem;
 
 // SD 1.5 (v1-inference.yaml): UNet model_channels 320, mult 1,2,4,4, 2 res blocks, attention on levels 0-2,
 // context 768; VAE ch 128, mult 1,2,4,4, 2 res blocks, z 4; CLIP width 768, 12 layers, ff 3072.
-void unet_specs(std::vector<TensorSpec>& out) {
+// SD 2.x (v2-inference-v.yaml) differs only in its context (1024, open_clip ViT-H) and its transformers'
+// projections (Linear: use_linear_in_transformer), besides the head width (64 channels, not in the tensors).
+void unet_specs(std::vector<TensorSpec>& out, int64_t ctx = 768, bool linear_proj = false) {
     const std::string P = "model.diffusion_model.";
-    const int64_t mc = 320, temb = 1280, ctx = 768;
+    const int64_t mc = 320, temb = 1280;
     const int64_t mult[] = {1, 2, 4, 4};
     auto add = [&](const std::string& n, Shape s) { out.push_back({P + n, std::move(s)}); };
     auto res = [&](const std::string& p, int64_t ci, int64_t co) {
@@ -37,7 +39,7 @@ void unet_specs(std::vector<TensorSpec>& out) {
     };
     auto st = [&](const std::string& p, int64_t c) {
         add(p + "norm.weight", {c}), add(p + "norm.bias", {c});
-        add(p + "proj_in.weight", {c, c, 1, 1}), add(p + "proj_in.bias", {c});
+        add(p + "proj_in.weight", linear_proj ? Shape{c, c} : Shape{c, c, 1, 1}), add(p + "proj_in.bias", {c});
         const std::string b = p + "transformer_blocks.0.";
         for (const char* a : {"attn1", "attn2"}) {
             const int64_t kv = std::string(a) == "attn1" ? c : ctx;
@@ -50,7 +52,7 @@ void unet_specs(std::vector<TensorSpec>& out) {
         add(b + "ff.net.2.weight", {c, 4 * c}), add(b + "ff.net.2.bias", {c});
         for (const char* n : {"norm1", "norm2", "norm3"})
             add(b + n + ".weight", {c}), add(b + n + ".bias", {c});
-        add(p + "proj_out.weight", {c, c, 1, 1}), add(p + "proj_out.bias", {c});
+        add(p + "proj_out.weight", linear_proj ? Shape{c, c} : Shape{c, c, 1, 1}), add(p + "proj_out.bias", {c});
     };
     add("time_embed.0.weight", {temb, mc}), add("time_embed.0.bias", {temb});
     add("time_embed.2.weight", {temb, temb}), add("time_embed.2.bias", {temb});
@@ -143,6 +145,25 @@ void clip_specs(std::vector<TensorSpec>& out) {
     out.push_back({P + "final_layer_norm.weight", {d}}), out.push_back({P + "final_layer_norm.bias", {d}});
 }
 
+// open_clip ViT-H-14's text tower as SD 2.x stores it (FrozenOpenCLIPEmbedder): width 1024, 24 layers, 16 heads,
+// MLP 4096, fused attention in_proj, plus text_projection and logit_scale (stored, unused).
+void openclip_h_specs(std::vector<TensorSpec>& out) {
+    const std::string P = "cond_stage_model.model.";
+    const int64_t d = 1024, ff = 4096;
+    out.push_back({P + "token_embedding.weight", {49408, d}});
+    out.push_back({P + "positional_embedding", {77, d}});
+    for (int l = 0; l < 24; ++l) {
+        const std::string p = fmt::format("{}transformer.resblocks.{}.", P, l);
+        out.push_back({p + "attn.in_proj_weight", {3 * d, d}}), out.push_back({p + "attn.in_proj_bias", {3 * d}});
+        out.push_back({p + "attn.out_proj.weight", {d, d}}), out.push_back({p + "attn.out_proj.bias", {d}});
+        for (const char* n : {"ln_1", "ln_2"}) out.push_back({p + n + ".weight", {d}}), out.push_back({p + n + ".bias", {d}});
+        out.push_back({p + "mlp.c_fc.weight", {ff, d}}), out.push_back({p + "mlp.c_fc.bias", {ff}});
+        out.push_back({p + "mlp.c_proj.weight", {d, ff}}), out.push_back({p + "mlp.c_proj.bias", {d}});
+    }
+    out.push_back({P + "ln_final.weight", {d}}), out.push_back({P + "ln_final.bias", {d}});
+    out.push_back({P + "text_projection", {d, d}});
+}
+
 // CLIP's byte-to-unicode table (printable bytes map to themselves, the rest to U+0100 + n).
 std::vector<std::string> byte_symbols() {
     std::vector<std::string> sym(256);
@@ -178,6 +199,14 @@ std::vector<TensorSpec> sd15_inventory() {
     unet_specs(s);
     vae_specs(s);
     clip_specs(s);
+    return s;
+}
+
+std::vector<TensorSpec> sd2_inventory() {
+    std::vector<TensorSpec> s;
+    unet_specs(s, 1024, true);
+    vae_specs(s);
+    openclip_h_specs(s);
     return s;
 }
 
@@ -277,6 +306,20 @@ Result<std::string> ensure_random_sd15(const std::function<void(const std::strin
     if (fs::exists(p) && fs::exists(dir / "random-sd15-fp16.vocab.json")) return p.string();
     if (log) log("writing a random-weight SD 1.5 checkpoint to " + p.string() + " (once, ~2.1 GB)");
     if (auto r = write_random_sd15(p.string(), 0); !r) return std::unexpected(r.error());
+    return p.string();
+}
+
+Result<std::string> ensure_random_checkpoint(const std::string& layout, const std::function<void(const std::string&)>& log) {
+    if (layout == "sd15" || layout.empty()) return ensure_random_sd15(log);
+    if (layout != "sd2")
+        return make_error(Errc::invalid_argument, "random checkpoint layout must be sd15 or sd2 (got '{}')", layout);
+    NB_TRY(dir, cache_folder());
+    const fs::path p = dir / "random-sd2-fp16.safetensors";
+    if (fs::exists(p) && fs::exists(dir / "random-sd2-fp16.vocab.json")) return p.string();
+    if (log) log("writing a random-weight SD 2.x checkpoint to " + p.string() + " (once, ~2.6 GB)");
+    if (auto r = write_random(p.string(), sd2_inventory(), 0, "random-weight SD 2.x (768-v) layout (nanobanana bench)"); !r)
+        return std::unexpected(r.error());
+    if (auto r = write_vocab((p.parent_path() / p.stem()).string()); !r) return std::unexpected(r.error());
     return p.string();
 }
 

@@ -26,6 +26,14 @@ Result<void> write_random_sd15(const std::string& path, uint64_t seed);
 // $XDG_CACHE_HOME/nanobanana/random-sd15-fp16.safetensors (or ~/.cache/...), written on first use.
 Result<std::string> ensure_random_sd15(const std::function<void(const std::string&)>& log);
 
+// The SD 2.x (768-v) inventory: SD 1.5's UNet with context 1024 and Linear transformer projections, the same VAE,
+// open_clip ViT-H-14's text tower (24 layers, width 1024) under cond_stage_model.model.
+std::vector<TensorSpec> sd2_inventory();
+// "sd15" (ensure_random_sd15) or "sd2" ($XDG_CACHE_HOME/nanobanana/random-sd2-fp16.safetensors, written on first
+// use; no parameterization metadata, so A1111's test forward decides eps / v as for a file without it).
+Result<std::string> ensure_random_checkpoint(const std::string& layout,
+                                             const std::function<void(const std::string&)>& log);
+
 // A TAESD decoder for 4-channel latents (taesd.py's bare Sequential names, 1.2M parameters): the architecture
 // of madebyollin's taesd_decoder for SD 1.x/2.x, for timing the tiny decode without downloading it.
 std::vector<TensorSpec> taesd_decoder_inventory();
