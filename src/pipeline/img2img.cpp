@@ -176,7 +176,7 @@ Result<std::vector<Txt2ImgOutput>> img2img(SDModel& m, const Txt2ImgRequest& req
 
     // ---- sampling (S1-S5) ----
     if (auto r = m.unet_weights.acquire(); !r) return std::unexpected(r.error());
-    const int total = choice.fn ? cut.t_enc + 1 : cut.t_enc;
+    const int total = !choice.sigmas.empty() ? cut.t_enc + 1 : cut.t_enc;  // DDIM has no sigma list
     std::vector<Txt2ImgOutput> out;
     for (int i = 0; i < std::max(1, p.batch_count); ++i) {
         const SeedSpec spec = image_seed(p, rng_kind, req.seed, req.subseed, i);

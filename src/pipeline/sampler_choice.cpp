@@ -23,6 +23,8 @@ Result<ResolvedSampler> choose_sampler(const SDModel& m, const std::string& samp
         r.ddim = sampling::make_ddim_plan(m.schedule, steps, /*eta=*/0.0);
     else
         r.sigmas = sampling::sampler_sigmas(*found.sampler, m.schedule, sched, steps);
+    if (found.sampler->kind == sampling::SamplerKind::tcd)
+        r.tcd_alpha = sampling::tcd_alpha_prod_s(m.schedule, r.sigmas, sampling::kTcdGamma);
     return r;
 }
 

@@ -169,7 +169,7 @@ Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOpt
         return false;
     };
     Result<Tensor> out = [&]() -> Result<Tensor> {
-        if (!s.fn) {  // DDIM works in VP space on ldm's timesteps
+        if (s.sigmas.empty()) {  // DDIM works in VP space on ldm's timesteps
             sampling::DdimPlan plan = s.ddim;
             Tensor x = noise;
             if (img2img) {
@@ -195,21 +195,27 @@ Result<Tensor> run_sampler(const SDModel& m, const Conditioning& c, const CFGOpt
             return sampling::sample_ddim(den, x, plan, rng, step_cb);
         }
         std::span<const float> sigmas(s.sigmas);
+        std::span<const float> tcd_alpha(s.tcd_alpha);
+        auto run = [&](Tensor x) -> Result<Tensor> {
+            if (!tcd_alpha.empty()) return sampling::sample_tcd(den, std::move(x), sigmas, tcd_alpha, sampling::kTcdGamma, rng, step_cb);
+            return s.fn(den, std::move(x), sigmas, rng, step_cb);
+        };
         if (img2img) {
             const int S = int(sigmas.size()) - 1;
             const int t_enc = std::clamp(job.t_enc, 0, S - 1);
             sigmas = sigmas.subspan(size_t(S - t_enc - 1));
+            if (!tcd_alpha.empty()) tcd_alpha = tcd_alpha.subspan(size_t(S - t_enc - 1));
             if (job.mask)
                 den = [inner = den, z0, mask = *job.mask](const Tensor& x, float sigma) {
                     return blend(z0, mask, inner(x, sigma));
                 };
             Tensor x = Tensor::empty(z0.shape());
             for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = z0.data()[i] + noise.data()[i] * sigmas[0];
-            return s.fn(den, x, sigmas, rng, step_cb);
+            return run(std::move(x));
         }
         Tensor x = noise;
         for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] *= sigmas[0];
-        return s.fn(den, x, sigmas, rng, step_cb);
+        return run(std::move(x));
     }();
     if (!out && out.error().code == Errc::cancelled && partial.defined()) {
         if (job.interrupted) *job.interrupted = true;

@@ -118,8 +118,8 @@ Result<std::vector<Txt2ImgOutput>> txt2img(SDModel& m, const Txt2ImgRequest& req
         if (hires) hr_cfg.c_concat = unmasked_inpaint_conditioning(m, hr_h / 8, hr_w / 8);
         done_with(m.vae_weights);
     }
-    const int first_total = choice.fn ? int(choice.sigmas.size()) - 1 : int(choice.ddim.timesteps.size());
-    const int hr_total = hr_choice.fn ? hr_cut.t_enc + 1 : hr_cut.t_enc;
+    const int first_total = !choice.sigmas.empty() ? int(choice.sigmas.size()) - 1 : int(choice.ddim.timesteps.size());
+    const int hr_total = !hr_choice.sigmas.empty() ? hr_cut.t_enc + 1 : hr_cut.t_enc;
     const int total = first_total + (hires ? hr_total : 0);
 
     std::unique_ptr<esrgan::Model> hr_model;

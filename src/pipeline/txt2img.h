@@ -24,6 +24,7 @@ struct ResolvedSampler {
     std::string schedule_label;        // A1111 "Schedule type:" value, e.g. "Karras"
     std::vector<float> sigmas;         // [steps + 1] (k-diffusion samplers)
     sampling::DdimPlan ddim;           // DDIM only
+    std::vector<float> tcd_alpha;      // TCD only: alphas_cumprod at each sigma's intermediate timestep [steps + 1]
     TimestepMode timesteps = TimestepMode::continuous;
 };
 Result<ResolvedSampler> choose_sampler(const SDModel& m, const std::string& sampler, const std::string& scheduler,

@@ -12,7 +12,7 @@ namespace {
 // (Euler/Euler a/LMS/Heun use the model's own sigmas = "normal"); LCM uses LCMCompVisDenoiser's schedule;
 // DDIM runs on its own timestep grid (scheduler unused).
 // Columns: kind, CLI name, A1111 label, function, Automatic scheduler, discard_penultimate, stochastic.
-constexpr std::array<SamplerInfo, 13> kSamplers = {{
+constexpr std::array<SamplerInfo, 14> kSamplers = {{
     {SamplerKind::euler, "euler", "Euler", sample_euler, Scheduler::normal, false, false},
     {SamplerKind::euler_a, "euler_a", "Euler a", sample_euler_ancestral, Scheduler::normal, false, true},
     {SamplerKind::heun, "heun", "Heun", sample_heun, Scheduler::normal, false, false},
@@ -26,6 +26,9 @@ constexpr std::array<SamplerInfo, 13> kSamplers = {{
     {SamplerKind::lms, "lms", "LMS", sample_lms, Scheduler::normal, false, false},
     {SamplerKind::lcm, "lcm", "LCM", sample_lcm, Scheduler::lcm, false, true},
     {SamplerKind::ddim, "ddim", "DDIM", nullptr, Scheduler::normal, false, false},
+    // Not in A1111 (ComfyUI's and stable-diffusion.cpp's "tcd"); Automatic = SGM uniform, the schedule ComfyUI
+    // pairs with its few-step samplers (the model's own timesteps, evenly spaced, on the standard denoiser).
+    {SamplerKind::tcd, "tcd", "TCD", nullptr, Scheduler::sgm_uniform, false, true},
 }};
 
 // Replaces the first `from` in s by `to` (a new string: GCC 12 warns falsely on in-place replace).

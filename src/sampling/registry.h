@@ -15,14 +15,14 @@
 namespace nb::sampling {
 
 enum class SamplerKind {
-    euler, euler_a, heun, dpm2, dpm2_a, dpmpp_2s_a, dpmpp_2m, dpmpp_2m_sde, dpmpp_sde, dpmpp_3m_sde, lms, lcm, ddim,
+    euler, euler_a, heun, dpm2, dpm2_a, dpmpp_2s_a, dpmpp_2m, dpmpp_2m_sde, dpmpp_sde, dpmpp_3m_sde, lms, lcm, ddim, tcd,
 };
 
 struct SamplerInfo {
     SamplerKind kind;
     const char* name;             // CLI name: "dpm++2m"
     const char* label;            // A1111 label: "DPM++ 2M"
-    SamplerFn fn;                 // nullptr for ddim (sample_ddim takes a DdimPlan)
+    SamplerFn fn;                 // nullptr for ddim (sample_ddim takes a DdimPlan) and tcd (sample_tcd: alphas)
     Scheduler default_scheduler;  // A1111 >= 1.9 "Automatic"
     bool discard_penultimate;     // A1111 discard_next_to_last_sigma
     bool stochastic;              // adds fresh noise at every step (ancestral, SDE, LCM)

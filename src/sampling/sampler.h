@@ -46,6 +46,15 @@ Result<Tensor> sample_dpmpp_3m_sde(const Denoiser&, Tensor x, std::span<const fl
 Result<Tensor> sample_lcm(const Denoiser&, Tensor x, std::span<const float> sigmas, NoiseSource&,
                           const StepCallback&);  // A1111 sd_samplers_lcm.sample_lcm
 
+// TCD (Trajectory Consistency Distillation, Zheng et al. 2024) as ComfyUI's SamplerTCD: each step predicts x0 and
+// eps, moves both to the intermediate timestep s' = floor((1 - gamma) t(sigma_next)) (VP form, alpha_prod_s[i+1]
+// = alphas_cumprod[s'], the last s' = 0), then adds fresh noise from s' up to sigma_next. gamma 0 is a
+// deterministic step (Euler's, x0 + sigma_next eps); gamma 1 jumps to x0 and renoises, as LCM does.
+std::vector<float> tcd_alpha_prod_s(const DiscreteSchedule& schedule, std::span<const float> sigmas, double gamma);
+Result<Tensor> sample_tcd(const Denoiser&, Tensor x, std::span<const float> sigmas, std::span<const float> alpha_prod_s,
+                          double gamma, NoiseSource&, const StepCallback&);
+inline constexpr double kTcdGamma = 0.3;  // ComfyUI's SamplerTCD and the paper's default
+
 // ∫ over [sigmas[i], sigmas[i+1]] of the Lagrange basis polynomial j built on sigmas[i], ..., sigmas[i-order+1]
 // (k-diffusion linear_multistep_coeff; integrated exactly with Gauss-Legendre).
 double linear_multistep_coeff(int order, std::span<const float> sigmas, int i, int j);

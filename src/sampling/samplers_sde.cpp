@@ -1,7 +1,9 @@
-// Stochastic k-diffusion samplers (sampling.py @ ab527a9, eta 1, s_noise 1) and A1111's sample_lcm.
+// Stochastic k-diffusion samplers (sampling.py @ ab527a9, eta 1, s_noise 1), A1111's sample_lcm and TCD.
 // Noise comes from noise.sample(sigma, sigma_next) exactly where the reference calls noise_sampler.
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "sampling/sampler.h"
 #include "sampling/sampler_util.h"
@@ -194,6 +196,48 @@ Result<Tensor> sample_lcm(const Denoiser& model, Tensor x, std::span<const float
         if (sigmas[i + 1] > 0) {
             Tensor z = noise.sample(sigmas[i], sigmas[i + 1]);
             x = lincomb({{1.0, &x}, {double(sigmas[i + 1]), &z}});
+        }
+    }
+    return x;
+}
+
+std::vector<float> tcd_alpha_prod_s(const DiscreteSchedule& schedule, std::span<const float> sigmas, double gamma) {
+    std::vector<float> a(sigmas.size());
+    const auto& ac = schedule.alphas_cumprod();
+    for (size_t i = 0; i < sigmas.size(); ++i) {
+        // floor((1 - gamma) * t(sigma)), the last one 0 (ComfyUI's SamplerTCD, timesteps_s[-1] = 0)
+        // (+1e-4: a sigma of the table must give its own timestep, which sigma_to_t's double arithmetic can
+        // return a hair below; ComfyUI's float32 lookup returns it exactly.)
+        int t = 0;
+        if (i + 1 < sigmas.size() && sigmas[i] > 0)
+            t = std::clamp(int(std::floor((1.0 - gamma) * schedule.sigma_to_t(sigmas[i]) + 1e-4)), 0, int(ac.size()) - 1);
+        a[i] = ac[size_t(t)];
+    }
+    return a;
+}
+
+Result<Tensor> sample_tcd(const Denoiser& model, Tensor x, std::span<const float> sigmas,
+                          std::span<const float> alpha_prod_s, double gamma, NoiseSource& noise,
+                          const StepCallback& cb) {
+    const int n = detail::n_steps(sigmas);
+    if (alpha_prod_s.size() != sigmas.size())
+        return make_error(Errc::internal, "TCD: {} alpha values for {} sigmas", alpha_prod_s.size(), sigmas.size());
+    for (int i = 0; i < n; ++i) {
+        Tensor denoised = model(x, sigmas[i]);
+        if (!notify(cb, i, n, x, denoised)) return cancelled(i, n);  // previews and interrupts show x0
+        // eps from the prediction, then both moved to the intermediate timestep s' = (1 - gamma) s in VP form.
+        const double a = alpha_prod_s[size_t(i) + 1], sa = std::sqrt(a), sb = std::sqrt(1.0 - a);
+        const double inv = 1.0 / double(sigmas[i]);
+        Tensor x_s = lincomb({{sa - sb * inv, &denoised}, {sb * inv, &x}});  // sqrt(a) x0 + sqrt(1-a) eps
+        const double next = sigmas[i + 1];
+        if (gamma > 0 && next > 0) {
+            // Back to k-diffusion's VE space at s' (divide by sqrt(a)), then fresh noise up to sigma_next:
+            // variance sigma_next^2 - sigma_s'^2 = sigma_next^2 + 1 - 1 / a.
+            Tensor z = noise.sample(sigmas[i], next);
+            const double up = std::sqrt(std::max(0.0, next * next + 1.0 - 1.0 / a));
+            x = lincomb({{1.0 / sa, &x_s}, {up, &z}});
+        } else {
+            x = lincomb({{std::sqrt(1.0 + next * next), &x_s}});  // s' = the next timestep: VP -> VE there
         }
     }
     return x;

@@ -90,6 +90,27 @@ TEST(CLI, BatchWritesOneFilePerSeed) {
     EXPECT_NE(ia->pixels, ib->pixels);  // different seeds, different images
 }
 
+// TCD (issue 21): --sampling-method tcd runs on the demo model (no golden data needed), says so in the infotext
+// with its Automatic schedule, and the infotext brings the same picture back through --params-from.
+TEST(CLI, TcdSamplerRunsAndRoundTrips) {
+    const std::string dir = ::testing::TempDir() + "/nb_tcd_" + std::to_string(getpid());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    CliRun r = run_cli("generate -p 'a red circle on a blue background' --sampling-method tcd --steps 4 --cfg-scale 1 "
+                       "-s 3 -W 64 -H 64 -o " + dir + "/a.png");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto text = read_png_text(dir + "/a.png");
+    ASSERT_TRUE(text);
+    EXPECT_NE(text->at("parameters").find("Sampler: TCD, Schedule type: SGM Uniform"), std::string::npos)
+        << text->at("parameters");
+    r = run_cli("generate --params-from " + dir + "/a.png -W 64 -H 64 -o " + dir + "/b.png");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto a = read_png(dir + "/a.png"), b = read_png(dir + "/b.png");
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->pixels, b->pixels);
+    fs::remove_all(dir);
+}
+
 TEST(CLI, BadInputIsAOneLineErrorAndNoFile) {
     const std::string out = ::testing::TempDir() + "/nb_bad.png";
     fs::remove(out);

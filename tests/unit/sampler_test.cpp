@@ -210,6 +210,68 @@ TEST(Sampler, CallbackFalseCancels) {
     EXPECT_EQ(out.error().code, Errc::cancelled);
 }
 
+// TCD (ComfyUI's SamplerTCD semantics) on the toy denoiser, checked against what its math reduces to:
+//  - gamma 0 moves x0 and eps to the next timestep itself, i.e. Euler's step x0 + sigma_next eps, as long as the
+//    sigmas lie on the table's timesteps (here diffusers' TCD grid 999, 759, 499, 259); only its last step differs,
+//    ending at timestep 0
+//    (sqrt(ac[0]) x0 + sqrt(1 - ac[0]) eps) instead of at x0;
+//  - gamma > 0 draws one noise a step but the last, with the (sigma, sigma_next) arguments of the step, and the
+//    renoised x has the variance of sigma_next (x0 part + eps part at s' + fresh noise);
+//  - the intermediate timesteps are floor((1 - gamma) t), the last 0.
+TEST(Sampler, TcdReducesToEulerAtGammaZeroAndRenoisesToSigmaNext) {
+    const DiscreteSchedule sd = DiscreteSchedule::sd_default();
+    const std::vector<float> sigmas = {sd.sigmas()[999], sd.sigmas()[759], sd.sigmas()[499], sd.sigmas()[259], 0.f};
+    const std::vector<float> a0 = tcd_alpha_prod_s(sd, sigmas, 0.0);
+    ASSERT_EQ(a0.size(), sigmas.size());
+    for (size_t i = 0; i + 1 < sigmas.size(); ++i) {
+        const int t = int(std::lround(sd.sigma_to_t(sigmas[i])));
+        EXPECT_EQ(a0[i], sd.alphas_cumprod()[size_t(t)]) << i;  // on the grid: its own timestep, not one below
+    }
+    EXPECT_EQ(a0.back(), sd.alphas_cumprod()[0]);
+    const std::vector<float> a3 = tcd_alpha_prod_s(sd, sigmas, 0.3);
+    EXPECT_EQ(a3[1], sd.alphas_cumprod()[size_t(std::floor(0.7 * std::lround(sd.sigma_to_t(sigmas[1]))))]);
+
+    ImageNoise init = ImageNoise::from_seeds(RngKind::philox, {42}, {4, 8, 8});
+    const Tensor x0 = init.draw();
+    std::vector<Tensor> euler_x, tcd_x;
+    auto record = [](std::vector<Tensor>& into) {
+        return [&into](int, int, const Tensor& x, const Tensor&) { into.push_back(x.clone()); return true; };
+    };
+    RecordingNoise n1, n2;
+    auto e = sample_euler(toy_denoise, x0.clone(), sigmas, n1, record(euler_x));
+    auto t = sample_tcd(toy_denoise, x0.clone(), sigmas, a0, 0.0, n2, record(tcd_x));
+    ASSERT_TRUE(e && t);
+    EXPECT_TRUE(n2.draws.empty()) << "gamma 0 adds no noise";
+    ASSERT_EQ(euler_x.size(), tcd_x.size());
+    for (size_t i = 0; i < euler_x.size(); ++i) EXPECT_TRUE(test::close_rel(tcd_x[i], euler_x[i], 1e-5)) << "step " << i;
+    // The last step: Euler returns x0 = D(x, sigma); TCD that x0 moved to timestep 0.
+    const Tensor& xl = tcd_x.back();
+    const float sl = sigmas[sigmas.size() - 2];
+    const Tensor d = toy_denoise(xl, sl);
+    Tensor want = Tensor::empty(d.shape());
+    const double ac0 = sd.alphas_cumprod()[0];
+    for (int64_t i = 0; i < d.numel(); ++i)
+        want.data()[i] = float(std::sqrt(ac0) * d.data()[i] + std::sqrt(1 - ac0) * (xl.data()[i] - d.data()[i]) / sl);
+    EXPECT_TRUE(test::close_rel(*t, want, 1e-5));
+
+    RecordingNoise n3;
+    std::vector<Tensor> xs;
+    auto g = sample_tcd(toy_denoise, x0.clone(), sigmas, a3, 0.3, n3, record(xs));
+    ASSERT_TRUE(g);
+    ASSERT_EQ(n3.draws.size(), sigmas.size() - 2);
+    for (size_t i = 0; i + 2 < sigmas.size(); ++i) {
+        EXPECT_EQ(n3.args[2 * i], sigmas[i]);
+        EXPECT_EQ(n3.args[2 * i + 1], sigmas[i + 1]);
+        // x_{i+1} = x0 + sigma_s' eps + sqrt(sigma_next^2 - sigma_s'^2) z: rebuild it from the step's values.
+        const Tensor dd = toy_denoise(xs[i], sigmas[i]);
+        const double a = a3[i + 1], ss = std::sqrt((1 - a) / a), up = std::sqrt(double(sigmas[i + 1]) * sigmas[i + 1] - ss * ss);
+        Tensor rebuilt = Tensor::empty(dd.shape());
+        for (int64_t k = 0; k < dd.numel(); ++k)
+            rebuilt.data()[k] = float(dd.data()[k] + ss * (xs[i].data()[k] - dd.data()[k]) / sigmas[i] + up * n3.draws[i].data()[k]);
+        EXPECT_TRUE(test::close_rel(xs[i + 1], rebuilt, 1e-5)) << "step " << i;
+    }
+}
+
 TEST(SamplerRegistry, NamesLabelsAndAliases) {
     const std::pair<const char*, SamplerKind> cases[] = {
         {"euler", SamplerKind::euler},           {"euler_a", SamplerKind::euler_a},
