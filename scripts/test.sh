@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds everything (installing Debian packages if missing) and runs the whole test suite.
-# With CI=true it also runs every libFuzzer target for 10 s (scripts/fuzz.sh; NB_FUZZ_SECONDS=N sets the time and
+# With CI=true it also runs every libFuzzer target for 6 s (scripts/fuzz.sh; NB_FUZZ_SECONDS=N sets the time and
 # runs them without CI) and builds and runs the suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Tests that need golden data (../shared beside the checkout, or $NB_SHARED_DIR) skip when it is missing;
 # the summary at the end says how many.
@@ -60,7 +60,7 @@ fi
 if [ "${CI:-}" = "true" ] || [ -n "${NB_FUZZ_SECONDS:-}" ]; then
   # Every libFuzzer target for a short, bounded time (issue 22); a finding fails the run. Its seeds and past
   # findings also replay in both ctest runs (FuzzReplay.*).
-  "$root/scripts/fuzz.sh" all "${NB_FUZZ_SECONDS:-10}"  # 11 targets: 110 s of the 45-min CI budget
+  "$root/scripts/fuzz.sh" all "${NB_FUZZ_SECONDS:-6}"  # 11 targets: 66 s of the 45-min CI budget
 fi
 if [ "${CI:-}" = "true" ] || [ "${NB_TEST_SANITIZE:-}" = "1" ]; then
   BUILD_DIR="$root/build-asan" CMAKE_ARGS="-DNB_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo" "$root/scripts/setup.sh"

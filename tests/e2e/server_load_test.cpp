@@ -304,7 +304,14 @@ TEST(ServerLoad, ManyClientsMixingCheapEndpointsWithGenerationsInterruptsAndHang
     // there it stays near flat. Measured: 54.5-55.7 MB after round 0, then -0.2 to +1.7 MB a round (23k-35k
     // requests a round, so < 70 bytes a request; malloc's per-thread arenas settle slowly). A leak of one PNG (~8 kB) per
     // png-info or txt2img request would add 60 MB a round.
+#ifndef NB_LOAD_SANITIZED
     EXPECT_LT(rss.back() - rss[1], 16 * 1024) << "RSS grew from " << rss[1] << " kB to " << rss.back() << " kB";
+#else
+    // Under ASan, RSS measures its allocator (a freed-memory quarantine of up to 256 MB, per-thread caches that
+    // fill as the 256 HTTP threads take connections: +58 MB from round 1 to 2 in a CI run), not ours; leaks are
+    // LeakSanitizer's to find there (detect_leaks=1, at exit).
+    std::printf("RSS from round 1 to the last: %+ld kB (not checked under the sanitizers)\n", rss.back() - rss[1]);
+#endif
 
     // Still answering, and the queue is not stuck on the dropped tickets: it drains, and a new job runs at once.
     int job_count = -1;
