@@ -300,27 +300,33 @@ Result<std::string> ensure_random_taesd(const std::function<void(const std::stri
     return p.string();
 }
 
-Result<std::string> ensure_random_sd15(const std::function<void(const std::string&)>& log) {
+namespace {
+
+// A random checkpoint with its stand-in vocabulary, written once to the cache folder as <stem>.safetensors.
+Result<std::string> ensure_random_model(const std::string& stem, const std::vector<TensorSpec>& specs,
+                                        const std::string& what, const std::string& size,
+                                        const std::function<void(const std::string&)>& log) {
     NB_TRY(dir, cache_folder());
-    const fs::path p = dir / "random-sd15-fp16.safetensors";
-    if (fs::exists(p) && fs::exists(dir / "random-sd15-fp16.vocab.json")) return p.string();
-    if (log) log("writing a random-weight SD 1.5 checkpoint to " + p.string() + " (once, ~2.1 GB)");
-    if (auto r = write_random_sd15(p.string(), 0); !r) return std::unexpected(r.error());
+    const fs::path p = dir / (stem + ".safetensors");
+    if (fs::exists(p) && fs::exists(dir / (stem + ".vocab.json"))) return p.string();
+    if (log) log("writing a random-weight " + what + " checkpoint to " + p.string() + " (once, " + size + ")");
+    if (auto r = write_random(p.string(), specs, 0, "random-weight " + what + " layout (nanobanana bench)"); !r)
+        return std::unexpected(r.error());
+    if (auto r = write_vocab((dir / stem).string()); !r) return std::unexpected(r.error());
     return p.string();
+}
+
+}  // namespace
+
+Result<std::string> ensure_random_sd15(const std::function<void(const std::string&)>& log) {
+    return ensure_random_model("random-sd15-fp16", sd15_inventory(), "SD 1.5", "~2.1 GB", log);
 }
 
 Result<std::string> ensure_random_checkpoint(const std::string& layout, const std::function<void(const std::string&)>& log) {
     if (layout == "sd15" || layout.empty()) return ensure_random_sd15(log);
     if (layout != "sd2")
         return make_error(Errc::invalid_argument, "random checkpoint layout must be sd15 or sd2 (got '{}')", layout);
-    NB_TRY(dir, cache_folder());
-    const fs::path p = dir / "random-sd2-fp16.safetensors";
-    if (fs::exists(p) && fs::exists(dir / "random-sd2-fp16.vocab.json")) return p.string();
-    if (log) log("writing a random-weight SD 2.x checkpoint to " + p.string() + " (once, ~2.6 GB)");
-    if (auto r = write_random(p.string(), sd2_inventory(), 0, "random-weight SD 2.x (768-v) layout (nanobanana bench)"); !r)
-        return std::unexpected(r.error());
-    if (auto r = write_vocab((p.parent_path() / p.stem()).string()); !r) return std::unexpected(r.error());
-    return p.string();
+    return ensure_random_model("random-sd2-fp16", sd2_inventory(), "SD 2.x (768-v)", "~2.6 GB", log);
 }
 
 }  // namespace nb::pipeline
