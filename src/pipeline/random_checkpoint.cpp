@@ -283,12 +283,6 @@ Result<fs::path> cache_folder() {
 
 }  // namespace
 
-Result<void> write_random_sd15(const std::string& path, uint64_t seed) {
-    if (auto r = write_random(path, sd15_inventory(), seed, "random-weight SD 1.5 layout (nanobanana bench)"); !r)
-        return r;
-    return write_vocab((fs::path(path).parent_path() / fs::path(path).stem()).string());
-}
-
 Result<std::string> ensure_random_taesd(const std::function<void(const std::string&)>& log) {
     NB_TRY(dir, cache_folder());
     const fs::path p = dir / "random-taesd-decoder-fp16.safetensors";

@@ -19,11 +19,9 @@ struct TensorSpec {
 // The SD 1.5 inventory: UNet (686), VAE (248), CLIP ViT-L/14 text tower (196, without position_ids).
 std::vector<TensorSpec> sd15_inventory();
 
-// Streams the file tensor by tensor (small memory): weights N(0,1)/sqrt(fan_in), 1-D weights 1, biases 0,
-// as fp16. Writes <stem>.vocab.json / <stem>.merges.txt beside it. Atomic (temp + rename).
-Result<void> write_random_sd15(const std::string& path, uint64_t seed);
-
-// $XDG_CACHE_HOME/nanobanana/random-sd15-fp16.safetensors (or ~/.cache/...), written on first use.
+// $XDG_CACHE_HOME/nanobanana/random-sd15-fp16.safetensors (or ~/.cache/...), written on first use, streamed
+// tensor by tensor as fp16 (weights N(0,1)/sqrt(fan_in), 1-D weights 1, biases 0; atomic), with
+// <stem>.vocab.json / <stem>.merges.txt beside it.
 Result<std::string> ensure_random_sd15(const std::function<void(const std::string&)>& log);
 
 // The SD 2.x (768-v) inventory: SD 1.5's UNet with context 1024 and Linear transformer projections, the same VAE,
