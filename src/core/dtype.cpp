@@ -1,5 +1,11 @@
 #include "core/dtype.h"
 
+#include <algorithm>
+#include <cstring>
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 namespace nb {
 
 namespace {
@@ -42,17 +48,25 @@ static void convert_int(const void* src, float* dst, size_t n) {
     }
 }
 
-void convert_to_f32(DType t, const void* src, float* dst, size_t n) {
+namespace {
+
+void convert_chunk(DType t, const void* src, float* dst, size_t n) {
     const auto* b = static_cast<const unsigned char*>(src);
     switch (t) {
         case DType::f32: std::memcpy(dst, src, n * 4); break;
-        case DType::f16:
-            for (size_t i = 0; i < n; ++i) {
+        case DType::f16: {
+            size_t i = 0;
+#if defined(__F16C__)
+            for (; i + 8 <= n; i += 8)
+                _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2 * i))));
+#endif
+            for (; i < n; ++i) {
                 uint16_t h;
                 std::memcpy(&h, b + 2 * i, 2);
                 dst[i] = f16_to_f32(h);
             }
             break;
+        }
         case DType::bf16:
             for (size_t i = 0; i < n; ++i) {
                 uint16_t h;
@@ -67,6 +81,21 @@ void convert_to_f32(DType t, const void* src, float* dst, size_t n) {
         case DType::i8: convert_int<int8_t>(src, dst, n); break;
         case DType::u8:
         case DType::boolean: convert_int<uint8_t>(src, dst, n); break;
+    }
+}
+
+}  // namespace
+
+void convert_to_f32(DType t, const void* src, float* dst, size_t n) {
+    // Checkpoint weights are converted as they load (up to 30M values each): in parallel chunks, which also
+    // spreads the first reads of the mapped file's pages over the cores.
+    constexpr size_t kChunk = size_t(1) << 16;
+    const size_t size = dtype_size(t);
+    const int64_t chunks = int64_t((n + kChunk - 1) / kChunk);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+        const size_t i0 = size_t(c) * kChunk;
+        convert_chunk(t, static_cast<const unsigned char*>(src) + i0 * size, dst + i0, std::min(kChunk, n - i0));
     }
 }
 

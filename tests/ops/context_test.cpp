@@ -1,5 +1,7 @@
 // The per-engine kernel context and the backend seam (issue 16): settings and caches belong to a context made
 // current per thread, packed weights belong to their weight, and the math runs on the context's backend.
+#include <cstring>
+#include <limits>
 #include <memory>
 #include <random>
 #include <thread>
@@ -11,6 +13,7 @@
 #include "backend/ops.h"
 #include "backend/weights.h"
 #include "core/activation_heap.h"
+#include "core/dtype.h"
 #include "testutil/golden.h"
 
 namespace nb {
@@ -177,6 +180,48 @@ TEST(Context, HeldTellsTheTypeAndBytesOfAWeight) {
     r.release_values();
     EXPECT_EQ(ops::held(r).as, ops::HeldAs::released);
     EXPECT_STREQ(ops::held_name(ops::HeldAs::f16), "f16");
+}
+
+// A packed copy is held in 16 bits only when every value survives the round trip, wherever the one that
+// does not sits (the check runs in 8-wide vectors over parallel blocks, with a scalar tail), and then gives
+// back exactly the values it was made from. The weights span many blocks and are big enough for the
+// huge-page mapped copies.
+TEST(Context, SixteenBitCopiesAreExactOrNotMade) {
+    backend::Context ctx;
+    backend::Scope scope(ctx);
+    const Shape shape{1027, 2053};  // 2.1M values: 33 blocks of 64K, an odd tail
+    auto make = [&](uint64_t seed, auto round) {
+        Tensor w = randn(shape, seed, 0.1f);
+        for (float& v : w.span()) v = round(v);
+        return w;
+    };
+    auto to_f16 = [](float v) { return float(_Float16(v)); };
+    auto to_bf16 = [](float v) { return bf16_to_f32(f32_to_bf16(v)); };
+    auto check = [&](Tensor w, ops::HeldAs want, const char* what) {
+        const std::vector<float> values(w.span().begin(), w.span().end());
+        ops::prepack_linear(w);
+        EXPECT_EQ(ops::held(w).as, want) << what;
+        ops::ensure_values(w);
+        EXPECT_EQ(std::memcmp(w.data(), values.data(), values.size() * 4), 0) << what << ": values changed";
+    };
+    Tensor f16 = make(30, to_f16);
+    f16.data()[5] = -0.f;
+    f16.data()[6] = to_f16(1e-6f);  // fp16 subnormal
+    check(f16, ops::HeldAs::f16, "fp16 values");
+    check(make(31, to_bf16), ops::HeldAs::bf16, "bf16 values");
+    for (size_t at : {size_t(0), size_t(70001), size_t(1027 * 2053 - 1), size_t(1027 * 2053 - 9)}) {
+        Tensor w = make(32 + at, to_f16);
+        w.data()[at] = 0.1f;  // neither fp16 nor bf16
+        check(w, ops::HeldAs::f32, "one inexact value");
+        Tensor b = make(33 + at, to_bf16);
+        b.data()[at] = std::numeric_limits<float>::infinity();
+        check(b, ops::HeldAs::f32, "bf16 values and an inf");
+        Tensor n = make(34 + at, to_f16);
+        n.data()[at] = std::numeric_limits<float>::quiet_NaN();
+        const ops::HeldAs want = ops::HeldAs::f32;
+        ops::prepack_linear(n);
+        EXPECT_EQ(ops::held(n).as, want) << "a NaN";
+    }
 }
 
 // The seam: a context selects its backend; the reference backend never packs and gives the same math.
