@@ -7,6 +7,7 @@
 
 #include "backend/context.h"
 #include "backend/ops.h"
+#include "backend/weights.h"
 
 namespace nb::backend {
 
@@ -39,6 +40,10 @@ public:
     // Weights (backend/weights.h).
     virtual void prepack_conv(const Tensor& w, int stride, ops::Pad2d pad) const = 0;
     virtual void prepack_linear(const Tensor& w) const = 0;
+    // Packs a weight without values straight from its file's bits; false when this backend cannot (the
+    // caller then converts the bits to values and calls prepack_*).
+    virtual bool prepack_conv_from(const Tensor&, ops::WeightBits, int, ops::Pad2d) const { return false; }
+    virtual bool prepack_linear_from(const Tensor&, ops::WeightBits) const { return false; }
 };
 
 // The implementations, and the one a context selects.

@@ -46,4 +46,23 @@ Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w) { return be().nhwc_to
 void prepack_conv(const Tensor& w, int stride, Pad2d pad) { be().prepack_conv(w, stride, pad); }
 void prepack_linear(const Tensor& w) { be().prepack_linear(w); }
 
+namespace {
+void values_from(const Tensor& w, WeightBits bits) {
+    w.restore_values();
+    convert_to_f32(bits.type, bits.data, const_cast<float*>(w.data()), size_t(w.numel()));
+}
+}  // namespace
+
+void prepack_conv_from(const Tensor& w, WeightBits bits, int stride, Pad2d pad) {
+    if (be().prepack_conv_from(w, bits, stride, pad)) return;
+    values_from(w, bits);
+    be().prepack_conv(w, stride, pad);
+}
+
+void prepack_linear_from(const Tensor& w, WeightBits bits) {
+    if (be().prepack_linear_from(w, bits)) return;
+    values_from(w, bits);
+    be().prepack_linear(w);
+}
+
 }  // namespace nb::ops

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backend/ops.h"
+#include "core/dtype.h"
 
 namespace nb::ops {
 
@@ -17,6 +18,17 @@ void forget_weight(const Tensor& w);
 // Packs a weight at load time (conv: always; linear: in bf16 mode), releasing its fp32 values.
 void prepack_conv(const Tensor& w, int stride, Pad2d pad);
 void prepack_linear(const Tensor& w);
+// A weight's values as a checkpoint stores them: element type and bits, in the weight's own layout.
+struct WeightBits {
+    DType type = DType::f32;
+    const void* data = nullptr;
+};
+// Loads a weight that has no values (Tensor::without_values) from `bits` and packs it: where the backend can,
+// 16-bit bits go straight into the packed copy (re-laid out as they are, no fp32 values in between: one pass
+// instead of three over a model's weights); otherwise w gets its fp32 values from `bits` and is packed as
+// prepack_conv / prepack_linear do. `bits` must hold w.numel() values.
+void prepack_conv_from(const Tensor& w, WeightBits bits, int stride, Pad2d pad);
+void prepack_linear_from(const Tensor& w, WeightBits bits);
 // Brings back the fp32 values of a weight whose values were released (from its packed copy).
 void ensure_values(const Tensor& w);
 // Hands freed memory back to the system: the heap's free pages (the allocator keeps freed activations for

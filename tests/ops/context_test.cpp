@@ -224,6 +224,62 @@ TEST(Context, SixteenBitCopiesAreExactOrNotMade) {
     }
 }
 
+// Loading a weight straight from a checkpoint's 16-bit bits makes the copy packing its fp32 values makes: the
+// same held type, values and results, for convolutions (blocked layouts) and linears; values packing keeps in
+// fp32 (a NaN) and the reference backend go through fp32 values as before.
+TEST(Context, PackingFromFileBitsEqualsPackingValues) {
+    auto bits_of = [](const Tensor& v, DType t) {
+        std::vector<uint16_t> b(size_t(v.numel()));
+        for (size_t i = 0; i < b.size(); ++i) b[i] = t == DType::f16 ? f32_to_f16(v.data()[i]) : f32_to_bf16(v.data()[i]);
+        return b;
+    };
+    auto values_of = [](const std::vector<uint16_t>& b, const Shape& shape, DType t) {
+        Tensor v = Tensor::empty(shape);
+        convert_to_f32(t, b.data(), v.data(), b.size());
+        return v;
+    };
+    Tensor x = randn({1, 36, 12, 12}, 40), xl = randn({5, 36}, 41);
+    for (DType t : {DType::f16, DType::bf16}) {
+        for (bool nan : {false, true}) {
+            backend::Context ctx;
+            backend::Scope scope(ctx);
+            const Shape cs{40, 36, 3, 3}, ls{24, 36};
+            std::vector<uint16_t> cb = bits_of(randn(cs, 42, 0.1f), t), lb = bits_of(randn(ls, 43, 0.1f), t);
+            if (nan) cb[77] = lb[5] = t == DType::f16 ? 0x7e00 : 0x7fc0;
+            Tensor cv = values_of(cb, cs, t), lv = values_of(lb, ls, t);  // packed from values, as before
+            Tensor cw = Tensor::without_values(cs), lw = Tensor::without_values(ls);
+            ops::prepack_conv_from(cw, {t, cb.data()}, 1, ops::Pad2d::same(1));
+            ops::prepack_linear_from(lw, {t, lb.data()});
+            ops::prepack_conv(cv, 1, ops::Pad2d::same(1));
+            ops::prepack_linear(lv);
+            // bf16 values that all happen to be exact in fp16 (the small linear's) are held as fp16 when packed
+            // from values, which tries fp16 first; from bf16 bits they stay bf16: the same values either way.
+            const ops::HeldAs want = nan ? ops::HeldAs::f32 : t == DType::f16 ? ops::HeldAs::f16 : ops::HeldAs::bf16;
+            EXPECT_EQ(ops::held(cw).as, want) << dtype_name(t) << " nan " << nan;
+            EXPECT_EQ(ops::held(lw).as, want) << dtype_name(t) << " nan " << nan;
+            EXPECT_EQ(ops::held(cv).as, want) << dtype_name(t) << " nan " << nan;
+            if (nan) continue;
+            EXPECT_FALSE(cw.has_values());
+            Tensor yc = ops::conv2d(x, cw, Tensor(), 1, ops::Pad2d::same(1)), yl = ops::linear(xl, lw, Tensor());
+            Tensor rc = ops::conv2d(x, cv, Tensor(), 1, ops::Pad2d::same(1)), rl = ops::linear(xl, lv, Tensor());
+            EXPECT_EQ(std::memcmp(yc.data(), rc.data(), size_t(yc.numel()) * 4), 0) << dtype_name(t);
+            EXPECT_EQ(std::memcmp(yl.data(), rl.data(), size_t(yl.numel()) * 4), 0) << dtype_name(t);
+            ops::ensure_values(cw);
+            ops::ensure_values(cv);
+            EXPECT_EQ(std::memcmp(cw.data(), cv.data(), size_t(cw.numel()) * 4), 0) << dtype_name(t);
+        }
+    }
+    backend::Settings s;
+    s.backend = ops::Backend::ref;
+    backend::Context ref(s);
+    backend::Scope scope(ref);
+    std::vector<uint16_t> b(8 * 4, f32_to_f16(0.5f));
+    Tensor w = Tensor::without_values({8, 4});
+    ops::prepack_linear_from(w, {DType::f16, b.data()});
+    ASSERT_TRUE(w.has_values()) << "the reference backend needs the values";
+    EXPECT_EQ(w.data()[31], 0.5f);
+}
+
 // The seam: a context selects its backend; the reference backend never packs and gives the same math.
 TEST(Context, BackendIsTheContextsChoice) {
     backend::Settings s;

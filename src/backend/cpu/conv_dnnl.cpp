@@ -155,16 +155,26 @@ WeightPlan weight_plan(const Tensor& w, const ConvKey& k) {
     return wp;
 }
 
+// The layout a kernel wants hardly depends on the spatial size: plan for a nominal 2 x C x 32 x 32 input;
+// other shapes re-lay out the packed copy if theirs differs.
+WeightPlan load_plan(const Tensor& w, int stride, Pad2d pad) {
+    ConvKey k{2,     w.dim(1), 32,    32,    w.dim(0), w.dim(2), w.dim(3),
+              stride, pad.t,    pad.l, pad.b, pad.r,    true,     ops::bf16_for(ops::kConv)};
+    return weight_plan(w, k);  // as conv2d will use it
+}
+
 }  // namespace
 
 void prepack_conv(const Tensor& w, int stride, Pad2d pad) {
     if (!w.defined() || !w.has_values()) return;
-    // The layout a kernel wants hardly depends on the spatial size: plan for a nominal 2 x C x 32 x 32 input;
-    // other shapes re-lay out the packed copy if theirs differs.
-    ConvKey k{2,     w.dim(1), 32,    32,    w.dim(0), w.dim(2), w.dim(3),
-              stride, pad.t,    pad.l, pad.b, pad.r,    true,     ops::bf16_for(ops::kConv)};
-    const WeightPlan wp = weight_plan(w, k);  // as conv2d will use it
+    const WeightPlan wp = load_plan(w, stride, pad);
     cpu::pack_weights(w, wp.user, wp.packed);
+}
+
+bool prepack_conv_from(const Tensor& w, ops::WeightBits bits, int stride, Pad2d pad) {
+    if (!w.defined() || w.ndim() != 4) return false;
+    const WeightPlan wp = load_plan(w, stride, pad);
+    return cpu::pack_weights_from16(w, bits, wp.user, wp.packed);
 }
 
 namespace {

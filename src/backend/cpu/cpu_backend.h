@@ -45,6 +45,12 @@ public:
         cpu::prepack_conv(w, stride, pad);
     }
     void prepack_linear(const Tensor& w) const override { cpu::prepack_linear(w); }
+    bool prepack_conv_from(const Tensor& w, ops::WeightBits bits, int stride, ops::Pad2d pad) const override {
+        return cpu::prepack_conv_from(w, bits, stride, pad);
+    }
+    bool prepack_linear_from(const Tensor& w, ops::WeightBits bits) const override {
+        return cpu::prepack_linear_from(w, bits);
+    }
 };
 
 }  // namespace nb::backend

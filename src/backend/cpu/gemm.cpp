@@ -71,17 +71,29 @@ Tensor linear_bf16(const Tensor& x, const Tensor& w, const Tensor& b, int64_t m,
 
 }  // namespace
 
-void prepack_linear(const Tensor& w) {
-    if (!w.defined() || !w.has_values()) return;
+namespace {
+
+// A weight's own layout and the one its kernel is packed in at load.
+std::pair<dnnl::memory::desc, dnnl::memory::desc> load_layouts(const Tensor& w) {
     const dnnl::memory::desc plain({w.dim(1), w.dim(0)}, dt::f32, tag::ba);
-    if (!ops::bf16_for(ops::kLinear)) {
-        cpu::pack_weights(w, plain, plain);
-        return;
-    }
+    if (!ops::bf16_for(ops::kLinear)) return {plain, plain};
     // Plan for a nominal 1024-row input; other row counts re-lay out the packed copy if needed.
     const int64_t n = w.dim(0), k = w.dim(1);
-    const auto want = plan_for(1024, n, k, false)->pd.weights_desc();
+    return {plain, plan_for(1024, n, k, false)->pd.weights_desc()};
+}
+
+}  // namespace
+
+void prepack_linear(const Tensor& w) {
+    if (!w.defined() || !w.has_values()) return;
+    const auto [plain, want] = load_layouts(w);
     cpu::pack_weights(w, plain, want);
+}
+
+bool prepack_linear_from(const Tensor& w, ops::WeightBits bits) {
+    if (!w.defined() || w.ndim() != 2) return false;
+    const auto [plain, want] = load_layouts(w);
+    return cpu::pack_weights_from16(w, bits, plain, want);
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {

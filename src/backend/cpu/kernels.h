@@ -3,6 +3,7 @@
 #pragma once
 
 #include "backend/ops.h"
+#include "backend/weights.h"
 
 namespace nb::cpu {
 
@@ -28,5 +29,7 @@ Tensor nhwc_to_nchw(const Tensor& x, int64_t h, int64_t w);
 // Packs a weight at load time (conv: always; linear: in bf16 mode), releasing its fp32 values.
 void prepack_conv(const Tensor& w, int stride, ops::Pad2d pad);
 void prepack_linear(const Tensor& w);
+bool prepack_conv_from(const Tensor& w, ops::WeightBits bits, int stride, ops::Pad2d pad);
+bool prepack_linear_from(const Tensor& w, ops::WeightBits bits);
 
 }  // namespace nb::cpu

@@ -466,6 +466,62 @@ void pack_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::m
     packed_in(w, user, want);
 }
 
+namespace {
+
+// Whether 16-bit bits hold a value that packing keeps in fp32: NaN (fp16); inf or NaN (bf16, see compact_as).
+bool kept_in_fp32(DType t, const uint16_t* h, size_t n) {
+    constexpr size_t kBlock = size_t(1) << 16;
+    const int64_t blocks = int64_t((n + kBlock - 1) / kBlock);
+    int bad = 0;
+#pragma omp parallel for reduction(| : bad) schedule(static) if (blocks > 1)
+    for (int64_t b = 0; b < blocks; ++b) {
+        const size_t i0 = size_t(b) * kBlock, i1 = std::min(n, i0 + kBlock);
+        int any = 0;
+        if (t == DType::f16)
+            for (size_t i = i0; i < i1; ++i) any |= (h[i] & 0x7c00) == 0x7c00 && (h[i] & 0x03ff) != 0;
+        else
+            for (size_t i = i0; i < i1; ++i) any |= (h[i] & 0x7f80) == 0x7f80;
+        bad |= any;
+    }
+    return bad != 0;
+}
+
+// `d` with 16-bit elements: the same dims and blocking, strides in elements.
+dnnl::memory::desc as16(const dnnl::memory::desc& d) {
+    dnnl_memory_desc_t c = d.data;
+    c.data_type = dnnl_bf16;
+    return dnnl::memory::desc(c);
+}
+
+}  // namespace
+
+bool pack_weights_from16(const Tensor& w, ops::WeightBits bits, const dnnl::memory::desc& user,
+                         const dnnl::memory::desc& want) {
+    if ((bits.type != DType::f16 && bits.type != DType::bf16) || ops::weight_storage() != ops::WeightStorage::exact ||
+        want.data_type() != dt::f32 || user.data_type() != dt::f32 || w.has_values() ||
+        size_t(w.numel()) != user.get_size() / sizeof(float))
+        return false;
+    const auto* h = static_cast<const uint16_t*>(bits.data);
+    if (kept_in_fp32(bits.type, h, size_t(w.numel()))) return false;
+    std::shared_ptr<Packed> held = find_or_make(w, user);
+    std::lock_guard lock(held->mu);
+    Packed& p = *held;
+    if (p.packed() || p.storage != ops::WeightStorage::exact) return false;
+    Recount recount(p);
+    p.compact.resize(want.get_size() / sizeof(float));
+    // A reorder between 16-bit layouts moves the bits as they are (oneDNN's jit reorder, bit-exact for any
+    // bf16 pattern but NaN, which kept_in_fp32 rules out: an fp16 NaN is the only fp16 value whose bits read as
+    // a bf16 NaN); padding comes out as zero bits, +0 in either type.
+    dnnl::memory src(as16(user), dnnl_engine(), const_cast<uint16_t*>(h));
+    dnnl::memory dst(as16(want), dnnl_engine(), p.compact.data());
+    dnnl::reorder(src, dst).execute(dnnl_stream(), src, dst);
+    dnnl_stream().wait();
+    p.user = user;
+    p.layout = want;
+    p.compact_type = bits.type;
+    return true;
+}
+
 dnnl::memory packed_weights_part(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want,
                                  size_t first, const dnnl::memory::desc& part) {
     auto [p, lock] = packed_in(w, user, want);

@@ -12,6 +12,7 @@
 
 #include <dnnl.hpp>
 
+#include "backend/weights.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
 
@@ -24,6 +25,14 @@ dnnl::memory packed_weights(const Tensor& w, const dnnl::memory::desc& user, con
 
 // Makes w's packed copy in layout `want` now (at load), without expanding it for use.
 void pack_weights(const Tensor& w, const dnnl::memory::desc& user, const dnnl::memory::desc& want);
+// Makes w's packed copy in layout `want` (fp32) straight from 16-bit bits in w's own layout `user`, for a
+// weight without values: the copy holds the bits themselves, re-laid out, as packing fp32 values that are all
+// exact in 16 bits would have held them (the same fp32 values when expanded; bf16 bits stay bf16 where packing
+// values would pick fp16 if every value is also exact there). False, with
+// nothing done, where that is not the copy packing would make: weight storage other than exact, a 16-bit
+// compute layout, bits other than fp16 / bf16, or values packing keeps in fp32 (NaN; inf in bf16).
+bool pack_weights_from16(const Tensor& w, ops::WeightBits bits, const dnnl::memory::desc& user,
+                         const dnnl::memory::desc& want);
 // Elements [first, first + part's size) of w's fp32 packed copy in layout `want` (made as packed_weights
 // does), as memory of layout `part`: a slice of the packed buffer when held fp32, otherwise only that part
 // expanded into this thread's scratch. Kernels that split a big weight (output-channel groups) use this so

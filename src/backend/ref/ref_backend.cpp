@@ -33,6 +33,8 @@ public:
     void gelu_(Tensor& x) const override { ops::refb::gelu_(x); }
     void prepack_conv(const Tensor&, int, ops::Pad2d) const override {}
     void prepack_linear(const Tensor&) const override {}
+    bool prepack_conv_from(const Tensor&, ops::WeightBits, int, ops::Pad2d) const override { return false; }
+    bool prepack_linear_from(const Tensor&, ops::WeightBits) const override { return false; }
 };
 
 }  // namespace

@@ -22,13 +22,13 @@ Binder Binder::scope(std::string_view name) const {
 const TensorEntry* Binder::entry(std::string_view name) const { return lookup_(key(name)); }
 bool Binder::has(std::string_view name) const { return entry(name) != nullptr; }
 
-Tensor Binder::tensor(std::string_view name, const Shape& shape) {
-    if (!ok()) return {};
+const TensorEntry* Binder::bind_entry(std::string_view name, const Shape& shape) {
+    if (!ok()) return nullptr;
     const std::string k = key(name);
     const TensorEntry* e = lookup_(k);
     if (!e) {
         *error_ = Error{Errc::missing, fmt::format("missing tensor '{}' (expected shape {})", k, shape_str(shape))};
-        return {};
+        return nullptr;
     }
     // A 1x1 conv [out, in, 1, 1] may be bound where a Linear [out, in] is expected (and vice versa for the
     // 4-D request): SD 1.x stores proj_in/proj_out and VAE attention as 1x1 convs, SD 2.x as Linear.
@@ -36,53 +36,67 @@ Tensor Binder::tensor(std::string_view name, const Shape& shape) {
     if (e->shape != shape && squeeze(e->shape) != squeeze(shape)) {
         *error_ = Error{Errc::shape, fmt::format("tensor '{}' has wrong shape: got {}, expected {}", k,
                                                  shape_str(e->shape), shape_str(shape))};
-        return {};
+        return nullptr;
+    }
+    if (auto convertible = check_convertible(*e); !convertible && !dry_run()) {
+        *error_ = convertible.error();
+        return nullptr;
     }
     used_->insert(k);
-    if (dry_run()) return {};
-    if (deferred()) {
-        if (auto ok = check_convertible(*e); !ok) {
-            *error_ = ok.error();
-            return {};
-        }
-        Tensor out = Tensor::without_values(shape);
-        (*bound_)[k] = out;
-        WeightSource src;
-        src.entry = e;
-        src.loaded = false;
-        (*sources_)[k] = src;
-        return out;
-    }
+    return e;
+}
+
+Tensor Binder::record(std::string_view name, const TensorEntry* e, Tensor t, bool loaded) {
+    const std::string k = key(name);
+    (*bound_)[k] = t;
+    WeightSource src;
+    src.entry = e;
+    src.loaded = loaded;
+    (*sources_)[k] = src;
+    return t;
+}
+
+Tensor Binder::tensor(std::string_view name, const Shape& shape) {
+    const TensorEntry* e = bind_entry(name, shape);
+    if (!e || dry_run()) return {};
+    if (deferred()) return record(name, e, Tensor::without_values(shape), false);
     auto t = entry_to_f32(*e);
     drop_entry_pages(*e);  // the converted copy is what stays resident
     if (!t) {
         *error_ = t.error();
         return {};
     }
-    Tensor out = t->reshape(shape);
-    (*bound_)[k] = out;
-    WeightSource src;
-    src.entry = e;
-    (*sources_)[k] = src;
-    return out;
+    return record(name, e, t->reshape(shape), true);
+}
+
+Tensor Binder::packed(std::string_view name, const Shape& shape,
+                      const std::function<void(const Tensor&, ops::WeightBits)>& pack) {
+    const TensorEntry* e = bind_entry(name, shape);
+    if (!e || dry_run()) return {};
+    Tensor t = Tensor::without_values(shape);
+    if (deferred()) return record(name, e, t, false);
+    pack(t, {*e->dtype, e->data});  // straight from the file's bits where the kernels can
+    drop_entry_pages(*e);           // the packed copy is what stays resident
+    return record(name, e, t, true);
 }
 
 void Binder::linear(Linear& m, std::string_view name, int64_t in, int64_t out, bool bias) {
     std::string n(name);
     if (bias) return linear(m, n + ".weight", n + ".bias", in, out);
-    m.weight = tensor(n + ".weight", {out, in});
-    if (!ok() || dry_run()) return;
-    (*sources_)[key(n + ".weight")].pack = WeightSource::Pack::linear;
-    ops::prepack_linear(m.weight);  // bf16 mode: packed now, one weight at a time
+    linear_weight(m, n + ".weight", in, out);
+}
+
+void Binder::linear_weight(Linear& m, std::string_view weight_name, int64_t in, int64_t out) {
+    m.weight = packed(weight_name, {out, in}, [](const Tensor& w, ops::WeightBits bits) {
+        ops::prepack_linear_from(w, bits);  // bf16 mode: packed now, one weight at a time
+    });
+    if (ok() && !dry_run()) (*sources_)[key(weight_name)].pack = WeightSource::Pack::linear;
 }
 
 void Binder::linear(Linear& m, std::string_view weight_name, std::string_view bias_name, int64_t in,
                     int64_t out) {
-    m.weight = tensor(weight_name, {out, in});
+    linear_weight(m, weight_name, in, out);
     m.bias = tensor(bias_name, {out});
-    if (!ok() || dry_run()) return;
-    (*sources_)[key(weight_name)].pack = WeightSource::Pack::linear;
-    ops::prepack_linear(m.weight);  // bf16 mode: packed now, one weight at a time
 }
 
 void Binder::linear_or_1x1(Linear& m, std::string_view name, int64_t in, int64_t out) {
@@ -91,16 +105,17 @@ void Binder::linear_or_1x1(Linear& m, std::string_view name, int64_t in, int64_t
 
 void Binder::conv2d(Conv2d& m, std::string_view name, int64_t in, int64_t out, int k, int stride, int pad) {
     std::string n(name);
-    m.weight = tensor(n + ".weight", {out, in, k, k});
-    m.bias = tensor(n + ".bias", {out});
     m.stride = stride;
     m.pad = ops::Pad2d::same(pad < 0 ? k / 2 : pad);
+    m.weight = packed(n + ".weight", {out, in, k, k}, [&m](const Tensor& w, ops::WeightBits bits) {
+        ops::prepack_conv_from(w, bits, m.stride, m.pad);
+    });
+    m.bias = tensor(n + ".bias", {out});
     if (!ok() || dry_run()) return;
     auto& src = (*sources_)[key(n + ".weight")];
     src.pack = WeightSource::Pack::conv;
     src.stride = m.stride;
     src.pad = m.pad;
-    ops::prepack_conv(m.weight, m.stride, m.pad);
 }
 
 void Binder::group_norm(GroupNorm& m, std::string_view name, int64_t c, float eps, int groups) {

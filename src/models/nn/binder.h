@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/weights.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/nn/layers.h"
@@ -71,6 +72,16 @@ public:
     const std::map<std::string, WeightSource>& sources() const { return *sources_; }  // same keys as bound()
 
 private:
+    // The entry for "<prefix><name>" if it exists with that shape (and converts, unless dry_run), marked used;
+    // otherwise records the error and returns null.
+    const TensorEntry* bind_entry(std::string_view name, const Shape& shape);
+    // Records t as bound from e under "<prefix><name>" and returns it.
+    Tensor record(std::string_view name, const TensorEntry* e, Tensor t, bool loaded);
+    // Binds a weight its kernel packs: in load mode `pack` loads it from the file's bits (ops::prepack_*_from).
+    Tensor packed(std::string_view name, const Shape& shape,
+                  const std::function<void(const Tensor&, ops::WeightBits)>& pack);
+    void linear_weight(Linear& m, std::string_view weight_name, int64_t in, int64_t out);
+
     TensorLookup lookup_;
     std::string prefix_;
     BindMode mode_;

@@ -71,14 +71,21 @@ Result<void> WeightSet::acquire() {
         Item& it = *order[i];
         if (!it.released) continue;
         const TensorEntry& e = *it.source.entry;
-        it.tensor.restore_values();
-        if (auto ok = entry_to_f32_into(e, it.tensor.span()); !ok) {
-            it.tensor.release_values();
-            return ok;
+        if (it.source.pack != WeightSource::Pack::none) {
+            if (auto ok = check_convertible(e); !ok) return ok;
+            const ops::WeightBits bits{*e.dtype, e.data};  // packed straight from the file's bits where it can be
+            if (it.source.pack == WeightSource::Pack::conv)
+                ops::prepack_conv_from(it.tensor, bits, it.source.stride, it.source.pad);
+            else
+                ops::prepack_linear_from(it.tensor, bits);
+        } else {
+            it.tensor.restore_values();
+            if (auto ok = entry_to_f32_into(e, it.tensor.span()); !ok) {
+                it.tensor.release_values();
+                return ok;
+            }
         }
         drop_entry_pages(e);
-        if (it.source.pack == WeightSource::Pack::conv) ops::prepack_conv(it.tensor, it.source.stride, it.source.pad);
-        if (it.source.pack == WeightSource::Pack::linear) ops::prepack_linear(it.tensor);
         it.released = false;
         const bool last_big = it.tensor.numel() >= kBig && (i + 1 == order.size() || order[i + 1]->tensor.numel() < kBig);
         if (last_big) ops::return_free_memory();  // the big weights' conversion buffers, before the small ones
