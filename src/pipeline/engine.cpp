@@ -124,7 +124,7 @@ const std::string& Engine::model_name() const { return impl_->model->name; }
 std::string Engine::model_hash() {
     auto& m = *impl_->model;
     if (impl_->hash10.empty() && m.store->format() != "diffusers")
-        if (auto h = sha256_file(m.path)) impl_->hash10 = h->substr(0, 10);
+        if (auto h = sha256_file_cached(m.path)) impl_->hash10 = h->substr(0, 10);
     return impl_->hash10;
 }
 
@@ -329,7 +329,7 @@ Result<std::vector<GeneratedImage>> Engine::generate_impl(const GenerateParams& 
     VaeLabel vae;
     if (!m.vae_path.empty()) {
         if (impl_->vae_hash10.empty())
-            if (auto h = sha256_file(m.vae_path)) impl_->vae_hash10 = h->substr(0, 10);
+            if (auto h = sha256_file_cached(m.vae_path)) impl_->vae_hash10 = h->substr(0, 10);
         vae = {std::filesystem::path(m.vae_path).filename().string(), impl_->vae_hash10};
     }
     NB_TRY(choice, pipeline::choose_sampler(m, p.sampler, p.scheduler, p.steps));

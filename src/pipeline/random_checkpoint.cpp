@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
+#include "io/user_cache.h"
 
 namespace nb::pipeline {
 
@@ -271,20 +272,10 @@ Result<void> write_random(const std::string& path, const std::vector<TensorSpec>
     return {};
 }
 
-Result<fs::path> cache_folder() {
-    const char* xdg = std::getenv("XDG_CACHE_HOME");
-    const char* home = std::getenv("HOME");
-    fs::path dir = xdg && *xdg ? fs::path(xdg) / "nanobanana" : fs::path(home ? home : "/tmp") / ".cache" / "nanobanana";
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return make_error(Errc::io, "{}: cannot create cache folder: {}", dir.string(), ec.message());
-    return dir;
-}
-
 }  // namespace
 
 Result<std::string> ensure_random_taesd(const std::function<void(const std::string&)>& log) {
-    NB_TRY(dir, cache_folder());
+    NB_TRY(dir, user_cache_folder());
     const fs::path p = dir / "random-taesd-decoder-fp16.safetensors";
     if (fs::exists(p)) return p.string();
     if (log) log("writing a random-weight TAESD decoder to " + p.string() + " (once, 2.4 MB)");
@@ -300,7 +291,7 @@ namespace {
 Result<std::string> ensure_random_model(const std::string& stem, const std::vector<TensorSpec>& specs,
                                         const std::string& what, const std::string& size,
                                         const std::function<void(const std::string&)>& log) {
-    NB_TRY(dir, cache_folder());
+    NB_TRY(dir, user_cache_folder());
     const fs::path p = dir / (stem + ".safetensors");
     if (fs::exists(p) && fs::exists(dir / (stem + ".vocab.json"))) return p.string();
     if (log) log("writing a random-weight " + what + " checkpoint to " + p.string() + " (once, " + size + ")");
