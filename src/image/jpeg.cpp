@@ -89,6 +89,16 @@ bool decode(JpegState& st) {
                       st.cinfo.image_height);
         return false;
     }
+    // A Huffman-coded file spends at least one bit on every 8x8 block of its first component, so fewer than
+    // pixels / 512 bytes cannot be the whole image: refused before libjpeg sizes (and, progressive, zeroes) its
+    // buffers for the declared size. Fuzzing found a 189-byte progressive file declaring 12544x4608 that made
+    // it allocate and clear ~350 MB before reaching the end of the data (0.3-1.5 s).
+    if (!st.cinfo.arith_code &&
+        uint64_t(st.bytes.size()) * 512 < uint64_t(st.cinfo.image_width) * st.cinfo.image_height) {
+        std::snprintf(st.err.msg, sizeof st.err.msg, "truncated: %zu bytes cannot hold a %ux%u image", st.bytes.size(),
+                      st.cinfo.image_width, st.cinfo.image_height);
+        return false;
+    }
     // A progressive file keeps every coefficient of the image until its last scan (about 6 bytes a pixel at
     // 4:4:4): memory beyond kMaxDecoderBytes is refused up front (libjpeg has no backing store here), and a
     // file with more scans than any encoder writes is refused while it decodes.

@@ -155,6 +155,16 @@ TEST(Jpeg, TinyFileDeclaringAHugeImageIsRefusedBySize) {
     EXPECT_NE(r.error().message.find("image too large (27136x4608)"), std::string::npos) << r.error().message;
 }
 
+// fuzz/regressions/jpeg: 189 bytes of progressive JPEG declaring 12544x4608 (57.8M pixels, under the size
+// limit): libjpeg allocated and cleared ~350 MB of coefficients before finding the data's end. A Huffman-coded
+// file needs at least a bit per 8x8 block, so it is refused as truncated up front.
+TEST(Jpeg, FileTooSmallForItsDeclaredSizeIsRefusedUpFront) {
+    auto r = read_image(std::string(NB_TEST_DATA_DIR) + "/../../fuzz/regressions/jpeg/progressive_12544x4608_in_189_bytes.jpg");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("truncated: 189 bytes cannot hold a 12544x4608 image"), std::string::npos)
+        << r.error().message;
+}
+
 TEST(Png, OtherColourTypesBecomeRgbOrRgba) {
     fs::path dir = fresh_dir("png_types");
     Image gray = random_image(5, 4, 1, 7), ga = random_image(5, 4, 2, 8);
