@@ -171,10 +171,8 @@ bool compact_block(DType t, const float* v, size_t n, uint16_t* out) {
     const __m256i low = _mm256_set1_epi32(0xffff), expo = _mm256_set1_epi32(0x7f800000);
     for (; i + 8 <= n; i += 8) {
         const __m256i u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i));
-        const __m256i lost = _mm256_andnot_si256(_mm256_cmpeq_epi32(_mm256_and_si256(u, low), _mm256_setzero_si256()),
-                                                 _mm256_set1_epi32(-1));
         const __m256i special = _mm256_cmpeq_epi32(_mm256_and_si256(u, expo), expo);  // inf / NaN
-        if (!_mm256_testz_si256(_mm256_or_si256(lost, special), _mm256_or_si256(lost, special))) return false;
+        if (!_mm256_testz_si256(u, low) || !_mm256_testz_si256(special, special)) return false;  // low bits lost
         const __m256i hi = _mm256_srli_epi32(u, 16);
         const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(hi, hi), 0b1000);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_castsi256_si128(packed));

@@ -46,56 +46,53 @@ const TensorEntry* Binder::bind_entry(std::string_view name, const Shape& shape)
     return e;
 }
 
-Tensor Binder::record(std::string_view name, const TensorEntry* e, Tensor t, bool loaded) {
+Tensor Binder::record(std::string_view name, WeightSource src, Tensor t) {
     const std::string k = key(name);
     (*bound_)[k] = t;
-    WeightSource src;
-    src.entry = e;
-    src.loaded = loaded;
     (*sources_)[k] = src;
     return t;
+}
+
+void pack_from_file(const Tensor& w, const WeightSource& src) {
+    const ops::WeightBits bits{*src.entry->dtype, src.entry->data};  // straight from the file's bits where it can be
+    if (src.pack == WeightSource::Pack::conv) ops::prepack_conv_from(w, bits, src.stride, src.pad);
+    if (src.pack == WeightSource::Pack::linear) ops::prepack_linear_from(w, bits);
 }
 
 Tensor Binder::tensor(std::string_view name, const Shape& shape) {
     const TensorEntry* e = bind_entry(name, shape);
     if (!e || dry_run()) return {};
-    if (deferred()) return record(name, e, Tensor::without_values(shape), false);
+    if (deferred()) return record(name, {.entry = e, .loaded = false}, Tensor::without_values(shape));
     auto t = entry_to_f32(*e);
     drop_entry_pages(*e);  // the converted copy is what stays resident
     if (!t) {
         *error_ = t.error();
         return {};
     }
-    return record(name, e, t->reshape(shape), true);
+    return record(name, {.entry = e}, t->reshape(shape));
 }
 
-Tensor Binder::packed(std::string_view name, const Shape& shape,
-                      const std::function<void(const Tensor&, ops::WeightBits)>& pack) {
+Tensor Binder::packed(std::string_view name, const Shape& shape, WeightSource how) {
     const TensorEntry* e = bind_entry(name, shape);
     if (!e || dry_run()) return {};
+    how.entry = e;
+    how.loaded = !deferred();
     Tensor t = Tensor::without_values(shape);
-    if (deferred()) return record(name, e, t, false);
-    pack(t, {*e->dtype, e->data});  // straight from the file's bits where the kernels can
-    drop_entry_pages(*e);           // the packed copy is what stays resident
-    return record(name, e, t, true);
+    if (deferred()) return record(name, how, t);
+    pack_from_file(t, how);
+    drop_entry_pages(*e);  // the packed copy is what stays resident
+    return record(name, how, t);
 }
 
 void Binder::linear(Linear& m, std::string_view name, int64_t in, int64_t out, bool bias) {
     std::string n(name);
     if (bias) return linear(m, n + ".weight", n + ".bias", in, out);
-    linear_weight(m, n + ".weight", in, out);
-}
-
-void Binder::linear_weight(Linear& m, std::string_view weight_name, int64_t in, int64_t out) {
-    m.weight = packed(weight_name, {out, in}, [](const Tensor& w, ops::WeightBits bits) {
-        ops::prepack_linear_from(w, bits);  // bf16 mode: packed now, one weight at a time
-    });
-    if (ok() && !dry_run()) (*sources_)[key(weight_name)].pack = WeightSource::Pack::linear;
+    m.weight = packed(n + ".weight", {out, in}, {.pack = WeightSource::Pack::linear});
 }
 
 void Binder::linear(Linear& m, std::string_view weight_name, std::string_view bias_name, int64_t in,
                     int64_t out) {
-    linear_weight(m, weight_name, in, out);
+    m.weight = packed(weight_name, {out, in}, {.pack = WeightSource::Pack::linear});
     m.bias = tensor(bias_name, {out});
 }
 
@@ -107,15 +104,9 @@ void Binder::conv2d(Conv2d& m, std::string_view name, int64_t in, int64_t out, i
     std::string n(name);
     m.stride = stride;
     m.pad = ops::Pad2d::same(pad < 0 ? k / 2 : pad);
-    m.weight = packed(n + ".weight", {out, in, k, k}, [&m](const Tensor& w, ops::WeightBits bits) {
-        ops::prepack_conv_from(w, bits, m.stride, m.pad);
-    });
+    m.weight = packed(n + ".weight", {out, in, k, k},
+                      {.pack = WeightSource::Pack::conv, .stride = m.stride, .pad = m.pad});
     m.bias = tensor(n + ".bias", {out});
-    if (!ok() || dry_run()) return;
-    auto& src = (*sources_)[key(n + ".weight")];
-    src.pack = WeightSource::Pack::conv;
-    src.stride = m.stride;
-    src.pad = m.pad;
 }
 
 void Binder::group_norm(GroupNorm& m, std::string_view name, int64_t c, float eps, int groups) {

@@ -27,8 +27,12 @@ struct WeightSource {
     bool loaded = true;                  // false: bound in BindMode::deferred, values not read yet
     enum class Pack { none, linear, conv } pack = Pack::none;
     int stride = 1;
-    ops::Pad2d pad;
+    ops::Pad2d pad{};
 };
+
+// Loads a weight whose source packs it (pack != none) from the file's bits: ops::prepack_*_from (bf16 mode:
+// packed now, one weight at a time).
+void pack_from_file(const Tensor& w, const WeightSource& src);
 
 // How a Binder binds (kept by its scopes):
 //  load:     converts each tensor to fp32 now (and packs it for its kernel);
@@ -75,12 +79,11 @@ private:
     // The entry for "<prefix><name>" if it exists with that shape (and converts, unless dry_run), marked used;
     // otherwise records the error and returns null.
     const TensorEntry* bind_entry(std::string_view name, const Shape& shape);
-    // Records t as bound from e under "<prefix><name>" and returns it.
-    Tensor record(std::string_view name, const TensorEntry* e, Tensor t, bool loaded);
-    // Binds a weight its kernel packs: in load mode `pack` loads it from the file's bits (ops::prepack_*_from).
-    Tensor packed(std::string_view name, const Shape& shape,
-                  const std::function<void(const Tensor&, ops::WeightBits)>& pack);
-    void linear_weight(Linear& m, std::string_view weight_name, int64_t in, int64_t out);
+    // Records t as bound from `src` under "<prefix><name>" and returns it.
+    Tensor record(std::string_view name, WeightSource src, Tensor t);
+    // Binds a weight its kernel packs as `how` says (pack, stride, pad): in load mode packed now, from the
+    // file's bits (pack_from_file).
+    Tensor packed(std::string_view name, const Shape& shape, WeightSource how);
 
     TensorLookup lookup_;
     std::string prefix_;

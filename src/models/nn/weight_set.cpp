@@ -73,11 +73,7 @@ Result<void> WeightSet::acquire() {
         const TensorEntry& e = *it.source.entry;
         if (it.source.pack != WeightSource::Pack::none) {
             if (auto ok = check_convertible(e); !ok) return ok;
-            const ops::WeightBits bits{*e.dtype, e.data};  // packed straight from the file's bits where it can be
-            if (it.source.pack == WeightSource::Pack::conv)
-                ops::prepack_conv_from(it.tensor, bits, it.source.stride, it.source.pad);
-            else
-                ops::prepack_linear_from(it.tensor, bits);
+            pack_from_file(it.tensor, it.source);
         } else {
             it.tensor.restore_values();
             if (auto ok = entry_to_f32_into(e, it.tensor.span()); !ok) {
