@@ -233,6 +233,15 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            AttnCase{2, 1024, 77, 8, 40, false},    // cross-attn
                                            AttnCase{2, 77, 77, 12, 64, true},      // CLIP causal
                                            AttnCase{1, 130, 131, 3, 7, false},     // odd, > one query block
+                                           // >= 256 keys run fused on AVX-512: tails of query and key blocks,
+                                           // odd widths, widths of 1..5+ vectors (SD 2.x 64, level 2's 80,
+                                           // level 3's 160, the VAE's single 512-wide head)
+                                           AttnCase{2, 300, 300, 8, 40, false},
+                                           AttnCase{1, 97, 513, 2, 9, false},
+                                           AttnCase{1, 200, 256, 5, 64, false},
+                                           AttnCase{2, 256, 256, 4, 80, false},
+                                           AttnCase{1, 64, 300, 2, 160, false},
+                                           AttnCase{1, 256, 256, 1, 512, false},
                                            AttnCase{1, 5, 5, 1, 1, true}));
 
 TEST(Ops, GegluMatchesReference) {

@@ -1,4 +1,6 @@
-// Multi-head attention without materialising every query's (Tq x Tk) scores at once: queries are processed
+// Multi-head attention. From kFlashMinKeys keys on, on AVX-512 CPUs, it runs fused (flash_attention.cpp); otherwise
+// (short key sequences, causal masks, CPUs without AVX-512) as below.
+// Without materialising every query's (Tq x Tk) scores at once: queries are processed
 // in blocks of kBlockQ rows, all heads of a block together (one batched oneDNN matmul for Q K^T, a softmax,
 // one batched matmul for P V). At 512x512 (Tq = Tk = 4096, 8 heads) a block's scores take 8 x 128 x 4096
 // floats = 16 MB, against 0.5 GB for the whole matrix of one batch item (attention per 512x512 step 1.65-1.73 s,
@@ -15,6 +17,7 @@
 #include <dnnl.hpp>
 
 #include "backend/cpu/dnnl_context.h"
+#include "backend/cpu/flash_attention.h"
 #include "backend/cpu/plan_cache.h"
 #include "backend/cpu/profile.h"
 #include "backend/cpu/vec_math.h"
@@ -34,17 +37,12 @@ using dt = dnnl::memory::data_type;
 using dims = dnnl::memory::dims;
 
 constexpr int64_t kBlockQ = 128;
+// From this many keys on, non-causal attention runs fused (flash_attention.cpp) where the CPU has AVX-512; the
+// short ones (cross-attention's 77 keys, CLIP's causal 77) stay on this file's path, whose scores fit the cache.
+constexpr int64_t kFlashMinKeys = 256;
 
 // Heads are packed into contiguous per-head blocks before the matmuls (strided head views push oneDNN onto
 // its slow generic gemm): Q block [H, rows, Dh], K^T [H, Dh, Tk], V [H, Tk, Dh], in the compute dtype.
-template <class T>
-T convert_elem(float v) {
-    if constexpr (std::is_same_v<T, float>)
-        return v;
-    else
-        return f32_to_bf16(v);
-}
-
 // x: [T, H*Dh] rows t0 .. t0+rows -> dst [H, rows, ld] (transpose = false; columns Dh..ld zeroed) or
 // [H, Dh, rows] (true; ld = Dh).
 template <class T>
@@ -57,7 +55,7 @@ void pack_heads(const float* x, int64_t t0, int64_t rows, int64_t heads, int64_t
             const float* src = x + (t0 + t) * dm + h * dh;
             T* out = dst + h * rows * ld;
             for (int64_t d = 0; d < dh; ++d)
-                out[transpose ? d * rows + t : t * ld + d] = convert_elem<T>(src[d]);
+                out[transpose ? d * rows + t : t * ld + d] = to_compute<T>(src[d]);
             if (!transpose)
                 for (int64_t d = dh; d < ld; ++d) out[t * ld + d] = T(0);
         }
@@ -130,6 +128,10 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
     auto& eng = cpu::dnnl_engine();
     auto& strm = cpu::dnnl_stream();
     Tensor o = Tensor::empty(q.shape());
+    if (!causal && tk >= kFlashMinKeys && flash_attention_available(bf16)) {
+        flash_attention(q, k, v, heads, bf16, o);
+        return o;
+    }
     const int64_t rows_max = std::min(kBlockQ, tq), dv = padded_head_width(dh);
     // Per-call scratch from the activation heap (its pages stay mapped between calls: no page faults), so
     // that it exists only while attention runs. Sizes in floats; bf16 buffers use half of theirs.

@@ -1,5 +1,6 @@
 // The CPU backend's implementations of the math ops (backend/ops.h documents each): oneDNN for convolution,
-// matmul and attention, our own vectorised kernels for the rest. Reached through backend::cpu_backend().
+// matmul and short attention, our own vectorised kernels for the rest (fused attention over long sequences,
+// small convolutions, Winograd, norms, elementwise). Reached through backend::cpu_backend().
 #pragma once
 
 #include "backend/ops.h"

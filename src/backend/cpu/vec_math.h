@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/dtype.h"
+
 namespace nb::cpu {
 
 inline float fast_exp(float x) {
@@ -27,6 +29,15 @@ inline float fast_exp(float x) {
     float scale;
     std::memcpy(&scale, &e, 4);
     return p * scale;
+}
+
+// A float as the element type of a packed compute buffer: itself, or its bf16 bits (round to nearest even).
+template <class T>
+inline T to_compute(float v) {
+    if constexpr (sizeof(T) == sizeof(float))
+        return v;
+    else
+        return f32_to_bf16(v);
 }
 
 inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
