@@ -24,13 +24,16 @@ void prefer_passive_openmp_waits(char** argv) {
 
 // Process-wide allocator tuning belongs to the program, not the library. Large tensors (activations, kernels'
 // temporaries, expanded weights) come from the library's activation heap; what glibc still serves are
-// oneDNN's own buffers and the packed weights. Blocks from 1 MB are mapped: the packed weights stay put, and a
-// big block oneDNN frees while creating a step's kernels goes back at once instead of staying resident in the
-// heap (measured 512x512 generate: 26-42 MB free but resident in the heap during sampling with a 64 MB
-// threshold, 12 MB with 1 MB; peak RSS 1789-1820 -> 1776-1782 MiB; step time unchanged). The heap is not
-// trimmed on each free; the library hands free pages back between phases.
+// oneDNN's own buffers and the packed weights. Blocks from 8 MB are mapped: a big block oneDNN frees while
+// creating a step's kernels goes back at once instead of staying resident in the heap (512x512 generate with a
+// 64 MB threshold: 26-42 MB free but resident during sampling). Below that they come from the heap, which is not
+// trimmed on each free (the library hands free pages back between phases), so the 3.3 and 6.6 MB packing
+// buffers that oneDNN's sgemm allocates on every fp32 linear call reuse their pages. With a 1 MB threshold each
+// call mapped fresh ones: ~96k page faults per 4-step 512x512 LCM image, which took 12.0-13.7 s instead of
+// 10.8 s on a VM where faults are dear (AMD EPYC Zen 5). 512x512 generate peak RSS: 1,815,324 KiB with 8 MB,
+// 1,818,856 KiB with 1 MB.
 void tune_malloc() {
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
