@@ -163,4 +163,41 @@ keys = ["conv_in.weight", "time_embedding.linear_1.weight", "down_blocks.0.resne
         "vae/decoder.up_blocks.0.resnets.2.conv2.weight", "vae/decoder.up_blocks.3.upsamplers.0.conv.weight",
         "vae/decoder.mid_block.resnets.1.norm2.bias", "vae/quant_conv.weight", "vae/post_quant_conv.bias"]
 out("diffusers_names", "sd1_like.txt", "\n".join(keys))
+
+# HTTP requests with multipart/form-data bodies (the OpenAI-style /v1/images/edits: image, mask, fields), one
+# urlencoded and one with a chunked body; the PNG is the corpus' smallest.
+def multipart(boundary, parts):
+    body = b""
+    for name, filename, ctype, data in parts:
+        body += b"--" + boundary + b"\r\nContent-Disposition: form-data; name=\"" + name + b"\""
+        if filename is not None:
+            body += b"; filename=\"" + filename + b"\""
+        body += b"\r\n"
+        if ctype is not None:
+            body += b"Content-Type: " + ctype + b"\r\n"
+        body += b"\r\n" + data + b"\r\n"
+    return body + b"--" + boundary + b"--\r\n"
+
+
+def request(path, ctype, body, extra=b""):
+    return (b"POST " + path + b" HTTP/1.1\r\nHost: localhost\r\nContent-Type: " + ctype + b"\r\n" + extra +
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+with open(os.path.join(here, "corpus", "png", "1.png"), "rb") as f:
+    tiny_png = f.read()
+edit = multipart(b"nbBOUNDARY", [(b"image", b"a.png", b"image/png", tiny_png), (b"mask", b"m.png", b"image/png", tiny_png),
+                                 (b"prompt", None, None, b"a red circle"), (b"n", None, None, b"2"),
+                                 (b"size", None, None, b"64x64"), (b"response_format", None, None, b"b64_json")])
+out("multipart", "edits.http", request(b"/v1/images/edits", b"multipart/form-data; boundary=nbBOUNDARY", edit))
+quoted = multipart(b"a'b()+_,-./:=?", [(b"prompt", None, b"text/plain; charset=utf-8", b"--a'b( not the end"),
+                                        (b"image", b"x\\\"y.png", None, b"")])
+out("multipart", "quoted_boundary.http",
+    request(b"/v1/images/edits", b"multipart/form-data; boundary=\"a'b()+_,-./:=?\"", quoted))
+out("multipart", "urlencoded.http", request(b"/sdapi/v1/png-info", b"application/x-www-form-urlencoded",
+                                            b"image=abc%20d&prompt=%E2%9C%93+x"))
+chunked = b"1a\r\n" + edit[:26] + b"\r\n" + ("%x" % (len(edit) - 26)).encode() + b"\r\n" + edit[26:] + b"\r\n0\r\n\r\n"
+out("multipart", "chunked.http",
+    (b"POST /v1/images/edits HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=nbBOUNDARY\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n" + chunked))
 print("seeds written under", os.path.join(here, "corpus"))

@@ -39,6 +39,8 @@ if [ ! -f "$build/CMakeCache.txt" ] || [ ! -f "$build/Makefile" ]; then
   CXX=clang++-16 cmake -S "$root" -B "$build" -DNB_FUZZ=ON -DCMAKE_BUILD_TYPE=Release >"$build.configure.log" 2>&1 ||
     { cat "$build.configure.log" >&2; rm -f "$build/CMakeCache.txt"; say "configure failed"; exit 1; }
   rm -f "$build.configure.log"
+else
+  cmake "$build" >/dev/null  # a target added since the last configure (the glob of fuzz/targets runs again)
 fi
 build_targets=()
 for t in $selected; do build_targets+=(--target "fuzz_$t"); done
