@@ -1,6 +1,7 @@
 #include "pipeline/infotext.h"
 
-#include <regex>
+#include <algorithm>
+
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -23,7 +24,64 @@ std::string unquote(const std::string& v) {
     return j.is_string() ? j.get<std::string>() : v;
 }
 
+// ECMAScript's \\w and \\s on bytes, in the classic locale (ASCII only), whatever the process locale is.
+bool is_word(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+bool is_key_char(char c) { return is_word(c) || c == ' ' || c == '-' || c == '/'; }
+
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> scan_params(std::string_view line) {
+    // What A1111's re_param, \s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$), finds with findall, scanned
+    // in one pass: std::regex's recursive matcher overflowed the stack on a quoted value of a few hundred KB
+    // (a prompt with 10,000 LoRA tags has such a "Lora hashes" value), which killed the server.
+    // A key is a maximal run of key characters (it cannot end earlier: the character after a shorter run is a
+    // key character, not ':'); a quoted value ends at its first unescaped '"' and counts only when ',' or the end
+    // follows, otherwise the value is everything up to the next ','.
+    std::vector<std::pair<std::string, std::string>> out;
+    const size_t n = line.size();
+    size_t p = 0;
+    while (p < n) {
+        size_t i = p;
+        while (i < n && is_space(line[i])) ++i;
+        if (i >= n) break;
+        if (!is_word(line[i])) {  // nor can a match start in the spaces before it
+            p = i + 1;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < n && is_key_char(line[j])) ++j;
+        if (j - i < 2 || j >= n || line[j] != ':') {  // nor can one start inside this run: the scan stays linear
+            p = j;
+            continue;
+        }
+        size_t v = j + 1;
+        while (v < n && is_space(line[v])) ++v;
+        size_t end = std::string_view::npos;  // end of the value
+        if (v < n && line[v] == '"') {
+            size_t q = v + 1;
+            bool closed = false;
+            while (q < n) {
+                if (line[q] == '"') {
+                    closed = true;
+                    break;
+                }
+                if (line[q] != '\\') {
+                    ++q;
+                } else if (q + 1 < n && line[q + 1] != '\r') {  // \\. ('.' is not a line terminator)
+                    q += 2;
+                } else {
+                    break;
+                }
+            }
+            if (closed && q > v + 1 && (q + 1 == n || line[q + 1] == ',')) end = q + 1;
+        }
+        if (end == std::string_view::npos) end = std::min(n, line.find(',', v));
+        out.emplace_back(std::string(line.substr(i, j - i)), std::string(line.substr(v, end - v)));
+        p = end < n && line[end] == ',' ? end + 1 : end;
+    }
+    return out;
+}
 
 std::string Infotext::get(const std::string& key, const std::string& fallback) const {
     for (const auto& [k, v] : params)
@@ -63,16 +121,11 @@ Infotext Infotext::parse(const std::string& text) {
         if (nl == std::string::npos) break;
         pos = nl + 1;
     }
-    static const std::regex kv(R"re(\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$))re");
-    std::string last = lines.back();
-    auto begin = std::sregex_iterator(last.begin(), last.end(), kv);
-    int matches = 0;
-    for (auto m = begin; m != std::sregex_iterator(); ++m) ++matches;
-    if (matches >= 3) {
-        for (auto m = begin; m != std::sregex_iterator(); ++m) {
-            std::string v = (*m)[2].str();
+    const auto found = scan_params(lines.back());
+    if (found.size() >= 3) {
+        for (auto [key, v] : found) {
             while (!v.empty() && v.back() == ' ') v.pop_back();
-            it.params.emplace_back((*m)[1].str(), unquote(v));
+            it.params.emplace_back(std::move(key), unquote(v));
         }
         lines.pop_back();
     }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,10 @@ struct Infotext {
     std::string format() const;
     static Infotext parse(const std::string& text);
 };
+
+// The "Key: value" pairs of an infotext's last line as A1111's re_param finds them (values raw: quoted ones still
+// quoted, trailing spaces kept). Linear time, no recursion.
+std::vector<std::pair<std::string, std::string>> scan_params(std::string_view line);
 
 // A1111 number formatting for CFG scale / denoising strength: "7", "7.5", "0.35".
 std::string format_number(double v);

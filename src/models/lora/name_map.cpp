@@ -125,6 +125,9 @@ std::optional<std::string> kohya_to_compvis(std::string_view kohya) {
         for (const auto& r : kRules) v.emplace_back(r.pattern);
         return v;
     }();
+    // Real module names are under 150 characters; std::regex's matcher recurses per character, so a stranger's
+    // LoRA with a name of hundreds of KB would overflow the stack instead of matching nothing.
+    if (kohya.size() > 1024) return std::nullopt;
     const std::string s(kohya);
     std::smatch m;
     for (size_t i = 0; i < compiled.size(); ++i)
