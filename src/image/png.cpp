@@ -158,6 +158,16 @@ Result<void> check_chunk_lengths(std::span<const uint8_t> bytes, const std::stri
                               std::all_of(type.begin(), type.end(), [](char c) { return std::isalpha(uint8_t(c)); })
                                   ? type : "?",
                               len, bytes.size() - pos - 8);
+        if (type == "IHDR" && len >= 8) {  // libpng would refuse it too, but only as "Invalid IHDR data"
+            const auto be32 = [&](size_t at) {
+                return uint32_t(bytes[at]) << 24 | uint32_t(bytes[at + 1]) << 16 | uint32_t(bytes[at + 2]) << 8 |
+                       uint32_t(bytes[at + 3]);
+            };
+            const uint32_t w = be32(pos + 8), h = be32(pos + 12);
+            if (w > kMaxSide || h > kMaxSide || uint64_t(w) * h > kMaxDecodedPixels)
+                return make_error(Errc::format, "{}: the PNG declares {}x{} pixels; at most {} per side and {} in all are read",
+                                  what, w, h, kMaxSide, kMaxDecodedPixels);
+        }
         if (type == "IEND") break;
         pos += size_t(len) + 12;
     }

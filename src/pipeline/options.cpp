@@ -47,6 +47,25 @@ Result<void> validate(const GenerateParams& p) {
             return make_error(Errc::invalid_argument, "{} must be a positive multiple of 8 up to {} (got {})", name,
                               kMaxSide, v);
     if (p.steps < 1 || p.steps > 1000) return make_error(Errc::invalid_argument, "steps must be 1..1000 (got {})", p.steps);
+    // Bounds on what a request can make the engine do before it samples: each 75 tokens of prompt is one text
+    // encoder pass, each LoRA tag one merge into the weights (seconds for SD 1.5). 32 KiB is ~8,000 tokens (~110
+    // chunks), far beyond any prompt people write; a 1 MB prompt took 20 s of text encoding on the demo model and
+    // 10,000 LoRA tags minutes of merging before this refused them.
+    constexpr size_t kMaxPromptBytes = 32 << 10;
+    constexpr size_t kMaxLoras = 64;
+    for (auto [name, text] : {std::pair{"prompt", &p.prompt}, std::pair{"negative prompt", &p.negative_prompt},
+                              std::pair{"hires prompt", &p.hr_prompt},
+                              std::pair{"hires negative prompt", &p.hr_negative_prompt}})
+        if (text->size() > kMaxPromptBytes)
+            return make_error(Errc::invalid_argument, "{} is {} bytes; at most {} are accepted", name, text->size(),
+                              kMaxPromptBytes);
+    size_t loras = p.loras.size();
+    for (const std::string* text : {&p.prompt, &p.negative_prompt, &p.hr_prompt, &p.hr_negative_prompt})
+        for (const char* tag : {"<lora:", "<lyco:"})
+            for (size_t at = text->find(tag); at != std::string::npos; at = text->find(tag, at + 1)) ++loras;
+    if (loras > kMaxLoras)
+        return make_error(Errc::invalid_argument, "{} LoRAs given (tags and files); at most {} are accepted", loras,
+                          kMaxLoras);
     if (!std::isfinite(p.cfg_scale) || p.cfg_scale < 0 || p.cfg_scale > 100)
         return make_error(Errc::invalid_argument, "cfg scale must be 0..100 (got {})", p.cfg_scale);
     if (p.batch_count < 1 || p.batch_count > 1000)

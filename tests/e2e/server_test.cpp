@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <zlib.h>
 #include <nlohmann/json.hpp>
 
 #include "image/image.h"
@@ -304,6 +305,70 @@ TEST(Server, BadInputIsAnErrorAndTheServerStaysUp) {
     post(c, "/sdapi/v1/extra-single-image", {{"image", "AAAA"}, {"upscaler_1", "Lanczos"}}, 422);
     // ... and it still answers.
     EXPECT_EQ(post(c, "/sdapi/v1/txt2img", small_txt2img())["images"].size(), 1u);
+}
+
+// A PNG that declares width x height (RGB, 8 bits) with a few bytes of pixel data: a decompression bomb's header.
+std::string png_declaring(uint32_t width, uint32_t height) {
+    auto be32 = [](uint32_t v) {
+        return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+    };
+    auto chunk = [&](const std::string& type, const std::string& data) {
+        const std::string td = type + data;
+        return be32(uint32_t(data.size())) + td +
+               be32(uint32_t(crc32(0, reinterpret_cast<const Bytef*>(td.data()), uInt(td.size()))));
+    };
+    const std::string ihdr = be32(width) + be32(height) + std::string{8, 2, 0, 0, 0};
+    const std::string idat("\x78\x9c\x03\x00\x00\x00\x00\x01", 8);  // an empty zlib stream
+    return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", idat) + chunk("IEND", "");
+}
+
+// Issue 22's resource limits on the server: a 1 MB prompt, 10,000 LoRA tags (and 65 short ones, under the prompt
+// limit), a batch of 10^6, a 100,000 x 100,000 PNG as an init image: each answered 422 with what is too big, in
+// well under a second, without the server's memory growing; it still generates afterwards.
+TEST(Server, ResourceLimitsAreRefusedNamingWhatIsTooBig) {
+    ServerProcess s("");
+    ASSERT_GT(s.port(), 0) << s.log();
+    auto c = s.client();
+    auto detail = [&](const json& q, const std::string& path = "/sdapi/v1/txt2img") {
+        const auto t0 = std::chrono::steady_clock::now();
+        const json r = post(c, path, q, 422);
+        EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0) << q.dump().substr(0, 80);
+        return r.is_object() && r.contains("detail") ? r["detail"].get<std::string>() : std::string("(no detail)");
+    };
+    json q = small_txt2img();
+    q["prompt"] = std::string(1 << 20, 'a');
+    EXPECT_NE(detail(q).find("prompt is 1048576 bytes"), std::string::npos);
+    std::string tags;
+    for (int i = 0; i < 10000; ++i) tags += "<lora:demo_monochrome:0.1> ";
+    q["prompt"] = tags;
+    EXPECT_NE(detail(q).find("prompt is"), std::string::npos);
+    tags.clear();
+    for (int i = 0; i < 65; ++i) tags += "<lora:x:1>";
+    q["prompt"] = tags;
+    EXPECT_NE(detail(q).find("65 LoRAs"), std::string::npos);
+    q = small_txt2img();
+    q["batch_size"] = 1000000;
+    EXPECT_NE(detail(q).find("batch"), std::string::npos);
+    q = small_txt2img();
+    q["n_iter"] = 1000000;
+    EXPECT_NE(detail(q).find("batch"), std::string::npos);
+    const std::string bomb = png_declaring(100000, 100000);
+    q = small_txt2img();
+    q["init_images"] = {a1111::encode_base64({reinterpret_cast<const uint8_t*>(bomb.data()), bomb.size()})};
+    const std::string why = detail(q, "/sdapi/v1/img2img");
+    EXPECT_NE(why.find("declares 100000x100000 pixels"), std::string::npos) << why;
+    EXPECT_NE(detail({{"image", a1111::encode_base64({reinterpret_cast<const uint8_t*>(bomb.data()), bomb.size()})}},
+                     "/sdapi/v1/png-info")
+                  .find("100000x100000"),
+              std::string::npos);
+    EXPECT_EQ(post(c, "/sdapi/v1/txt2img", small_txt2img())["images"].size(), 1u) << "still generates";
+    std::ifstream status("/proc/" + std::to_string(s.pid()) + "/status");
+    std::string line;
+    long hwm_kb = 0;
+    while (std::getline(status, line))
+        if (line.rfind("VmHWM:", 0) == 0) hwm_kb = std::stol(line.substr(6));
+    EXPECT_LT(hwm_kb, 400 * 1024) << "peak RSS of the server (demo model): the refusals allocated nothing big";
+    EXPECT_EQ(s.stop(), 0);
 }
 
 TEST(Server, BodyLimitAuthCorsAndOpenAI) {
