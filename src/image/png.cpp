@@ -148,10 +148,13 @@ bool decode(ReadState& st) {
 // declared length before reading it (png_set_chunk_malloc_max does not stop that in Debian's libpng 1.6.39): a
 // 200-byte file declaring a 1.7 GB tEXt chunk took 25 s and 1.7 GB (found by fuzz/targets/png.cpp).
 Result<void> check_chunk_lengths(std::span<const uint8_t> bytes, const std::string& what) {
+    const auto be32 = [&](size_t at) {  // PNG's big-endian 32-bit fields
+        return uint32_t(bytes[at]) << 24 | uint32_t(bytes[at + 1]) << 16 | uint32_t(bytes[at + 2]) << 8 |
+               uint32_t(bytes[at + 3]);
+    };
     size_t pos = 8;  // after the signature
     while (pos + 8 <= bytes.size()) {
-        const uint32_t len = uint32_t(bytes[pos]) << 24 | uint32_t(bytes[pos + 1]) << 16 |
-                             uint32_t(bytes[pos + 2]) << 8 | uint32_t(bytes[pos + 3]);
+        const uint32_t len = be32(pos);
         const std::string type(reinterpret_cast<const char*>(bytes.data() + pos + 4), 4);
         if (uint64_t(len) + 12 > bytes.size() - pos)
             return make_error(Errc::format, "{}: invalid or truncated PNG: chunk '{}' declares {} bytes, {} left", what,
@@ -159,10 +162,6 @@ Result<void> check_chunk_lengths(std::span<const uint8_t> bytes, const std::stri
                                   ? type : "?",
                               len, bytes.size() - pos - 8);
         if (type == "IHDR" && len >= 8) {  // libpng would refuse it too, but only as "Invalid IHDR data"
-            const auto be32 = [&](size_t at) {
-                return uint32_t(bytes[at]) << 24 | uint32_t(bytes[at + 1]) << 16 | uint32_t(bytes[at + 2]) << 8 |
-                       uint32_t(bytes[at + 3]);
-            };
             const uint32_t w = be32(pos + 8), h = be32(pos + 12);
             if (w > kMaxSide || h > kMaxSide || uint64_t(w) * h > kMaxDecodedPixels)
                 return make_error(Errc::format, "{}: the PNG declares {}x{} pixels; at most {} per side and {} in all are read",

@@ -53,16 +53,16 @@ Result<void> validate(const GenerateParams& p) {
     // 10,000 LoRA tags minutes of merging before this refused them.
     constexpr size_t kMaxPromptBytes = 32 << 10;
     constexpr size_t kMaxLoras = 64;
+    size_t loras = p.loras.size();
     for (auto [name, text] : {std::pair{"prompt", &p.prompt}, std::pair{"negative prompt", &p.negative_prompt},
                               std::pair{"hires prompt", &p.hr_prompt},
-                              std::pair{"hires negative prompt", &p.hr_negative_prompt}})
+                              std::pair{"hires negative prompt", &p.hr_negative_prompt}}) {
         if (text->size() > kMaxPromptBytes)
             return make_error(Errc::invalid_argument, "{} is {} bytes; at most {} are accepted", name, text->size(),
                               kMaxPromptBytes);
-    size_t loras = p.loras.size();
-    for (const std::string* text : {&p.prompt, &p.negative_prompt, &p.hr_prompt, &p.hr_negative_prompt})
         for (const char* tag : {"<lora:", "<lyco:"})
             for (size_t at = text->find(tag); at != std::string::npos; at = text->find(tag, at + 1)) ++loras;
+    }
     if (loras > kMaxLoras)
         return make_error(Errc::invalid_argument, "{} LoRAs given (tags and files); at most {} are accepted", loras,
                           kMaxLoras);
