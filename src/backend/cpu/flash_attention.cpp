@@ -18,7 +18,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "backend/cpu/vec_math.h"
 
 // GCC 12's AVX-512 headers initialise "undefined" vectors from themselves, which -W(maybe-)uninitialized report.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -66,12 +65,31 @@ NB_AVX512 inline __m512 exp2_neg(__m512 t) {
     return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
 }
 
+// Lanes of the 16 columns from c on that lie before valid.
+inline __mmask16 cols_before(int64_t c, int64_t valid) {
+    return c + 16 <= valid ? __mmask16(0xFFFF) : c < valid ? __mmask16((1u << (valid - c)) - 1) : __mmask16(0);
+}
+
+// Folds a 6 x 4-vector score tile's valid columns into the rows' running vector maxima rmax[r * 16 ..].
+NB_AVX512 inline void tile_max(const __m512 (&acc)[6][4], const __mmask16 (&km)[4], float* rmax) {
+#pragma GCC unroll 6
+    for (int r = 0; r < 6; ++r) {
+        __m512 mx = _mm512_loadu_ps(rmax + 16 * r);
+        #pragma GCC unroll 4
+        for (int n = 0; n < 4; ++n) mx = _mm512_mask_max_ps(mx, km[n], mx, acc[r][n]);
+        _mm512_storeu_ps(rmax + 16 * r, mx);
+    }
+}
+
 // ---- fp32 kernels ----
 
 // S[kBq][kBk] = Q[kBq][dh] x Kt[dh][kBk]; 6 rows x 64 columns per tile, the K panel (dh x 64) stays in L1
-// across the row tiles.
-NB_AVX512 void scores_f32(const float* q, const float* kt, int64_t dh, float* s) {
-    for (int64_t j0 = 0; j0 < kBk; j0 += 64)
+// across the row tiles. rmax[kBq][16] (set to -inf by the caller) collects each row's maximum over the first
+// valid columns, 16 lanes wide.
+NB_AVX512 void scores_f32(const float* q, const float* kt, int64_t dh, int64_t valid, float* s, float* rmax) {
+    for (int64_t j0 = 0; j0 < std::min(valid, kBk); j0 += 64) {
+        const __mmask16 km[4] = {cols_before(j0, valid), cols_before(j0 + 16, valid), cols_before(j0 + 32, valid),
+                                 cols_before(j0 + 48, valid)};
         for (int64_t i0 = 0; i0 < kBq; i0 += 6) {
             __m512 acc[6][4];
             #pragma GCC unroll 24
@@ -96,7 +114,9 @@ NB_AVX512 void scores_f32(const float* q, const float* kt, int64_t dh, float* s)
             for (int r = 0; r < 6; ++r)
                 #pragma GCC unroll 24
                 for (int n = 0; n < 4; ++n) _mm512_storeu_ps(s + (i0 + r) * kBk + j0 + 16 * n, acc[r][n]);
+            tile_max(acc, km, rmax + i0 * 16);
         }
+    }
 }
 
 // O[kBq][dhp] columns c0 .. c0 + 16 NV += P[kBq][kBk] x V[kBk][dhp]; MR x NV accumulators.
@@ -129,10 +149,13 @@ NB_AVX512 void pv_f32_cols(const float* p, const float* v, int64_t dhp, int64_t 
 
 // ---- bf16 kernels (pairs along the reduction axis, 32-bit lanes) ----
 
-// S[kBq][kBk] = Q[kBq][dq] (bf16) x K[dq/2][kBk][2] (bf16 pairs).
-NB_AVX512_BF16 void scores_bf16(const uint16_t* q, const uint16_t* k, int64_t dq, float* s) {
+// S[kBq][kBk] = Q[kBq][dq] (bf16) x K[dq/2][kBk][2] (bf16 pairs); rmax as in scores_f32.
+NB_AVX512_BF16 void scores_bf16(const uint16_t* q, const uint16_t* k, int64_t dq, int64_t valid, float* s,
+                                float* rmax) {
     const int64_t pairs = dq / 2;
-    for (int64_t j0 = 0; j0 < kBk; j0 += 64)
+    for (int64_t j0 = 0; j0 < std::min(valid, kBk); j0 += 64) {
+        const __mmask16 km[4] = {cols_before(j0, valid), cols_before(j0 + 16, valid), cols_before(j0 + 32, valid),
+                                 cols_before(j0 + 48, valid)};
         for (int64_t i0 = 0; i0 < kBq; i0 += 6) {
             __m512 acc[6][4];
             #pragma GCC unroll 24
@@ -158,7 +181,9 @@ NB_AVX512_BF16 void scores_bf16(const uint16_t* q, const uint16_t* k, int64_t dq
             for (int r = 0; r < 6; ++r)
                 #pragma GCC unroll 24
                 for (int n = 0; n < 4; ++n) _mm512_storeu_ps(s + (i0 + r) * kBk + j0 + 16 * n, acc[r][n]);
+            tile_max(acc, km, rmax + i0 * 16);
         }
+    }
 }
 
 // O[kBq][dhp] columns c0 .. c0 + 16 NV += P[kBq][kBk] (bf16) x V[kBk/2][dhp][2] (bf16 pairs).
@@ -214,21 +239,22 @@ void pv(const P* p, const V* v, int64_t dhp, float* o) {
     }
 }
 
-// Online-softmax update of one score block (scores in log2 units, in place): masks keys >= valid, turns S into
-// P, updates the row maxima m and sums l and rescales O's rows.
+// Online-softmax update of one score block (scores in log2 units; rmax from the score kernel): turns S into P in
+// place, 0 from column valid on, updates the row maxima m and sums l and rescales O's rows.
 template <int Deg>
-NB_AVX512 void softmax_block(float* s, int64_t valid, float* m, float* l, float* o, int64_t dhp) {
+NB_AVX512 void softmax_block(float* s, int64_t valid, const float* rmax, float* m, float* l, float* o, int64_t dhp) {
     for (int64_t i = 0; i < kBq; ++i) {
         float* si = s + i * kBk;
-        for (int64_t j = valid; j < kBk; ++j) si[j] = -INFINITY;
-        __m512 mx = _mm512_set1_ps(-INFINITY);
-        for (int64_t j = 0; j < kBk; j += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(si + j));
-        const float m_new = std::max(m[i], _mm512_reduce_max_ps(mx));
+        const float m_new = std::max(m[i], _mm512_reduce_max_ps(_mm512_loadu_ps(rmax + 16 * i)));
         const __m512 mv = _mm512_set1_ps(m_new);
         __m512 sum = _mm512_setzero_ps();
         for (int64_t j = 0; j < kBk; j += 16) {
-            const __m512 e = exp2_neg<Deg>(_mm512_sub_ps(_mm512_loadu_ps(si + j), mv));
-            sum = _mm512_add_ps(sum, e);
+            __m512 e = _mm512_setzero_ps();
+            if (j < valid) {
+                e = exp2_neg<Deg>(_mm512_sub_ps(_mm512_loadu_ps(si + j), mv));
+                if (j + 16 > valid) e = _mm512_maskz_mov_ps(cols_before(j, valid), e);
+                sum = _mm512_add_ps(sum, e);
+            }
             _mm512_storeu_ps(si + j, e);
         }
         const float alpha = m[i] == -INFINITY ? 0.f : std::exp2(m[i] - m_new);
@@ -249,43 +275,101 @@ NB_AVX512_BF16 void to_bf16(const float* x, uint16_t* y, int64_t n) {
 }
 
 // ---- packing ----
-
 // Per (batch item, head): K as [nkb][dh][kBk] floats (fp32) or [nkb][dq/2][kBk][2] bf16 pairs, V as [tkp][dhp]
 // floats or [tkp/2][dhp][2] bf16 pairs; zero past Tk and Dh. Element (j, d) of a block sits at
 //   fp32 K: d * kBk + j        bf16 K: ((d / 2) * kBk + j) * 2 + d % 2
 //   fp32 V: j * dhp + d        bf16 V: ((j / 2) * dhp + d) * 2 + j % 2
+// K is read 16 keys at a time by gathers down one column d, V row by row (bf16: two rows at a time). The fp32 and
+// bf16 packers are separate functions because only the latter may use AVX512_BF16 instructions.
+
+// Where one key block of one (batch item, head) comes from.
+struct KvSource {
+    const float* k;  // K row of the block's first key, at the head's first column
+    const float* v;
+    int64_t keys;    // live keys in the block (the rest are padding)
+    int64_t dh, dm;  // head width, row stride
+    __m512i rows16;  // 16 row offsets (0, dm, 2 dm, ...) for the gathers
+};
+
+NB_AVX512 inline __m512 k_column(const KvSource& src, int64_t jj, int64_t d) {
+    return d < src.dh ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), cols_before(jj, src.keys), src.rows16,
+                                                 src.k + jj * src.dm + d, 4)
+                      : _mm512_setzero_ps();
+}
+
+NB_AVX512 inline __m512 v_row(const KvSource& src, int64_t jj, int64_t d) {
+    return jj < src.keys ? _mm512_maskz_loadu_ps(cols_before(d, src.dh), src.v + jj * src.dm + d)
+                         : _mm512_setzero_ps();
+}
+
+NB_AVX512 void pack_block(const KvSource& src, const Shape& g, float* kblk, float* vblk) {
+    const int64_t dhp = g.dhp();
+    for (int64_t jj = 0; jj < kBk; jj += 16)
+        for (int64_t d = 0; d < g.dh; ++d) _mm512_storeu_ps(kblk + d * kBk + jj, k_column(src, jj, d));
+    for (int64_t jj = 0; jj < kBk; ++jj)
+        for (int64_t d = 0; d < dhp; d += 16) _mm512_storeu_ps(vblk + jj * dhp + d, v_row(src, jj, d));
+}
+
+// 16 bf16 pairs (a_i, b_i) as 32-bit lanes, a in the low half: the layout vdpbf16ps multiplies.
+NB_AVX512_BF16 inline __m512i bf16_pairs(__m512 a, __m512 b) {
+    const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+    const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
+    return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+
+NB_AVX512_BF16 void pack_block(const KvSource& src, const Shape& g, uint16_t* kblk, uint16_t* vblk) {
+    const int64_t dhp = g.dhp(), dq = g.dq();
+    for (int64_t jj = 0; jj < kBk; jj += 16)
+        for (int64_t d = 0; d < dq; d += 2)
+            _mm512_storeu_si512(kblk + ((d / 2) * kBk + jj) * 2, bf16_pairs(k_column(src, jj, d), k_column(src, jj, d + 1)));
+    for (int64_t jj = 0; jj < kBk; jj += 2)
+        for (int64_t d = 0; d < dhp; d += 16)
+            _mm512_storeu_si512(vblk + ((jj / 2) * dhp + d) * 2, bf16_pairs(v_row(src, jj, d), v_row(src, jj + 1, d)));
+}
+
 template <class T>
 void pack_kv(const float* k, const float* v, const Shape& g, T* kp, T* vp) {
-    constexpr bool pairs = !std::is_same_v<T, float>;
-    const int64_t kd = pairs ? g.dq() : g.dh, dhp = g.dhp(), tkp = g.tkp();
-    const int64_t k_head = tkp * kd, v_head = tkp * dhp;
+    const int64_t kd = std::is_same_v<T, float> ? g.dh : g.dq(), dhp = g.dhp(), tkp = g.tkp(), dm = g.dm();
+    alignas(64) int32_t offsets[16];
+    for (int i = 0; i < 16; ++i) offsets[i] = int32_t(i * dm);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t bh = 0; bh < g.b * g.heads; ++bh)
         for (int64_t kb = 0; kb < g.nkb(); ++kb) {
-            const int64_t bi = bh / g.heads, h = bh % g.heads;
-            T* kblk = kp + bh * k_head + kb * kBk * kd;
-            T* vblk = vp + bh * v_head + kb * kBk * dhp;
-            for (int64_t jj = 0; jj < kBk; ++jj) {
-                const int64_t j = kb * kBk + jj;
-                const bool live = j < g.tk;
-                const float* kr = k + (bi * g.tk + j) * g.dm() + h * g.dh;
-                const float* vr = v + (bi * g.tk + j) * g.dm() + h * g.dh;
-                for (int64_t d = 0; d < kd; ++d) {
-                    const T x = to_compute<T>(live && d < g.dh ? kr[d] : 0.f);
-                    if constexpr (pairs)
-                        kblk[((d / 2) * kBk + jj) * 2 + d % 2] = x;
-                    else
-                        kblk[d * kBk + jj] = x;
-                }
-                for (int64_t d = 0; d < dhp; ++d) {
-                    const T x = to_compute<T>(live && d < g.dh ? vr[d] : 0.f);
-                    if constexpr (pairs)
-                        vblk[((jj / 2) * dhp + d) * 2 + jj % 2] = x;
-                    else
-                        vblk[jj * dhp + d] = x;
-                }
-            }
+            const int64_t bi = bh / g.heads, h = bh % g.heads, j0 = kb * kBk;
+            KvSource src{k + (bi * g.tk + j0) * dm + h * g.dh, v + (bi * g.tk + j0) * dm + h * g.dh,
+                         std::min(kBk, g.tk - j0), g.dh, dm, {}};
+            std::memcpy(&src.rows16, offsets, sizeof offsets);
+            pack_block(src, g, kp + bh * tkp * kd + j0 * kd, vp + bh * tkp * dhp + j0 * dhp);
         }
+}
+
+// Q rows r0 .. r0 + kBq of one head, times qscale, as [kBq][kd] (fp32, or bf16 with pairs along d); zero past
+// the last row and Dh.
+NB_AVX512 void pack_q(const float* q, const Shape& g, int64_t bi, int64_t h, int64_t r0, float qscale, float* qb) {
+    const __m512 sv = _mm512_set1_ps(qscale);
+    for (int64_t i = 0; i < kBq; ++i) {
+        const float* qr = q + (bi * g.tq + r0 + i) * g.dm() + h * g.dh;
+        const bool live = r0 + i < g.tq;
+        for (int64_t d = 0; d < g.dh; d += 16) {
+            const __mmask16 cols = cols_before(d, g.dh);
+            _mm512_mask_storeu_ps(qb + i * g.dh + d, cols,
+                                  _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(live ? cols : 0, qr + d)));
+        }
+    }
+}
+
+NB_AVX512_BF16 void pack_q(const float* q, const Shape& g, int64_t bi, int64_t h, int64_t r0, float qscale,
+                           uint16_t* qb) {
+    const int64_t dq = g.dq();
+    const __m512 sv = _mm512_set1_ps(qscale);
+    for (int64_t i = 0; i < kBq; ++i) {
+        const float* qr = q + (bi * g.tq + r0 + i) * g.dm() + h * g.dh;
+        const bool live = r0 + i < g.tq;
+        for (int64_t d = 0; d < dq; d += 16) {
+            const __m512 x = _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(live ? cols_before(d, g.dh) : 0, qr + d));
+            _mm256_mask_storeu_epi16(qb + i * dq + d, cols_before(d, dq), (__m256i)_mm512_cvtneps_pbh(x));
+        }
+    }
 }
 
 // ---- driver ----
@@ -301,10 +385,10 @@ void run(const float* q, const float* k, const float* v, float* out, const Shape
     T* vp = kp + g.b * g.heads * tkp * kd;
     pack_kv(k, v, g, kp, vp);
 
-    // Per thread: Q block (T), S/P (fp32), P (bf16 only), O, m, l -- each rounded to 16 floats.
+    // Per thread: Q block (T), S/P (fp32), P (bf16 only), O, m, l, row maxima of S -- each a multiple of 16 floats.
     const int64_t q_f = round_up((kBq * kd * int64_t(sizeof(T)) + 3) / 4, 16), s_f = kBq * kBk,
-                  pb_f = Bf16 ? kBq * kBk / 2 : 0, o_f = kBq * dhp, ml_f = 2 * kBq;
-    const int64_t per_thread = q_f + s_f + pb_f + o_f + ml_f;
+                  pb_f = Bf16 ? kBq * kBk / 2 : 0, o_f = kBq * dhp, ml_f = 2 * kBq, rmax_f = kBq * 16;
+    const int64_t per_thread = q_f + s_f + pb_f + o_f + ml_f + rmax_f;
     const int threads = omp_get_max_threads();
     Tensor scratch = Tensor::empty({per_thread * threads});
     const int64_t tasks = g.b * g.heads * g.nqb();
@@ -318,14 +402,12 @@ void run(const float* q, const float* k, const float* v, float* out, const Shape
         float* o = s + s_f + pb_f;
         float* m = o + o_f;
         float* l = m + kBq;
+        float* rmax = l + kBq;
 #pragma omp for schedule(dynamic)
         for (int64_t t = 0; t < tasks; ++t) {
             const int64_t bh = t / g.nqb(), bi = bh / g.heads, h = bh % g.heads, r0 = (t % g.nqb()) * kBq;
             const int64_t rows = std::min(kBq, g.tq - r0);
-            for (int64_t i = 0; i < kBq; ++i) {
-                const float* qr = q + (bi * g.tq + r0 + i) * g.dm() + h * g.dh;
-                for (int64_t d = 0; d < kd; ++d) qb[i * kd + d] = to_compute<T>(i < rows && d < g.dh ? qr[d] * qscale : 0.f);
-            }
+            pack_q(q, g, bi, h, r0, qscale, qb);
             std::fill_n(o, o_f, 0.f);
             std::fill_n(m, kBq, -INFINITY);
             std::fill_n(l, kBq, 0.f);
@@ -333,11 +415,12 @@ void run(const float* q, const float* k, const float* v, float* out, const Shape
             const T* vh = vp + bh * tkp * dhp;
             for (int64_t kb = 0; kb < g.nkb(); ++kb) {
                 const int64_t valid = std::min(kBk, g.tk - kb * kBk);
+                std::fill_n(rmax, kBq * 16, -INFINITY);
                 if constexpr (Bf16)
-                    scores_bf16(qb, kh + kb * kBk * kd, kd, s);
+                    scores_bf16(qb, kh + kb * kBk * kd, kd, valid, s, rmax);
                 else
-                    scores_f32(qb, kh + kb * kBk * kd, kd, s);
-                softmax_block<Bf16 ? 4 : 7>(s, valid, m, l, o, dhp);
+                    scores_f32(qb, kh + kb * kBk * kd, kd, valid, s, rmax);
+                softmax_block<Bf16 ? 4 : 7>(s, valid, rmax, m, l, o, dhp);
                 if constexpr (Bf16) {
                     to_bf16(s, pb, kBq * kBk);
                     pv<true>(pb, vh + kb * kBk * dhp, dhp, o);
