@@ -29,7 +29,11 @@ public:
     Region() {
         if (!kUseRegion) return;
         void* p = mmap(nullptr, kReserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p != MAP_FAILED) base_ = static_cast<char*>(p);
+        if (p == MAP_FAILED) return;
+        base_ = static_cast<char*>(p);
+        // Transparent huge pages where the system allows them on request ("madvise" mode, Debian's default): a
+        // first touch then maps 2 MiB at once instead of 4 KiB, 512 times fewer page faults.
+        madvise(base_, kReserve, MADV_HUGEPAGE);
     }
     ~Region() {
         if (base_) munmap(base_, kReserve);
