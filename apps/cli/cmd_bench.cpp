@@ -1,5 +1,6 @@
 // `nanobanana bench`: per-component medians, achieved GFLOP/s, peak RSS and thread count (--json for machines).
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -45,8 +46,10 @@ CommandRunner register_bench(CLI::App& app) {
             std::fprintf(stderr, "nanobanana: %s\n", r.error().message.c_str());
             return exit_code(r.error());
         }
+        // The process's start-up tuning (main.cpp), part of what a figure was measured with.
+        const std::string tunables = std::getenv("GLIBC_TUNABLES") ? std::getenv("GLIBC_TUNABLES") : "";
         if (*json) {
-            nlohmann::json j = {{"model", r->model}, {"cpu", r->cpu}, {"scenario", r->scenario}, {"threads", r->threads}, {"precision", r->precision}, {"weight_type", r->weight_type}, {"width", r->width},
+            nlohmann::json j = {{"model", r->model}, {"cpu", r->cpu}, {"glibc_tunables", tunables}, {"scenario", r->scenario}, {"threads", r->threads}, {"precision", r->precision}, {"weight_type", r->weight_type}, {"width", r->width},
                                 {"height", r->height}, {"load_s", r->load_s}, {"peak_rss_mb", r->peak_rss_mb}};
             for (const auto& p : r->parts)
                 j["parts"].push_back({{"name", p.name}, {"median_s", p.median_s}, {"runs", p.runs}, {"gflop", p.gflop},
@@ -56,7 +59,7 @@ CommandRunner register_bench(CLI::App& app) {
             std::printf("%s\n", j.dump(2).c_str());
             return 0;
         }
-        std::printf("model: %s\ncpu: %s\n", r->model.c_str(), r->cpu.c_str());
+        std::printf("model: %s\ncpu: %s\nglibc tunables: %s\n", r->model.c_str(), r->cpu.c_str(), tunables.c_str());
         if (!r->scenario.empty()) std::printf("scenario: %s\n", r->scenario.c_str());
         std::printf("size: %dx%d, threads: %d, precision: %s, weights: %s\nload: %.2f s\n", r->width, r->height,
                     r->threads, r->precision.c_str(), r->weight_type.c_str(), r->load_s);

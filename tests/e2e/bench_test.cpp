@@ -50,6 +50,20 @@ TEST(Bench, ScenarioTimesAWholeImageAndItsPhases) {
     std::filesystem::remove_all(cache);
 }
 
+// The CLI restarts itself once with glibc.malloc.hugetlb=1 added to GLIBC_TUNABLES (main.cpp), keeping the other
+// tunables and a hugetlb value the user chose; bench reports what the process ran with.
+TEST(Bench, ReportsTheGlibcTunablesTheCliStartedWith) {
+    auto tunables = [](const std::string& env) {
+        const auto r = test::run_cli("bench -m " + test::demo_model_path() + " -W 32 -H 32 --steps 1 --json", env);
+        EXPECT_EQ(r.code, 0) << r.err;
+        return r.code == 0 ? json::parse(r.out).value("glibc_tunables", "(none)") : "";
+    };
+    EXPECT_EQ(tunables("env -u GLIBC_TUNABLES -u NB_NO_REEXEC"), "glibc.malloc.hugetlb=1");
+    EXPECT_EQ(tunables("env -u NB_NO_REEXEC GLIBC_TUNABLES=glibc.malloc.arena_max=2"),
+              "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1");
+    EXPECT_EQ(tunables("env -u NB_NO_REEXEC GLIBC_TUNABLES=glibc.malloc.hugetlb=0"), "glibc.malloc.hugetlb=0");
+}
+
 TEST(Bench, UnknownScenarioIsRefusedNamingTheChoices) {
     const auto r = test::run_cli("bench -m " + test::demo_model_path() + " --scenario fastest");
     EXPECT_NE(r.code, 0);
