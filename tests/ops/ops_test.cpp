@@ -278,6 +278,24 @@ TEST(Ops, LayoutHelpersRoundTrip) {
     EXPECT_THROW(ops::concat_channels(x, randn({2, 5, 3, 3}, 1)), std::logic_error);
 }
 
+// Every element lands where the layout says, in whole 16 x 16 blocks and at the edges of both axes.
+TEST(Ops, LayoutHelpersPlaceEachElement) {
+    for (const Shape& sh : {Shape{2, 40, 5, 7}, Shape{1, 320, 8, 8}, Shape{3, 16, 4, 4}, Shape{1, 3, 1, 17}}) {
+        const Tensor x = randn(sh, 3);
+        const int64_t n = sh[0], c = sh[1], s = sh[2] * sh[3];
+        const Tensor t = ops::nchw_to_nhwc(x);
+        ASSERT_EQ(t.shape(), (Shape{n, s, c}));
+        const Tensor y = ops::nhwc_to_nchw(t, sh[2], sh[3]);
+        ASSERT_EQ(y.shape(), sh);
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t ch = 0; ch < c; ++ch)
+                for (int64_t p = 0; p < s; ++p) {
+                    ASSERT_EQ(t.data()[(i * s + p) * c + ch], x.data()[(i * c + ch) * s + p]) << shape_str(sh) << i << ch << p;
+                    ASSERT_EQ(y.data()[(i * c + ch) * s + p], x.data()[(i * c + ch) * s + p]) << shape_str(sh) << i << ch << p;
+                }
+    }
+}
+
 // torch.nn.functional.interpolate(mode="nearest") with a size: source index floor(i * in / out) -- what
 // A1111's UNet applies when an upsampled level comes back larger than its skip (latent sides that do not halve).
 TEST(Ops, ResizeNearestIndexesAsTorch) {
