@@ -27,7 +27,8 @@ typedef struct nb_result nb_result;
 typedef int (*nb_progress_fn)(int step, int steps, void *user);
 
 /* Loads a checkpoint (.safetensors file, diffusers folder, torch .ckpt). options_json keys (all optional):
- *   "precision": "auto" | "fp32" | "bf16"     "type": "auto" | "f32" | "q8_0"     "threads": 0 (all cores) ...
+ *   "precision": "auto" (fp32; attention in bf16 where the CPU has native bf16) | "fp32" | "bf16"
+ *   "type": "auto" | "f32" | "q8_0"            "threads": 0 (all cores) ...
  *   "vocab": CLIP vocabulary path              "lora_dir": folder searched for <lora:name:w> prompt tags
  *   "embd_dir": folder of textual-inversion embeddings (.safetensors/.pt/.bin) a prompt word names by file stem
  *   "upscaler_dir": folder searched for hires-fix upscaler models named by "hr_upscaler"

@@ -366,7 +366,7 @@ CommandRunner register_generate(CLI::App& app) {
                   "replaced by its vectors) [embeddings/ beside the model]");
     s->add_option("--lora", a->loras, "LoRA file to merge: PATH[:WEIGHT] or PATH:TE_WEIGHT:UNET_WEIGHT (repeatable)");
     s->add_option("-t,--threads", a->load.threads, "Threads (0 = all cores)")->capture_default_str();
-    s->add_option("--precision", a->load.precision, "auto (= fp32), bf16 (faster, ~2 % image change) or fp32 (exact)")
+    s->add_option("--precision", a->load.precision, "auto (fp32, attention in bf16 where the CPU has it natively), bf16 (faster, ~2 % image change) or fp32 (exact)")
         ->capture_default_str();
     s->add_option("--type", a->load.weight_type,
                   "UNet weights in memory: auto (exact; 16-bit where lossless), f32, or q8_0 (8-bit, lossy, ~1 GB less)")

@@ -28,6 +28,9 @@ std::string cpu_model();                                                        
 
 namespace {
 
+constexpr std::pair<const char*, ops::OpClass> kOpClasses[] = {
+    {"linear", ops::kLinear}, {"conv", ops::kConv}, {"attention", ops::kAttention}};
+
 double now_s() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -83,13 +86,14 @@ double matmul_peak_gflops() {
 Result<backend::Settings> bench_settings(const BenchOptions& opt) {
     NB_TRY(precision, parse_precision(opt.precision));
     NB_TRY(storage, parse_weight_type(opt.weight_type));
-    if (storage == ops::WeightStorage::q8_0 && precision != ops::Precision::fp32)
+    if (storage == ops::WeightStorage::q8_0 && precision == PrecisionMode::bf16)
         return make_error(Errc::invalid_argument, "weight type q8_0 needs --precision fp32 (bf16 keeps bf16 weights)");
     backend::Settings settings;  // bench's own context, as an engine's, current on this thread
-    settings.precision = precision;
+    unsigned mask = ops::kAllOps;
+    for (const auto& [name, bit] : kOpClasses)
+        if (opt.bf16_ops.find(name) == std::string::npos) mask &= ~unsigned(bit);
+    apply_precision(precision, mask, settings);  // --bf16-ops applies to --precision bf16
     settings.threads = opt.threads;
-    for (const auto& [name, bit] : {std::pair{"linear", ops::kLinear}, {"conv", ops::kConv}, {"attention", ops::kAttention}})
-        if (opt.bf16_ops.find(name) == std::string::npos) settings.bf16_ops &= ~unsigned(bit);
     return settings;
 }
 
@@ -99,8 +103,12 @@ BenchReport bench_report(const BenchOptions& opt, const std::string& path) {
     r.cpu = cpu_model();
     r.threads = ops::num_threads();
     r.precision = ops::precision() == ops::Precision::bf16 ? "bf16" : "fp32";
-    if (ops::precision() == ops::Precision::bf16 && ops::bf16_ops() != ops::kAllOps)
-        r.precision += " (" + opt.bf16_ops + "; the rest fp32)";
+    if (ops::precision() == ops::Precision::bf16 && ops::bf16_ops() != ops::kAllOps) {
+        std::string in_bf16;
+        for (const auto& [name, bit] : kOpClasses)
+            if (ops::bf16_ops() & bit) in_bf16 += (in_bf16.empty() ? "" : ",") + std::string(name);
+        r.precision += " (" + in_bf16 + "; the rest fp32)";
+    }
     r.weight_type = opt.weight_type.empty() ? "auto" : opt.weight_type;
     r.width = opt.width;
     r.height = opt.height;

@@ -74,7 +74,7 @@ Result<std::unique_ptr<Engine>> Engine::load_impl(const LoadOptions& opt) {
     NB_TRY(prediction, pipeline::parse_prediction(opt.prediction));
     backend::Settings settings;
     settings.backend = opt.backend == "ref" ? ops::Backend::ref : ops::Backend::cpu;
-    settings.precision = precision;
+    apply_precision(precision, ops::kAllOps, settings);
     settings.threads = opt.threads;
     auto ctx = std::make_unique<backend::Context>(settings);
     backend::Scope scope(*ctx);

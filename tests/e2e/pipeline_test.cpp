@@ -276,6 +276,39 @@ TEST(Pipeline, Bf16PerOpClassStaysNearFp32) {
     }
 }
 
+// --precision auto (the default): attention in bf16 on CPUs with native bf16, everything else fp32 (options.h).
+// Through the public Engine, Euler a (the sampler that moves most): the decoded image stays within 1e-2 of the
+// fp32 reference's range, and it really differs from fp32 where the CPU has bf16 (identical where it has not).
+TEST(Pipeline, AutoPrecisionTakesOnlyAttentionToBf16) {
+    auto run = [](const std::string& precision) {
+        LoadOptions o;
+        o.model_path = test::shared_path("golden/pipeline/sd_tiny_fp16.safetensors");
+        o.vocab_path = test::shared_path("assets/tokenizer/bpe_simple_vocab_16e6.txt.gz");
+        o.precision = precision;
+        auto e = Engine::load(o);
+        if (!e) throw std::runtime_error(precision + ": " + e.error().message);
+        GenerateParams p = golden_request("Euler a").params;
+        p.seed = 42;
+        auto out = (*e)->generate(p);
+        if (!out) throw std::runtime_error(precision + ": " + out.error().message);
+        return (*out)[0];
+    };
+    const auto exact = run("fp32"), automatic = run("auto");
+    const Tensor ref = g("euler_a.image_u8");
+    int worst = 0, worst_exact = 0;
+    for (size_t i = 0; i < automatic.image.pixels.size(); ++i) {
+        worst = std::max(worst, std::abs(int(automatic.image.pixels[i]) - int(ref.data()[i])));
+        worst_exact = std::max(worst_exact, std::abs(int(exact.image.pixels[i]) - int(ref.data()[i])));
+    }
+    EXPECT_LE(worst_exact, 1);
+    EXPECT_LE(worst, 2) << "measured 1 (AMD Zen 5); 1e-2 of the range is 2.55 levels";
+    if (ops::cpu_has_bf16())
+        EXPECT_NE(automatic.latent, exact.latent) << "auto should run attention in bf16 on this CPU";
+    else
+        EXPECT_EQ(automatic.latent, exact.latent);
+    std::printf("auto precision: worst pixel %d levels from the reference (fp32: %d)\n", worst, worst_exact);
+}
+
 // q8_0 UNet weights (opt-in `--type q8_0`, lossy): measured how far the decoded image moves from the fp32
 // reference; the bound catches regressions (e.g. a wrong block scale) without claiming q8 is exact. The UNet
 // really holds ~1.125 bytes per weight.

@@ -307,27 +307,36 @@ TEST(SD2, DiffusersFolderReproducesGolden) {
     fs::remove_all(o.model_path);
 }
 
-// The same golden runs through the CLI, as a user types them: within 1 level on >= 99.5 % of the values.
+// The same golden runs through the CLI, as a user types them: with --precision fp32 within 1 level on >= 99.5 %
+// of the values; at the default (auto: attention in bf16 where the CPU has it) within 1e-2 of the range, 2
+// levels (measured 2, AMD Zen 5).
 TEST(SD2, CliReproducesGolden) {
     const std::string weights = test::shared_path(kWeights), vocab = test::shared_path(kVocab);
+    for (const std::string precision : {"fp32", "auto"})
     for (auto [run, sampler] : {std::pair{"euler_a", "Euler a"}, {"dpmpp_2m_karras", "DPM++ 2M Karras"}}) {
-        SCOPED_TRACE(run);
+        SCOPED_TRACE(std::string(run) + " " + precision);
         const std::string out = ::testing::TempDir() + "/nb_sd2_" + run + ".png";
         const auto r = test::run_cli("generate -m " + weights + " --vocab " + vocab + " -p '" + kPrompt +
                                      "' --cfg-scale 7 -s 42 --steps 8 -W 128 -H 128 --sampling-method '" + sampler +
-                                     "' -o " + out);
+                                     "' --precision " + precision + " -o " + out);
         ASSERT_EQ(r.code, 0) << r.err;
         auto got = read_png(out);
         auto ref = read_png(test::shared_dir() + "/golden/sd2/" + run + ".png");
         ASSERT_TRUE(got && ref);
         ASSERT_EQ(got->pixels.size(), ref->pixels.size());
         size_t off = 0, worse = 0;
+        int worst = 0;
         for (size_t i = 0; i < ref->pixels.size(); ++i) {
             const int d = std::abs(int(got->pixels[i]) - int(ref->pixels[i]));
             off += d == 1;
             worse += d > 1;
+            worst = std::max(worst, d);
         }
-        EXPECT_EQ(worse, 0u);
+        if (precision == "auto") {
+            EXPECT_LE(worst, 2);
+            continue;
+        }
+        EXPECT_EQ(worse, 0u) << "worst " << worst << " levels";
         EXPECT_LE(off * 200, ref->pixels.size());
     }
 }

@@ -216,29 +216,38 @@ TEST(SDXL, EngineReproducesGolden) {
     EXPECT_NE(info->find("family: SDXL"), std::string::npos) << *info;
 }
 
+// The CLI as a user types it: with --precision fp32 within 1 level on >= 99.5 % of the values; at the default
+// (auto: attention in bf16 where the CPU has it) within 1e-2 of the range, 2 levels (measured 2, AMD Zen 5).
 TEST(SDXL, CliReproducesGolden) {
     const std::string weights = test::shared_path(kWeights), vocab = test::shared_path(kVocab);
+    for (const std::string precision : {"fp32", "auto"})
     for (const GoldenRun& run : kRuns) {
-        SCOPED_TRACE(run.name);
+        SCOPED_TRACE(std::string(run.name) + " " + precision);
         const std::string out = ::testing::TempDir() + "/nb_sdxl_" + run.name + ".png";
         const auto r = test::run_cli("generate -m " + weights + " --vocab " + vocab + " -p '" + kPrompt + "' -n '" +
                                      run.negative + "' --cfg-scale 7 -s 42 --steps 8 -W 128 -H 128 --sampling-method '" +
-                                     run.sampler + "' -o " + out);
+                                     run.sampler + "' --precision " + precision + " -o " + out);
         ASSERT_EQ(r.code, 0) << r.err;
         auto got = read_png(out);
         auto ref = read_png(test::shared_dir() + "/golden/sdxl/" + run.name + ".png");
         ASSERT_TRUE(got && ref);
         ASSERT_EQ(got->pixels.size(), ref->pixels.size());
         size_t off = 0, worse = 0;
+        int worst = 0;
         for (size_t i = 0; i < ref->pixels.size(); ++i) {
             const int d = std::abs(int(got->pixels[i]) - int(ref->pixels[i]));
             off += d == 1;
             worse += d > 1;
+            worst = std::max(worst, d);
         }
         ::testing::Test::RecordProperty(std::string("cli ") + run.name, std::to_string(off) + " of " +
                                                                          std::to_string(ref->pixels.size()) +
                                                                          " off by 1, " + std::to_string(worse) + " by more");
-        EXPECT_EQ(worse, 0u);
+        if (precision == "auto") {
+            EXPECT_LE(worst, 2);
+            continue;
+        }
+        EXPECT_EQ(worse, 0u) << "worst " << worst << " levels";
         EXPECT_LE(off * 200, ref->pixels.size());
     }
 }
