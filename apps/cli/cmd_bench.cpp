@@ -47,7 +47,8 @@ CommandRunner register_bench(CLI::App& app) {
             return exit_code(r.error());
         }
         // The process's start-up tuning (main.cpp), part of what a figure was measured with.
-        const std::string tunables = std::getenv("GLIBC_TUNABLES") ? std::getenv("GLIBC_TUNABLES") : "";
+        const char* set_tunables = std::getenv("GLIBC_TUNABLES");
+        const std::string tunables = set_tunables ? set_tunables : "";
         if (*json) {
             nlohmann::json j = {{"model", r->model}, {"cpu", r->cpu}, {"glibc_tunables", tunables}, {"scenario", r->scenario}, {"threads", r->threads}, {"precision", r->precision}, {"weight_type", r->weight_type}, {"width", r->width},
                                 {"height", r->height}, {"load_s", r->load_s}, {"peak_rss_mb", r->peak_rss_mb}};

@@ -28,7 +28,8 @@ void restart_with_startup_settings(char** argv) {
         setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
         changed = true;
     }
-    const std::string tunables = std::getenv("GLIBC_TUNABLES") ? std::getenv("GLIBC_TUNABLES") : "";
+    const char* set_tunables = std::getenv("GLIBC_TUNABLES");
+    const std::string tunables = set_tunables ? set_tunables : "";
     if (tunables.find("glibc.malloc.hugetlb") == std::string::npos) {
         setenv("GLIBC_TUNABLES", ((tunables.empty() ? "" : tunables + ":") + "glibc.malloc.hugetlb=1").c_str(), 1);
         changed = true;

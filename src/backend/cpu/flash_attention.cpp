@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 
 // GCC 12's AVX-512 headers initialise "undefined" vectors from themselves, which -W(maybe-)uninitialized report.
@@ -45,9 +46,11 @@ struct Shape {
     int64_t tkp() const { return nkb() * kBk; }               // keys padded to whole blocks
     int64_t dhp() const { return round_up(dh, 16); }           // V / O row width: whole vectors
     int64_t dq() const { return round_up(dh, 2); }             // bf16 Q / K rows: whole pairs
+    template <class T>
+    int64_t kd() const { return std::is_same_v<T, float> ? dh : dq(); }  // Q / K row width for element type T
 };
 
-// 2^t for t <= 0, exactly 0 below 2^-120 (masked scores are -inf): Taylor polynomial of degree Deg on [-1/2, 1/2]
+// 2^t for t <= 0, exactly 0 below 2^-120 (and for -inf): Taylor polynomial of degree Deg on [-1/2, 1/2]
 // after rounding off the integer part. Relative error before float rounding: < 2e-8 at degree 7 (fp32), < 5e-5
 // at degree 4 (for P that is rounded to bf16's 2^-9 next).
 template <int Deg>
@@ -329,7 +332,7 @@ NB_AVX512_BF16 void pack_block(const KvSource& src, const Shape& g, uint16_t* kb
 
 template <class T>
 void pack_kv(const float* k, const float* v, const Shape& g, T* kp, T* vp) {
-    const int64_t kd = std::is_same_v<T, float> ? g.dh : g.dq(), dhp = g.dhp(), tkp = g.tkp(), dm = g.dm();
+    const int64_t kd = g.kd<T>(), dhp = g.dhp(), tkp = g.tkp(), dm = g.dm();
     alignas(64) int32_t offsets[16];
     for (int i = 0; i < 16; ++i) offsets[i] = int32_t(i * dm);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -377,7 +380,7 @@ NB_AVX512_BF16 void pack_q(const float* q, const Shape& g, int64_t bi, int64_t h
 template <bool Bf16>
 void run(const float* q, const float* k, const float* v, float* out, const Shape& g, float scale) {
     using T = std::conditional_t<Bf16, uint16_t, float>;
-    const int64_t kd = Bf16 ? g.dq() : g.dh, dhp = g.dhp(), tkp = g.tkp();
+    const int64_t kd = g.kd<T>(), dhp = g.dhp(), tkp = g.tkp();
     // Packed K and V of every (batch item, head), then per-thread scratch, from the activation heap.
     const int64_t kv_elems = g.b * g.heads * tkp * (kd + dhp);
     Tensor kv = Tensor::empty({(kv_elems * int64_t(sizeof(T)) + 3) / 4});
